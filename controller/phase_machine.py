@@ -1,0 +1,266 @@
+"""The phase machine: turns "serve phase P next" into step-by-step signal states that are safe by construction.
+
+Guarantees (checked independently by :mod:`controller.safety`):
+
+* a green is never ended before its minimum green (or before walk + pedestrian clearance when
+  pedestrians were served), and is forced to end at maximum green;
+* every green that ends is followed by a full yellow, and no conflicting link turns green until
+  that link's yellow plus red clearance have elapsed;
+* a request arriving during a protected interval is kept and served as soon as it may be.
+
+Time is counted in whole steps: every interval is rounded *up* to the step, never down.
+
+>>> from controller.testing import two_phase_intersection
+>>> m = PhaseMachine(two_phase_intersection(), step_s=1.0)
+>>> [m.tick() for _ in range(3)][-1]     # start-up all-red, then phase 0 green
+'GGrr'
+>>> m.request(1)
+>>> states = [m.tick() for _ in range(12)]
+>>> states[2], states[5], states[-1]      # min green (5 s) runs out, then yellow, all-red, phase 1
+('GGrr', 'yyrr', 'rrGG')
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from controller.errors import InputError
+from controller.intersection import Intersection
+from controller.policies.base import Interval
+
+
+@dataclass
+class MachineStats:
+    """Counters of how the machine treated requests (reported by training and the daemon).
+
+    :param requests: change requests received (a request for the phase already green is not counted).
+    :param deferred: change requests that had to wait for min green, a clearance or pedestrian timing.
+    :param superseded: waiting requests replaced by a newer, different request before being served.
+    :param max_outs: greens ended by maximum green.
+    :param changes: phase changes started.
+    """
+
+    requests: int = 0
+    deferred: int = 0
+    superseded: int = 0
+    max_outs: int = 0
+    changes: int = 0
+
+
+class PhaseMachine:
+    """Sequencer for one intersection.
+
+    :param intersection: the intersection to run.
+    :param step_s: length of one tick, seconds.
+    :param initial_phase: phase index served first after the start-up all-red (default: the major phase).
+    :param ped_recall: serve the walk every time a phase with crosswalks is green (True), or only on a
+        pedestrian call (:meth:`call_pedestrian`).
+    """
+
+    def __init__(self, intersection: Intersection, step_s: float = 1.0, initial_phase: int | None = None,
+                 ped_recall: bool = True) -> None:
+        if step_s <= 0:
+            raise InputError(f"step length {step_s} s must be positive")
+        self.intersection = intersection
+        self.step_s = step_s
+        self.ped_recall = ped_recall
+        self.stats = MachineStats()
+        links = intersection.links
+        self._ticks = lambda seconds: int(math.ceil(round(seconds / step_s, 6)))
+        self._yellow = [self._ticks(l.yellow_s) for l in links]
+        self._red_clear = [self._ticks(l.red_clearance_s) for l in links]
+        self._walk = [self._ticks(l.walk_s) for l in links]
+        self._is_ped = [l.kind == "pedestrian" for l in links]
+        self._greens = [p.greens for p in intersection.phases]
+        self._conflicts = [frozenset(j for j in range(len(links)) if not intersection.compatible[i][j])
+                           for i in range(len(links))]
+        self._ped_links = [sorted(i for i in g if self._is_ped[i]) for g in self._greens]
+        self._min = [self._ticks(p.min_green_s) for p in intersection.phases]
+        self._max = [max(self._ticks(p.max_green_s), m) for p, m in zip(intersection.phases, self._min)]
+        self._ped_min = [max([self._walk[i] + self._yellow[i] for i in peds] or [0]) for peds in self._ped_links]
+
+        first = intersection.major_phase if initial_phase is None else initial_phase
+        self._check_phase(first)
+        self.now = 0  # ticks elapsed
+        self.phase = first
+        self.target = first
+        self.interval = Interval.ALL_RED
+        self.interval_ticks = 0
+        self.green_ticks = 0
+        self.pending: int | None = None
+        self._ped_calls: set[int] = set()
+        self._ped_served = False
+        self._ped_start: dict[int, int] = {}
+        self._green_start = 0
+        self._ending: frozenset[int] = frozenset()
+        self._yellow_ticks = 0
+        self._starting = True  # the start-up all-red: nothing is green yet
+        # tick at which each link's last yellow ended; start-up counts as a clearance just begun
+        self._yellow_end = [0] * len(links)
+        self._state = intersection.all_red_state()
+
+    # ----------------------------------------------------------------- inputs
+    def request(self, phase: int) -> None:
+        """Ask for ``phase`` to be served next (index). Asking for the current green phase means "extend".
+
+        :param phase: phase index, 0-based.
+        :raises InputError: for an index that is not a phase of this intersection.
+        """
+        self._check_phase(phase)
+        if self.interval is Interval.GREEN and phase == self.phase and self.pending is None:
+            return
+        if self.interval is not Interval.GREEN and phase == self.target and self.pending is None:
+            return
+        if self.pending is not None and self.pending != phase:
+            self.stats.superseded += 1
+        if self.pending != phase:
+            self.stats.requests += 1
+            if not self.may_end_green():
+                self.stats.deferred += 1
+        self.pending = phase
+
+    def call_pedestrian(self, phase: int) -> None:
+        """Register a pedestrian push-button call for the crosswalks of ``phase``."""
+        self._check_phase(phase)
+        self._ped_calls.add(phase)
+
+    # ----------------------------------------------------------------- status
+    @property
+    def time_s(self) -> float:
+        """Machine clock, seconds since start."""
+        return self.now * self.step_s
+
+    @property
+    def green_elapsed_s(self) -> float:
+        """Seconds the current phase has shown green (0 outside green)."""
+        return self.green_ticks * self.step_s if self.interval is Interval.GREEN else 0.0
+
+    def may_end_green(self) -> bool:
+        """True when the current green may be ended now (min green and pedestrian timing done)."""
+        if self.interval is not Interval.GREEN:
+            return False
+        need = self._min[self.phase]
+        if self._ped_served:
+            need = max(need, self._ped_min[self.phase])
+        return self.green_ticks >= need
+
+    # ----------------------------------------------------------------- the tick
+    def tick(self) -> str:
+        """Advance one step and return the signal state to show during it (one char per link)."""
+        if self.interval is Interval.GREEN:
+            self._in_green()
+        elif self.interval is Interval.YELLOW:
+            if self.interval_ticks >= self._yellow_ticks:
+                self._begin_all_red()
+        if self.interval is Interval.ALL_RED and self.now >= self._ready_tick(self.target):
+            self._begin_green(self.target)
+        self._state = self._render()
+        self.now += 1
+        self.interval_ticks += 1
+        if self.interval is Interval.GREEN:
+            self.green_ticks += 1
+        return self._state
+
+    def _in_green(self) -> None:
+        p = self.phase
+        if self.pending == p:
+            self.pending = None  # an "extend" is served by staying green
+        wants = self.pending
+        if self.green_ticks >= self._max[p] and self.may_end_green():
+            nxt = wants if wants is not None else (p + 1) % len(self._greens)
+            if nxt != p:
+                self.stats.max_outs += 1
+                self._begin_change(nxt)
+                return
+        if wants is not None and self.may_end_green():
+            self._begin_change(wants)
+
+    def _begin_change(self, target: int) -> None:
+        self.stats.changes += 1
+        if self._ped_served:  # record when each served crosswalk's clearance ended (it ended within this green)
+            for i in self._ped_links[self.phase]:
+                end = self._green_start + self._ped_start[i] + self._walk[i] + self._yellow[i]
+                self._yellow_end[i] = max(self._yellow_end[i], min(end, self.now))
+        if self.pending == target:
+            self.pending = None
+        self.target = target
+        ending = self._greens[self.phase] - self._greens[target]
+        ending_vehicles = [i for i in ending if not self._is_ped[i]]
+        self._ending = frozenset(ending)
+        self._yellow_ticks = max([self._yellow[i] for i in ending_vehicles] or [0])
+        self.interval = Interval.YELLOW
+        self.interval_ticks = 0
+        self.green_ticks = 0
+        if self._yellow_ticks == 0:  # nothing ends: straight on, nobody needs clearing
+            self._begin_all_red()
+
+    def _begin_all_red(self) -> None:
+        for i in self._ending:
+            if not self._is_ped[i]:
+                self._yellow_end[i] = self.now
+        self.interval = Interval.ALL_RED
+        self.interval_ticks = 0
+
+    def _ready_tick(self, target: int) -> int:
+        """First tick at which every link conflicting with ``target``'s greens has cleared."""
+        ready = 0
+        continuing = self._continuing()
+        for j in self._greens[target]:
+            if j in continuing:
+                continue
+            for i in self._conflicts[j]:
+                ready = max(ready, self._yellow_end[i] + self._red_clear[i])
+        return ready
+
+    def _continuing(self) -> frozenset[int]:
+        """Links green both before and after the change in progress (they never stop)."""
+        if self.interval is Interval.GREEN or self._starting:
+            return frozenset()
+        return self._greens[self.phase] & self._greens[self.target]
+
+    def _begin_green(self, target: int) -> None:
+        continuing = self._continuing()
+        self._starting = False
+        self.phase = target
+        self._green_start = self.now
+        self.interval = Interval.GREEN
+        self.interval_ticks = 0
+        self.green_ticks = 0
+        self._ped_served = bool(self._ped_links[target]) and (self.ped_recall or target in self._ped_calls)
+        self._ped_calls.discard(target)
+        # a crosswalk still green from the previous phase keeps its walk history
+        self._ped_start = {i: (0 if i not in continuing else -self._walk[i] - self._yellow[i])
+                           for i in self._ped_links[target]}
+
+    def _render(self) -> str:
+        inter = self.intersection
+        if self.interval is Interval.GREEN:
+            chars = list(inter.phases[self.phase].state)
+            for i in self._ped_links[self.phase]:
+                chars[i] = self._ped_char(i)
+            return "".join(chars)
+        chars = ["r"] * inter.n_links
+        before = inter.phases[self.phase].state
+        for i in self._continuing():
+            chars[i] = self._state[i] if self._is_ped[i] else before[i]
+        if self.interval is Interval.YELLOW:
+            for i in self._ending:
+                if not self._is_ped[i]:
+                    chars[i] = "y"
+        return "".join(chars)
+
+    def _ped_char(self, i: int) -> str:
+        if not self._ped_served:
+            return "r"
+        t = self.green_ticks - self._ped_start[i]
+        if t < self._walk[i]:
+            return "G"
+        if t < self._walk[i] + self._yellow[i]:
+            return "y"
+        return "r"
+
+    def _check_phase(self, phase: int) -> None:
+        if not (isinstance(phase, int) or hasattr(phase, "__index__")) or not 0 <= int(phase) < len(self._greens):
+            raise InputError(f"intersection {self.intersection.id!r}: no phase index {phase!r} "
+                             f"(it has {len(self._greens)} phases)")

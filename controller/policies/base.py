@@ -1,0 +1,91 @@
+"""The one decision interface every policy answers, and the detector data it may see.
+
+Policies see only what field detectors and radar deliver (:class:`DetectorReadings`) plus the
+signal status the controller itself knows. They never see simulator ground truth.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from controller.intersection import Intersection
+
+
+class Interval(enum.Enum):
+    """Where the phase machine is within a phase change."""
+
+    GREEN = "green"
+    YELLOW = "yellow"
+    ALL_RED = "all_red"
+    FLASH = "flash"
+
+
+@dataclass
+class DetectorReadings:
+    """One step of detector data for one intersection; arrays follow ``Intersection.detectors``.
+
+    :param time_s: controller clock, seconds.
+    :param occupied: True if the detector saw a vehicle during the last step (loop presence / zone not empty).
+    :param count: loops: vehicles that passed during the last step; zones: vehicles in the zone now.
+    :param halting: zones: vehicles queued (below 0.1 m/s ... per the detector's jam threshold); loops: 0.
+    :param occupancy: fraction of the last step the loop/zone was occupied, 0..1.
+    :param speed_mps: mean speed seen, metres per second (-1 when nothing was seen).
+    """
+
+    time_s: float
+    occupied: np.ndarray
+    count: np.ndarray
+    halting: np.ndarray
+    occupancy: np.ndarray
+    speed_mps: np.ndarray
+
+    @classmethod
+    def empty(cls, n_detectors: int, time_s: float = 0.0) -> "DetectorReadings":
+        """Readings with no vehicle anywhere (useful for tests and for a start-up step)."""
+        z = np.zeros(n_detectors)
+        return cls(time_s, np.zeros(n_detectors, dtype=bool), z.copy(), z.copy(), z.copy(), -np.ones(n_detectors))
+
+
+@dataclass
+class SignalView:
+    """What a policy may look at when deciding.
+
+    :param intersection: the intersection description (phases, detectors, timing).
+    :param readings: this step's detector data.
+    :param phase: index of the phase now green, or being left during yellow/all-red.
+    :param next_phase: index of the phase the machine is changing to (equals ``phase`` in green).
+    :param interval: green, yellow, all-red or flash.
+    :param green_elapsed_s: seconds the current phase has been green (0 outside green).
+    :param min_green_done: True when the current green may be ended now.
+    """
+
+    intersection: Intersection
+    readings: DetectorReadings
+    phase: int
+    next_phase: int
+    interval: Interval
+    green_elapsed_s: float
+    min_green_done: bool
+
+
+class Policy(ABC):
+    """A signal-timing policy. One typed call, one return shape, for classical and learned policies alike."""
+
+    #: Short name used on the command line (``--controller NAME``).
+    name: str = ""
+
+    def reset(self, intersection: Intersection, step_s: float) -> None:
+        """Prepare for a new run on ``intersection``; ``step_s`` is the decision step in seconds."""
+        self.intersection = intersection
+        self.step_s = step_s
+
+    @abstractmethod
+    def decide(self, view: SignalView) -> int:
+        """Return the index of the phase to serve next; returning ``view.phase`` means "keep/extend it".
+
+        The phase machine decides *when* the request takes effect (min green, clearances, max green).
+        """
