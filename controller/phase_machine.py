@@ -3,7 +3,8 @@
 Guarantees (checked independently by :mod:`controller.safety`):
 
 * a green is never ended before its minimum green (or before walk + pedestrian clearance when
-  pedestrians were served), and is forced to end at maximum green;
+  pedestrians were served), and is forced to end at maximum green when another phase is waiting
+  (a request or a detector call), as NEMA's max timer does; with nobody waiting it rests in green;
 * every green that ends is followed by a full yellow, and no conflicting link turns green until
   that link's yellow plus red clearance have elapsed;
 * a request arriving during a protected interval is kept and served as soon as it may be.
@@ -90,6 +91,7 @@ class PhaseMachine:
         self.green_ticks = 0
         self.pending: int | None = None
         self._ped_calls: set[int] = set()
+        self._calls: set[int] = set()
         self._ped_served = False
         self._ped_start: dict[int, int] = {}
         self._green_start = 0
@@ -119,6 +121,12 @@ class PhaseMachine:
             if not self.may_end_green():
                 self.stats.deferred += 1
         self.pending = phase
+
+    def call_vehicle(self, phase: int) -> None:
+        """Register a (locking) vehicle call on ``phase``: a detector saw demand there. Calls on the phase now
+        green are ignored; a call is cleared when its phase turns green. Calls only matter at max green."""
+        if not (self.interval is Interval.GREEN and phase == self.phase):
+            self._calls.add(phase)
 
     def call_pedestrian(self, phase: int) -> None:
         """Register a pedestrian push-button call for the crosswalks of ``phase``."""
@@ -167,13 +175,16 @@ class PhaseMachine:
         if self.pending == p:
             self.pending = None  # an "extend" is served by staying green
         wants = self.pending
-        if self.green_ticks >= self._max[p] and self.may_end_green():
-            nxt = wants if wants is not None else (p + 1) % len(self._greens)
-            if nxt != p:
+        if wants is None and self.green_ticks >= self._max[p] and self.may_end_green():
+            n = len(self._greens)
+            waiting = [q for q in ((p + k) % n for k in range(1, n)) if q in self._calls]
+            if waiting:  # max-out: the next phase in sequence that has a call
                 self.stats.max_outs += 1
-                self._begin_change(nxt)
+                self._begin_change(waiting[0])
                 return
         if wants is not None and self.may_end_green():
+            if self.green_ticks >= self._max[p]:
+                self.stats.max_outs += 1
             self._begin_change(wants)
 
     def _begin_change(self, target: int) -> None:
@@ -229,6 +240,7 @@ class PhaseMachine:
         self.green_ticks = 0
         self._ped_served = bool(self._ped_links[target]) and (self.ped_recall or target in self._ped_calls)
         self._ped_calls.discard(target)
+        self._calls.discard(target)
         # a crosswalk still green from the previous phase keeps its walk history
         self._ped_start = {i: (0 if i not in continuing else -self._walk[i] - self._yellow[i])
                            for i in self._ped_links[target]}

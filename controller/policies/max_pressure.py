@@ -1,0 +1,146 @@
+"""Max-pressure control (P. Varaiya, "Max pressure control of a network of signalized intersections",
+Transportation Research Part C 36, 2013), from detector counts.
+
+Pressure of a movement (link) *l* = vehicles waiting to use it − vehicles on its outgoing lane; the
+pressure of a phase is the sum over its green vehicle links. Once the current green has run its
+minimum, the policy asks for the phase of highest pressure; a tie keeps the current phase, so the
+signal does not switch for nothing.
+
+Counting (all vehicles, not only halted ones: the classic definition, which also did better in our
+baselines, see ``reference/learning.md``):
+
+* **incoming**: ``count`` of the approach radar zone on the link's lane. A lane feeding several links
+  (a shared through/right lane) is not counted once per link: the detectors cannot tell which
+  movement each vehicle will take, so the lane's count is split equally over its vehicle links.
+  A phase serving every movement of the lane therefore sees the lane's vehicles exactly once.
+* **outgoing**: ``count`` of the exit zone(s) on the link's outgoing lane, subtracted in full for
+  each link, as in Varaiya's per-movement pressure (every movement into that lane adds to it).
+* **without radar** (a link no radar zone covers): a queue proxy from the lane's loops. With an
+  advance and a stop-bar loop, the vehicles between them are estimated by input-output counting
+  (advance count in − stop-bar count out), kept within [1 if the stop-bar is occupied else 0,
+  storage + 1] where storage is the gap between the loops over a 7.5 m jam spacing, and set to the
+  maximum when a vehicle stands on the advance loop (the queue has reached it). With a single loop,
+  its occupancy fraction (0..1) stands in. No exit detection means no downstream term: the policy
+  then serves the longest estimated queue.
+
+The policy must be asked every step when it relies on loop counts (they cover the step just ended).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from controller.intersection import Intersection
+from controller.policies.base import Interval, Policy, SignalView
+from controller.timing import ceil_to_step
+
+#: Space one queued vehicle takes, metres (a car plus the gap to the next; the usual jam-density value).
+JAM_SPACING_M = 7.5
+#: Occupancy above which a vehicle is taken to be standing on the advance loop (queue spill-back).
+STANDING_OCCUPANCY = 0.95
+_EPS = 1e-9
+
+
+class _LoopQueue:
+    """Input-output queue estimate for one lane without radar (see the module docstring)."""
+
+    def __init__(self, stopbar: int | None, advance: int | None, storage: float, links: np.ndarray) -> None:
+        self.stopbar, self.advance, self.storage, self.links = stopbar, advance, storage, links
+        self.queue = 0.0
+
+    def update(self, occupied: np.ndarray, count: np.ndarray, occupancy: np.ndarray) -> float:
+        sb, adv = self.stopbar, self.advance
+        if sb is not None and adv is not None:
+            low = 1.0 if occupied[sb] else 0.0
+            high = self.storage + 1.0
+            q = self.queue + float(count[adv]) - float(count[sb])
+            if occupancy[adv] >= STANDING_OCCUPANCY:
+                q = high
+            self.queue = min(max(q, low), high)
+        else:
+            self.queue = float(occupancy[sb if sb is not None else adv])
+        return self.queue
+
+
+class MaxPressurePolicy(Policy):
+    """Varaiya's max-pressure with a minimum green, from radar zone counts (loops as a fallback).
+
+    :param use_halting: count only halted vehicles in the zones (``halting``) instead of all of them
+        (``count``, the default and the classic definition); kept for comparisons.
+    """
+
+    name = "maxpressure"
+
+    def __init__(self, use_halting: bool = False) -> None:
+        self.use_halting = use_halting
+
+    def reset(self, intersection: Intersection, step_s: float) -> None:
+        super().reset(intersection, step_s)
+        links, dets, phases = intersection.links, intersection.detectors, intersection.phases
+        n_links, n_dets = len(links), len(dets)
+        vehicle = np.array([lk.kind == "vehicle" for lk in links], dtype=bool)
+        #: greens[i, l]: vehicle link l is green in phase i
+        self.greens = np.array([[l in p.greens and vehicle[l] for l in range(n_links)] for p in phases], dtype=float)
+        self.w_in = np.zeros((n_links, n_dets))
+        self.w_out = np.zeros((n_links, n_dets))
+        for k, d in enumerate(dets):
+            served = [l for l in d.links if vehicle[l]]
+            if d.kind == "radar" and served:
+                self.w_in[served, k] += 1.0 / len(served)
+            elif d.kind == "exit":
+                self.w_out[served, k] = 1.0
+        self._loops = self._loop_queues(intersection, vehicle, covered=self.w_in.any(axis=1))
+        self._max_s = [max(ceil_to_step(p.max_green_s, step_s), ceil_to_step(p.min_green_s, step_s))
+                       for p in phases]
+        self.pressures = np.zeros(len(phases))
+
+    @staticmethod
+    def _loop_queues(intersection: Intersection, vehicle: np.ndarray, covered: np.ndarray) -> list[_LoopQueue]:
+        """One estimator per lane whose links no radar zone covers but a stop-bar/advance loop does."""
+        by_lane: dict[str, dict] = {}
+        for k, d in enumerate(intersection.detectors):
+            if d.kind not in ("stopbar", "advance"):
+                continue
+            served = [l for l in d.links if vehicle[l] and not covered[l]]
+            if not served:
+                continue
+            lane = by_lane.setdefault(d.lane, {"stopbar": None, "advance": None, "links": set()})
+            if lane[d.kind] is None:
+                lane[d.kind] = k
+            lane["links"].update(served)
+        queues = []
+        for lane in by_lane.values():
+            sb, adv = lane["stopbar"], lane["advance"]
+            gap_m = 0.0
+            if sb is not None and adv is not None:
+                gap_m = intersection.detectors[adv].distance_m - intersection.detectors[sb].distance_m
+            queues.append(_LoopQueue(sb, adv, max(gap_m / JAM_SPACING_M, 1.0), np.array(sorted(lane["links"]))))
+        return queues
+
+    def link_pressures(self, view: SignalView) -> np.ndarray:
+        """Per link: estimated vehicles upstream minus vehicles on the outgoing lane (0 for pedestrian links).
+
+        Updates the loop estimators, so call it once per step (``decide`` does).
+        """
+        r = view.readings
+        zone = np.asarray(r.halting if self.use_halting else r.count, dtype=float)
+        upstream = self.w_in @ zone
+        for lane in self._loops:
+            upstream[lane.links] += lane.update(r.occupied, r.count, r.occupancy) / len(lane.links)
+        # exit zones: all vehicles on the outgoing lane, halted or not (they all take its space)
+        return upstream - self.w_out @ np.asarray(r.count, dtype=float)
+
+    def decide(self, view: SignalView) -> int:
+        self.pressures = self.greens @ self.link_pressures(view)  # every step, so the loop estimates stay current
+        if view.interval is not Interval.GREEN:
+            return view.next_phase
+        p = view.phase
+        if not view.min_green_done:
+            return p
+        if view.green_elapsed_s + _EPS >= self._max_s[p]:
+            # the machine ends this green now whatever we ask: choose where it goes rather than take the next in list
+            others = self.pressures.copy()
+            others[p] = -np.inf
+            return int(np.argmax(others))
+        best = int(np.argmax(self.pressures))
+        return best if self.pressures[best] > self.pressures[p] + _EPS else p

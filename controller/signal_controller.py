@@ -1,0 +1,85 @@
+"""One intersection's decision pipeline: policy → phase machine → independent safety monitor → output.
+
+This is the only road from a decision to a signal, in simulation, live and in replay. There is no
+switch that skips the phase machine or the monitor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from controller.intersection import Intersection
+from controller.phase_machine import PhaseMachine
+from controller.policies.base import DetectorReadings, Interval, Policy, SignalView
+from controller.safety import SafetyMonitor
+
+
+class SignalController:
+    """Runs one intersection, one step at a time.
+
+    :param intersection: the intersection description.
+    :param policy: the policy that proposes the next phase, or None when requests come from outside
+        (a learning agent calls :meth:`request`).
+    :param step_s: step length, seconds.
+    :param decision_period_s: how often the policy is asked, seconds (a multiple of ``step_s``).
+    """
+
+    def __init__(self, intersection: Intersection, policy: Policy | None, step_s: float = 1.0,
+                 decision_period_s: float = 1.0) -> None:
+        self.intersection = intersection
+        self.policy = policy
+        self.step_s = step_s
+        self.machine = PhaseMachine(intersection, step_s)
+        self.monitor = SafetyMonitor(intersection, step_s)
+        self._decide_every = max(1, round(decision_period_s / step_s))
+        self._steps = 0
+        self.state = intersection.all_red_state()
+        self._call_detectors = phase_call_detectors(intersection)
+        if policy is not None:
+            policy.reset(intersection, step_s)
+
+    def view(self, readings: DetectorReadings) -> SignalView:
+        """What a policy sees now: detector data plus the controller's own signal status."""
+        m = self.machine
+        return SignalView(self.intersection, readings, m.phase, m.target, m.interval, m.green_elapsed_s,
+                          m.may_end_green())
+
+    def request(self, phase: int) -> None:
+        """Ask for ``phase`` (index) to be served next; the phase machine decides when."""
+        self.machine.request(phase)
+
+    def step(self, readings: DetectorReadings | None) -> str:
+        """Decide (on decision steps), advance one step, and return the checked state to show.
+
+        :param readings: this step's detector data (may be None when no policy is attached).
+        :return: the signal state string; the flash pattern if the monitor has latched a fault.
+        """
+        if readings is not None:
+            self._register_calls(readings.occupied)
+        if self.policy is not None and self._steps % self._decide_every == 0 and not self.monitor.in_flash:
+            self.machine.request(self.policy.decide(self.view(readings)))
+        self._steps += 1
+        self.state = self.monitor.check(self.machine.tick())
+        return self.state
+
+    def _register_calls(self, occupied: np.ndarray) -> None:
+        """Detector presence on a phase's approach lanes places a (locking) vehicle call on that phase."""
+        for phase, idx in enumerate(self._call_detectors):
+            if idx.size and occupied[idx].any():
+                self.machine.call_vehicle(phase)
+
+    @property
+    def interval(self) -> Interval:
+        """The phase machine's interval, or FLASH once the monitor has latched."""
+        return Interval.FLASH if self.monitor.in_flash else self.machine.interval
+
+
+def phase_call_detectors(intersection: Intersection) -> list[np.ndarray]:
+    """Per phase, indices of the approach detectors (stop-bar, advance, radar) on lanes it serves green."""
+    vehicle = {l.index for l in intersection.links if l.kind == "vehicle"}
+    out = []
+    for phase in intersection.phases:
+        served = phase.greens & vehicle
+        out.append(np.array([k for k, d in enumerate(intersection.detectors)
+                             if d.kind != "exit" and served.intersection(d.links)], dtype=np.int64))
+    return out

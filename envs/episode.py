@@ -1,0 +1,95 @@
+"""Shared machinery of the Gymnasium and PettingZoo environments: episodes, seeds, decision steps."""
+
+from __future__ import annotations
+
+from controller.errors import InputError
+from controller.policies.registry import make_policy
+from envs.observations import OBSERVATIONS
+from envs.rewards import REWARDS
+from envs.simulation import SignalSimulation, intersections_of
+from networks.catalog import NetworkSpec, load_network
+
+
+class Episodes:
+    """Runs SUMO episodes in which some traffic lights take requests from agents every ``delta_time_s``.
+
+    :param network: network name/folder or a :class:`NetworkSpec`.
+    :param scenario: scenario name (the network's default if None).
+    :param agents: traffic-light ids the agents control (all if None); the others run ``others``.
+    :param delta_time_s: seconds between agent decisions.
+    :param observation: observation function name.
+    :param reward: reward function name.
+    :param others: policy name for lights no agent controls.
+    :param gui: show sumo-gui.
+    :param use_traci: force TraCI.
+    """
+
+    def __init__(self, network: str | NetworkSpec = "grid", scenario: str | None = None,
+                 agents: list[str] | None = None, delta_time_s: float = 5.0, observation: str = "detectors",
+                 reward: str = "diff-waiting-time", others: str = "fixed", gui: bool = False,
+                 use_traci: bool = False) -> None:
+        self.network = load_network(network) if isinstance(network, str) else network
+        self.scenario = self.network.scenario(scenario)
+        self.intersections = intersections_of(self.network)
+        ids = [i.id for i in self.intersections]
+        self.agents = list(ids) if agents is None else list(agents)
+        for a in self.agents:
+            if a not in ids:
+                raise InputError(f"no traffic light {a!r} in {self.network.net_file}")
+        if observation not in OBSERVATIONS:
+            raise InputError(f"unknown observation {observation!r}; choose from: {', '.join(OBSERVATIONS)}")
+        if reward not in REWARDS:
+            raise InputError(f"unknown reward {reward!r}; choose from: {', '.join(REWARDS)}")
+        if delta_time_s < 1:
+            raise InputError(f"delta time {delta_time_s} s must be at least one simulation step (1 s)")
+        self.delta_time_s = delta_time_s
+        self.agent_index = {a: ids.index(a) for a in self.agents}
+        self.observe = {a: OBSERVATIONS[observation](self.intersections[k], delta_time_s)
+                        for a, k in self.agent_index.items()}
+        self._reward_cls = REWARDS[reward]
+        self._others, self._gui, self._use_traci = others, gui, use_traci
+        self.sim: SignalSimulation | None = None
+        self._base_seed = 0
+        self._episode = 0
+
+    def start(self, seed: int | None) -> None:
+        """Begin a new episode. The SUMO seed changes every episode (base seed + episode number)."""
+        self.close()
+        if seed is not None:
+            self._base_seed, self._episode = int(seed), 0
+        sumo_seed = self._base_seed + self._episode
+        self._episode += 1
+        policies = {i.id: make_policy(self._others) for i in self.intersections if i.id not in self.agent_index}
+        self.sim = SignalSimulation(self.network, self.scenario, sumo_seed, policies=policies, gui=self._gui,
+                                    use_traci=self._use_traci)
+        self.rewards = {a: self._reward_cls(self.intersections[k], self.sim.backend.api)
+                        for a, k in self.agent_index.items()}
+        for r in self.rewards.values():
+            r()  # prime difference-based rewards
+
+    def decide(self, actions: dict[str, int]) -> None:
+        """Pass the agents' phase requests to the core and run ``delta_time_s`` seconds."""
+        sim = self.sim
+        requests = {self.agent_index[a]: int(p) for a, p in actions.items()}
+        steps = int(round(self.delta_time_s))
+        read_always = len(self.agent_index) < len(self.intersections)  # classical policies need every step
+        for s in range(steps):
+            if sim.done:
+                break
+            sim.advance(requests if s == 0 else None, read=read_always or s == steps - 1)
+
+    def observation(self, agent: str):
+        k = self.agent_index[agent]
+        return self.observe[agent](self.sim.controllers[k], self.sim.readings[k])
+
+    def reward(self, agent: str) -> float:
+        return float(self.rewards[agent]())
+
+    def info(self) -> dict:
+        sim = self.sim
+        return {"time_s": sim.time_s, "violations": sim.violations()}
+
+    def close(self) -> None:
+        if self.sim is not None:
+            self.sim.cleanup()
+            self.sim = None

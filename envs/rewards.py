@@ -1,0 +1,71 @@
+"""Reward functions for training (they may use simulator ground truth: they never run at the curb).
+
+Add a class and register it to offer another reward; the environments never change.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from controller.intersection import Intersection
+
+
+class RewardFunction(ABC):
+    """Reward of one intersection for the last decision interval, read from the running simulation.
+
+    :param intersection: the intersection.
+    :param api: the simulation's TraCI-like API (libsumo module or TraCI connection).
+    """
+
+    name = ""
+
+    def __init__(self, intersection: Intersection, api) -> None:
+        self.intersection = intersection
+        self.api = api
+        self.incoming = sorted({l.from_lane for l in intersection.links if l.kind == "vehicle"})
+        self.outgoing = sorted({l.to_lane for l in intersection.links if l.kind == "vehicle" and l.to_lane})
+
+    @abstractmethod
+    def __call__(self) -> float:
+        """The reward now."""
+
+
+class QueueReward(RewardFunction):
+    """Minus the number of halted vehicles (speed < 0.1 m/s) on the incoming lanes, divided by 10."""
+
+    name = "queue"
+
+    def __call__(self) -> float:
+        lane = self.api.lane
+        return -sum(lane.getLastStepHaltingNumber(l) for l in self.incoming) / 10.0
+
+
+class WaitingTimeChangeReward(RewardFunction):
+    """Decrease of the accumulated waiting time (s) of vehicles on the incoming lanes, divided by 100."""
+
+    name = "diff-waiting-time"
+
+    def __init__(self, intersection: Intersection, api) -> None:
+        super().__init__(intersection, api)
+        self._last = 0.0
+
+    def __call__(self) -> float:
+        lane = self.api.lane
+        total = sum(lane.getWaitingTime(l) for l in self.incoming)
+        reward, self._last = (self._last - total) / 100.0, total
+        return reward
+
+
+class PressureReward(RewardFunction):
+    """Minus the pressure: vehicles on incoming lanes minus vehicles on outgoing lanes, divided by 10."""
+
+    name = "pressure"
+
+    def __call__(self) -> float:
+        lane = self.api.lane
+        inside = sum(lane.getLastStepVehicleNumber(l) for l in self.incoming)
+        out = sum(lane.getLastStepVehicleNumber(l) for l in self.outgoing)
+        return -(inside - out) / 10.0
+
+
+REWARDS: dict[str, type[RewardFunction]] = {c.name: c for c in (QueueReward, WaitingTimeChangeReward, PressureReward)}

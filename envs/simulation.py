@@ -1,0 +1,139 @@
+"""A SUMO simulation whose signals are all decided by the core, one :class:`SignalController` per light.
+
+The building block under the runner, the Gymnasium env and the PettingZoo env.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+from controller.errors import InputError
+from controller.intersection import Intersection
+from controller.policies.base import DetectorReadings
+from controller.signal_controller import SignalController
+from envs.metrics import RunMetrics, read_metrics, read_vtype_classes, sumo_output_args
+from envs.sumo_backend import SumoBackend, SumoRun
+from envs.sumo_programs import SUMO_REFERENCE_CONTROLLERS, write_reference_program
+from networks.catalog import NetworkSpec, ScenarioSpec
+from networks.derive import derive_intersections
+from networks.detectors import write_detector_additional
+
+
+@lru_cache(maxsize=8)
+def _intersections(net_file: Path, override_file: Path | None, mtime: float) -> tuple[Intersection, ...]:
+    return tuple(derive_intersections(net_file, override_file))
+
+
+def intersections_of(network: NetworkSpec) -> list[Intersection]:
+    """The network's intersections (derived from the net, with its override file), cached per process."""
+    if not network.net_file.is_file():
+        raise InputError(f"{network.net_file}: network file not found")
+    return list(_intersections(network.net_file, network.override_file, network.net_file.stat().st_mtime))
+
+
+class SignalSimulation:
+    """SUMO plus the core: every traffic light driven through phase machine and safety monitor.
+
+    :param network: the network.
+    :param scenario: the demand scenario (route files and horizon).
+    :param seed: SUMO random seed.
+    :param policies: per traffic-light id, a policy factory result or None (requests come from
+        :meth:`advance`); ignored for SUMO's reference controllers.
+    :param reference: ``sumo-actuated`` / ``sumo-delay-based`` to let SUMO's own logic run instead of the core.
+    :param work_dir: where SUMO writes tripinfo/statistics (a temporary folder if None).
+    :param gui: show sumo-gui (TraCI).
+    :param use_traci: force TraCI.
+    :param decision_period_s: how often attached policies decide, seconds.
+    """
+
+    def __init__(self, network: NetworkSpec, scenario: ScenarioSpec, seed: int, policies=None,
+                 reference: str | None = None, work_dir: Path | None = None, gui: bool = False,
+                 use_traci: bool = False, decision_period_s: float = 1.0) -> None:
+        self.network, self.scenario, self.seed = network, scenario, seed
+        self.intersections = intersections_of(network)
+        self._tmp = None
+        if work_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="ondaverde-")
+            work_dir = Path(self._tmp.name)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        self.work_dir = work_dir
+        for f in scenario.route_files:
+            if not Path(f).is_file():
+                raise InputError(f"{f}: route file not found")
+        additional = [write_detector_additional(self.intersections, work_dir / "detectors.add.xml")]
+        if reference is not None:
+            if reference not in SUMO_REFERENCE_CONTROLLERS:
+                raise InputError(f"unknown SUMO reference controller {reference!r}")
+            additional.append(write_reference_program(network.net_file, reference, work_dir / "reference.add.xml"))
+        self.tripinfo = work_dir / "tripinfo.xml"
+        self.statistics = work_dir / "statistics.xml"
+        self.run = SumoRun(network.net_file, tuple(scenario.route_files), tuple(additional), scenario.begin_s,
+                           scenario.end_s, seed, tuple(sumo_output_args(self.tripinfo, self.statistics)), gui)
+        self.controlled = reference is None
+        self.controllers: list[SignalController] = []
+        if self.controlled:
+            policies = policies or {}
+            self.controllers = [SignalController(i, policies.get(i.id), 1.0, decision_period_s)
+                                for i in self.intersections]
+        self.backend = SumoBackend(self.run, self.intersections if self.controlled else [], use_traci)
+        self.readings: list[DetectorReadings] = (self.backend.read_detectors() if self.controlled else [])
+        self._closed = False
+
+    @property
+    def time_s(self) -> float:
+        """Simulation clock, seconds."""
+        return self.backend.time_s
+
+    @property
+    def done(self) -> bool:
+        """True once the horizon is reached."""
+        return self.backend.done
+
+    def advance(self, requests: dict[int, int] | None = None, read: bool = True) -> None:
+        """Run one second: controllers decide (or take ``requests``: intersection index → phase index),
+        states are checked and shown, SUMO steps, detectors are read.
+
+        :param requests: phase requests from outside (a learning agent), by intersection index.
+        :param read: read detectors after the step (policies attached need it every step).
+        """
+        if requests:
+            for k, phase in requests.items():
+                self.controllers[k].request(int(phase))
+        backend = self.backend
+        readings = self.readings
+        for k, ctrl in enumerate(self.controllers):
+            backend.set_state(ctrl.intersection.id, ctrl.step(readings[k] if readings else None))
+        backend.step()
+        if read and self.controlled:
+            self.readings = backend.read_detectors()
+
+    def run_to_end(self, progress=None) -> None:
+        """Advance until the horizon; ``progress(seconds)`` is called every simulated 60 s if given."""
+        last = self.time_s
+        while not self.done:
+            self.advance()
+            if progress is not None and self.time_s - last >= 60:
+                progress(self.time_s - last)
+                last = self.time_s
+
+    def violations(self) -> int:
+        """Safety-monitor violations recorded so far (over all intersections)."""
+        return sum(len(c.monitor.violations) for c in self.controllers)
+
+    def close(self) -> RunMetrics:
+        """Stop SUMO and compute the run's metrics from its own output files."""
+        if not self._closed:
+            self.backend.close()
+            self._closed = True
+        classes = read_vtype_classes(list(self.scenario.route_files))
+        return read_metrics(self.tripinfo, self.statistics, self.scenario.begin_s, self.scenario.end_s, classes)
+
+    def cleanup(self) -> None:
+        """Close SUMO if needed and delete the temporary work folder."""
+        if not self._closed:
+            self.backend.close()
+            self._closed = True
+        if self._tmp is not None:
+            self._tmp.cleanup()

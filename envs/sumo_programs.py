@@ -1,0 +1,51 @@
+"""SUMO's own adaptive signal logics applied to a network's phases: the reference controllers.
+
+``sumo-actuated`` and ``sumo-delay-based`` are what a SUMO user reaches for first, and they are strong
+baselines. They run inside SUMO, not through our core: they are yardsticks, not candidates for the curb.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from controller.errors import InputError
+
+#: command-line name → SUMO tlLogic type
+SUMO_REFERENCE_CONTROLLERS = {"sumo-actuated": "actuated", "sumo-delay-based": "delay_based"}
+#: min green given to SUMO's logics, seconds (its own default minDur for actuated lights)
+REFERENCE_MIN_GREEN_S = 5.0
+#: max green: at least this, seconds, or 1.5 × the program's green
+REFERENCE_MAX_GREEN_S = 45.0
+
+
+def write_reference_program(net_file: Path, controller: str, out_path: Path) -> Path:
+    """Write an additional file that switches every traffic light of ``net_file`` to SUMO's own logic.
+
+    The phases are the network's own; green phases get ``minDur``/``maxDur`` (without them SUMO's
+    actuated logic behaves as fixed time). Loaded last, the new program is the active one.
+
+    :param net_file: the ``.net.xml``.
+    :param controller: ``sumo-actuated`` or ``sumo-delay-based``.
+    :param out_path: where to write the additional file.
+    :return: ``out_path``.
+    """
+    kind = SUMO_REFERENCE_CONTROLLERS[controller]
+    try:
+        logics = [el for _, el in ET.iterparse(net_file) if el.tag == "tlLogic"]
+    except (ET.ParseError, OSError) as exc:
+        raise InputError(f"{net_file}: cannot read network ({exc})") from None
+    root = ET.Element("additional")
+    for logic in logics:
+        new = ET.SubElement(root, "tlLogic", id=logic.get("id"), type=kind, programID=f"ondaverde-{kind}",
+                            offset=logic.get("offset", "0"))
+        for phase in logic.findall("phase"):
+            attrs = {"duration": phase.get("duration"), "state": phase.get("state")}
+            state = attrs["state"]
+            if any(c in "Gg" for c in state) and "y" not in state:
+                dur = float(attrs["duration"])
+                attrs["minDur"] = f"{min(REFERENCE_MIN_GREEN_S, dur):g}"
+                attrs["maxDur"] = f"{max(REFERENCE_MAX_GREEN_S, 1.5 * dur):g}"
+            ET.SubElement(new, "phase", attrs)
+    ET.ElementTree(root).write(out_path)
+    return out_path

@@ -1,0 +1,5 @@
+import sys
+
+from ondaverde.cli import main
+
+sys.exit(main())

@@ -1,0 +1,151 @@
+"""The ``ondaverde`` command: simulate, evaluate and benchmark signal controllers on SUMO networks.
+
+Every bad input (file, value, network) ends in one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from controller.errors import InputError
+
+EXIT_BAD_INPUT = 2
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be integers separated by commas, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("give at least one seed")
+    return seeds
+
+
+def _names(text: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one name")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from envs.runner import controller_names
+    from ondaverde.netargs import add_network_args
+
+    controllers = ", ".join(controller_names())
+    parser = argparse.ArgumentParser(
+        prog="ondaverde",
+        description="Adaptive traffic-signal control: one safe signal-timing core, trained and judged in SUMO.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("simulate", help="run one controller on one scenario and print its metrics",
+                       description="Run one controller for one scenario and seed; metrics come from SUMO's "
+                                   "tripinfo (delay = timeLoss + departDelay over every scheduled vehicle, "
+                                   "never-inserted vehicles charged end - depart).")
+    add_network_args(p)
+    p.add_argument("--controller", default="actuated", help=f"one of: {controllers} (default: actuated)")
+    p.add_argument("--seed", type=int, default=0, help="SUMO random seed (default: 0)")
+    p.add_argument("--gui", action="store_true", help="watch it in sumo-gui (TraCI)")
+    p.add_argument("--json", action="store_true", help="print the run record as JSON")
+    p.add_argument("--keep-output", type=Path, default=None, metavar="DIR",
+                   help="keep SUMO's tripinfo and statistics files in DIR")
+
+    p = sub.add_parser("evaluate", help="controllers side by side on the same seeds",
+                       description="Run controllers side by side on the same scenarios and seeds, in parallel "
+                                   "processes; print mean ± sd per controller, optionally plot and emit JSON.")
+    add_network_args(p)
+    p.add_argument("--controllers", type=_names, default=["fixed", "actuated", "maxpressure"],
+                   help=f"comma-separated, from: {controllers} (default: fixed,actuated,maxpressure)")
+    p.add_argument("--scenarios", type=_names, default=None,
+                   help="comma-separated scenarios (default: --scenario, or the network's default)")
+    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="comma-separated SUMO seeds (default: 0,1,2)")
+    p.add_argument("--jobs", type=int, default=None, help="parallel processes (default: CPU cores)")
+    p.add_argument("--plot", type=Path, default=None, metavar="PNG", help="bar chart of delay per controller")
+    p.add_argument("--json", action="store_true", help="print a JSON list with one record per run")
+
+    p = sub.add_parser("bench", help="performance benchmarks (ratios against plain SUMO)")
+    bsub = p.add_subparsers(dest="bench", required=True, metavar="WHAT")
+    b = bsub.add_parser("env", help="the environment stepped to the horizon vs a plain sumo process",
+                        description="Step the Gymnasium env (all intersections, a trivial policy) from reset to "
+                                    "the horizon, and run a plain sumo process on the same net, routes, "
+                                    "detectors, seed and horizon; print the wall-time ratio, the whole-process "
+                                    "ratio and env steps per second.")
+    b.add_argument("--network", default=None, help="network (default: the largest bundled one)")
+    b.add_argument("--scenario", default=None, help="scenario (default: the network's default)")
+    b.add_argument("--seed", type=int, default=0, help="SUMO seed (default: 0)")
+    b.add_argument("--repeats", type=int, default=3, help="timed repetitions; the best of each is kept (default: 3)")
+    b.add_argument("--json", action="store_true", help="print the result as JSON")
+    return parser
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from envs.runner import check_controller, run_episode
+    from ondaverde.netargs import resolve_network
+
+    check_controller(args.controller)
+    network, scenario = resolve_network(args)
+    result = run_episode(network, scenario, args.controller, args.seed, gui=args.gui, work_dir=args.keep_output)
+    record = result.record()
+    if args.json:
+        print(json.dumps(record))
+    else:
+        for key, value in record.items():
+            print(f"{key:>14}: {value:.2f}" if isinstance(value, float) else f"{key:>14}: {value}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from envs.runner import check_controller
+    from ondaverde.netargs import resolve_network
+    from training.evaluate import evaluate, format_table, plot_delay, summarise
+
+    for c in args.controllers:
+        check_controller(c)
+    network, scenario = resolve_network(args)
+    scenarios = args.scenarios or [scenario]
+    records = evaluate(network, scenarios, args.controllers, args.seeds, args.jobs)
+    rows = summarise(records)
+    if args.json:
+        print(json.dumps(records))
+    else:
+        print(f"network {network.name}, seeds {','.join(map(str, args.seeds))}; delay = mean per scheduled "
+              f"vehicle (timeLoss + departDelay, never-inserted charged), seconds")
+        print(format_table(rows))
+    if args.plot is not None:
+        plot_delay(rows, args.plot, f"{network.name}: delay by controller")
+        print(f"plot written to {args.plot}", file=sys.stderr)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from envs.bench import bench_env, format_bench
+
+    result = bench_env(args.network, args.scenario, args.seed, args.repeats)
+    print(json.dumps(result) if args.json else format_bench(result))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``ondaverde`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"simulate": cmd_simulate, "evaluate": cmd_evaluate, "bench": cmd_bench}
+    try:
+        return handlers[args.command](args)
+    except InputError as exc:
+        print(f"ondaverde: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"ondaverde: error: {exc.filename or exc}: {exc.strerror or 'cannot open'}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("ondaverde: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Command-line selection of a network: a bundled name, a network folder, a .sumocfg, or --net + --routes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from controller.errors import InputError
+from networks.catalog import (DEFAULT_NETWORK, NetworkSpec, bundled_networks, load_network, network_from_files,
+                              network_from_sumocfg)
+
+
+def add_network_args(parser: argparse.ArgumentParser) -> None:
+    """Add --network/--scenario/--net/--routes/--begin/--end to ``parser``."""
+    g = parser.add_argument_group("network (bundled, your own folder, a .sumocfg, or --net with --routes)")
+    g.add_argument("--network", default=None,
+                   help=f"bundled network ({', '.join(bundled_networks())}), a folder with network.yaml, "
+                        f"or a .sumocfg file (default: {DEFAULT_NETWORK})")
+    g.add_argument("--scenario", default=None, help="demand scenario of the network (default: its default scenario)")
+    g.add_argument("--net", type=Path, default=None, help="a SUMO .net.xml with tlLogic programs (bring your own)")
+    g.add_argument("--routes", default=None, help="route file(s) for --net, comma-separated")
+    g.add_argument("--begin", type=float, default=None, help="simulation begin, seconds")
+    g.add_argument("--end", type=float, default=None, help="simulation end (horizon), seconds")
+
+
+def resolve_network(args: argparse.Namespace) -> tuple[NetworkSpec, str]:
+    """The network and scenario name the arguments select; InputError on contradictions or bad files."""
+    if args.net is not None:
+        if args.network is not None:
+            raise InputError("give either --network or --net, not both")
+        if not args.routes:
+            raise InputError("--net needs --routes (a route file with the demand)")
+        routes = [Path(r) for r in args.routes.split(",") if r]
+        begin = 0.0 if args.begin is None else args.begin
+        if args.end is None:
+            raise InputError("--net needs --end (the simulation horizon in seconds)")
+        network = network_from_files(args.net, routes, begin, args.end)
+    elif args.routes is not None:
+        raise InputError("--routes needs --net")
+    else:
+        name = args.network or DEFAULT_NETWORK
+        if name.endswith(".sumocfg"):
+            network = network_from_sumocfg(Path(name), args.begin, args.end)
+        else:
+            network = load_network(name)
+            if args.begin is not None or args.end is not None:
+                network = network.with_horizon(args.begin, args.end)
+    scenario = network.scenario(args.scenario).name
+    return network, scenario

@@ -1,0 +1,71 @@
+"""The Gymnasium and PettingZoo environments pass their libraries' own API checkers, over SUMO and the core."""
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from pettingzoo.test import parallel_api_test
+
+from envs.gym_env import SignalEnv
+from envs.pz_env import SignalParallelEnv
+from networks.catalog import load_network
+
+pytestmark = pytest.mark.sumo
+
+
+def _short(name: str, end_s: float = 120.0):
+    return load_network(name).with_horizon(None, end_s)
+
+
+def test_gym_env_single_intersection_passes_check_env():
+    env = SignalEnv(_short("single"))
+    try:
+        check_env(env, skip_render_check=True)
+    finally:
+        env.close()
+
+
+def test_gym_env_all_intersections_multidiscrete_passes_check_env():
+    env = SignalEnv(_short("grid"))
+    try:
+        assert env.action_space.shape == (len(env.episodes.intersections),)
+        check_env(env, skip_render_check=True)
+    finally:
+        env.close()
+
+
+def test_pettingzoo_parallel_env_passes_parallel_api_test():
+    env = SignalParallelEnv(_short("grid", 60.0))
+    try:
+        parallel_api_test(env, num_cycles=20)
+    finally:
+        env.close()
+
+
+def test_episode_runs_to_horizon_and_seeds_vary_per_episode():
+    env = SignalEnv(_short("single", 200.0), delta_time_s=5)
+    try:
+        obs, info = env.reset(seed=7)
+        assert env.observation_space.contains(obs)
+        steps, truncated = 0, False
+        while not truncated:
+            obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+            steps += 1
+            assert not terminated and np.isfinite(reward)
+        assert steps == 40 and info["time_s"] == 200.0
+        assert info["violations"] == 0
+        first = env.episodes.sim.seed
+        env.reset()
+        assert env.episodes.sim.seed == first + 1  # SB3 seeds only the first reset: vary SUMO's seed ourselves
+    finally:
+        env.close()
+
+
+def test_observations_come_only_from_detectors():
+    env = SignalEnv(_short("single"))
+    try:
+        obs, _ = env.reset(seed=0)
+        inter = env.episodes.intersections[0]
+        # phase one-hot + 3 status values + 3 values per field detector: nothing else goes in
+        assert obs.shape == (len(inter.phases) + 3 + 3 * len(inter.detectors),)
+    finally:
+        env.close()

@@ -1,0 +1,360 @@
+"""Classical policies driving the real phase machine, fed hand-made detector readings (no SUMO)."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from controller.errors import InputError
+from controller.intersection import Detector, Intersection, Phase, SignalLink
+from controller.phase_machine import PhaseMachine
+from controller.policies import registry
+from controller.policies.actuated import ActuatedPolicy
+from controller.policies.base import DetectorReadings, Policy, SignalView
+from controller.policies.fixed_time import FixedTimePolicy, WebsterPolicy, webster_cycle_s, webster_greens_s
+from controller.policies.max_pressure import MaxPressurePolicy
+from controller.testing import two_phase_intersection
+
+# detector indices in two_phase_intersection(): per link i, stop-bar 4i, advance 4i+1, radar 4i+2, exit 4i+3
+SB, ADV, RAD, EXIT = 0, 1, 2, 3
+
+
+def det(link: int, kind: int) -> int:
+    return 4 * link + kind
+
+
+Feed = Callable[[float, DetectorReadings], None]
+
+
+def run(policy: Policy, inter: Intersection, seconds: float, feed: Feed | None = None,
+        step_s: float = 1.0, machine: PhaseMachine | None = None) -> list[str]:
+    """Drive ``policy`` through a real PhaseMachine; ``feed(t, readings)`` fills the readings of time t."""
+    machine = machine or PhaseMachine(inter, step_s)
+    policy.reset(inter, step_s)
+    states = []
+    for _ in range(int(round(seconds / step_s))):
+        readings = DetectorReadings.empty(len(inter.detectors), machine.time_s)
+        if feed is not None:
+            feed(machine.time_s, readings)
+        view = SignalView(inter, readings, machine.phase, machine.target, machine.interval,
+                          machine.green_elapsed_s, machine.may_end_green())
+        machine.request(policy.decide(view))
+        states.append(machine.tick())
+    return states
+
+
+def greens(states: list[str], inter: Intersection) -> list[tuple[int, int, int]]:
+    """Green runs as (phase index, first step, length in steps), in order."""
+    by_state = {p.state: i for i, p in enumerate(inter.phases)}
+    runs, t = [], 0
+    for state, group in itertools.groupby(states):
+        n = len(list(group))
+        if state in by_state:
+            runs.append((by_state[state], t, n))
+        t += n
+    return runs
+
+
+def exclusive_intersection(n: int = 3, min_green_s: float = 5.0, max_green_s: float = 40.0) -> Intersection:
+    """``n`` single-link phases that all conflict; link i has a stop-bar and an advance loop."""
+    links = tuple(SignalLink(i, "vehicle", f"in{i}", f"out{i}", 13.9, 3.0, 2.0) for i in range(n))
+    compatible = tuple(tuple(i == j for j in range(n)) for i in range(n))
+    phases = tuple(Phase(i + 1, "".join("G" if j == i else "r" for j in range(n)), f"p{i}", min_green_s,
+                         max_green_s, 20.0) for i in range(n))
+    detectors = tuple(d for i in range(n) for d in (Detector(f"sb{i}", "stopbar", f"in{i}", (i,), 1.0),
+                                                    Detector(f"adv{i}", "advance", f"in{i}", (i,), 40.0)))
+    return Intersection("exclusive", links, phases, compatible, detectors)
+
+
+# ---------------------------------------------------------------------------------------------- fixed time
+@pytest.mark.parametrize("step_s", [1.0, 0.5])
+def test_fixed_time_reproduces_program_greens(step_s):
+    inter = two_phase_intersection()
+    runs = greens(run(FixedTimePolicy(), inter, 200, step_s=step_s), inter)[:-1]  # the last run is cut off
+    assert [p for p, _, _ in runs] == [0, 1] * (len(runs) // 2) + [0] * (len(runs) % 2)
+    assert [n * step_s for _, _, n in runs] == [[30.0, 20.0][p] for p, _, _ in runs]
+    starts = [t * step_s for p, t, _ in runs if p == 0]
+    assert np.diff(starts).tolist() == [60.0] * (len(starts) - 1)  # 30 + 20 + two changes of 3 s yellow + 2 s red
+
+
+def test_fixed_time_rounds_odd_greens_up_to_the_step():
+    inter = two_phase_intersection()
+    odd = dataclasses.replace(inter, phases=(dataclasses.replace(inter.phases[0], program_green_s=12.2),
+                                             dataclasses.replace(inter.phases[1], program_green_s=7.0)))
+    runs = greens(run(FixedTimePolicy(), odd, 80), odd)[:-1]
+    assert {(p, n) for p, _, n in runs} == {(0, 13), (1, 7)}
+
+
+# ---------------------------------------------------------------------------------------------- Webster
+def test_webster_formulas_match_a_hand_calculation():
+    # two phases, 3 s yellow + 2 s red each, 2 s start-up: L = 2 * 5 + 2 * 2 = 14 s
+    # y = 300/1800 and 600/1800, Y = 0.5: C0 = (1.5 * 14 + 5) / (1 - 0.5) = 52 s; C0 - L = 38 s split 1 : 2
+    policy = WebsterPolicy()
+    policy.reset(two_phase_intersection(), 1.0)
+    assert policy.lost_time_s == pytest.approx(14.0)
+    assert policy.counted_lanes == ("in0", "in1", "in2", "in3")  # advance loops, one per lane
+    policy.update_plan(np.array([300.0, 250.0, 600.0, 500.0]))  # the critical lane of each phase counts
+    assert policy.ratios == pytest.approx([1 / 6, 1 / 3])
+    assert policy.cycle_s == pytest.approx(52.0)
+    assert policy.greens_s == pytest.approx([38 / 3 + 2, 76 / 3 + 2])
+
+
+def test_webster_cycle_limits():
+    assert webster_cycle_s(14.0, 0.0) == 40.0  # (1.5 * 14 + 5) = 26 s, raised to the 40 s minimum
+    assert webster_cycle_s(14.0, 0.9) == 150.0  # 260 s, capped
+    assert webster_cycle_s(14.0, 0.97) == 150.0  # beyond the formula's range: maximum cycle
+    g = webster_greens_s(150.0, 14.0, np.array([0.9, 0.05]), np.array([5.0, 5.0]), np.array([60.0, 60.0]))
+    assert g.tolist() == [60.0, pytest.approx(136 * 0.05 / 0.95 + 2)]
+
+
+def test_webster_gives_the_measured_heavier_approach_the_longer_green():
+    inter = two_phase_intersection()
+    policy = WebsterPolicy(period_s=230.0)
+
+    def feed(t, r):  # east-west 600 veh/h per lane, north-south 300: the program (30 / 20 s) has it backwards
+        for link, headway in ((0, 12), (1, 12), (2, 6), (3, 6)):
+            if t % headway == 0:
+                r.count[det(link, ADV)] = 1
+                r.occupied[det(link, ADV)] = True
+
+    runs = greens(run(policy, inter, 420, feed), inter)
+    # 60 s cycles from t = 2 end at t = 57 + 60 k; the first to end after 230 s of counting is at t = 237
+    first_plan_at = 237
+    before = {(p, n) for p, t, n in runs if t < first_plan_at}
+    after = [(p, n) for p, t, n in runs[:-1] if t > first_plan_at]
+    assert before == {(0, 30), (1, 20)}
+    assert policy.cycle_s == pytest.approx(52.0, abs=2.0)  # measured flows ≈ 300 / 600 veh/h
+    expected = {(p, math.ceil(policy.greens_s[p] - 1e-9)) for p in (0, 1)}
+    assert set(after) == expected
+    assert policy.greens_s[1] > 1.5 * policy.greens_s[0]
+
+
+# ---------------------------------------------------------------------------------------------- actuated
+def pulses(detector: int, times) -> Feed:
+    times = set(times)
+
+    def feed(t, r):
+        if t in times:
+            r.occupied[detector] = True
+            r.count[detector] = 1
+    return feed
+
+
+def presence(detector: int, start: float = 0.0, end: float = math.inf) -> Feed:
+    def feed(t, r):
+        if start <= t < end:
+            r.occupied[detector] = True
+    return feed
+
+
+def both(*feeds: Feed) -> Feed:
+    def feed(t, r):
+        for f in feeds:
+            f(t, r)
+    return feed
+
+
+def test_actuated_extends_while_vehicles_arrive_and_gaps_out_after_the_passage_time():
+    inter = two_phase_intersection()
+    # north-south vehicles every 2 s until t = 24; east-west waits at its stop bar throughout
+    feed = both(pulses(det(0, ADV), range(2, 25, 2)), presence(det(2, SB)))
+    runs = greens(run(ActuatedPolicy(), inter, 60, feed), inter)
+    assert runs[0] == (0, 2, 25)  # green from t = 2; last actuation at 24 + 3 s passage: yellow at 27
+    assert runs[1][0] == 1
+
+
+def test_actuated_a_four_second_gap_ends_the_green():
+    inter = two_phase_intersection()
+    feed = both(pulses(det(0, ADV), [2, 4, 6, 8, 10, 12, 16, 20]), presence(det(2, SB)))
+    runs = greens(run(ActuatedPolicy(), inter, 40, feed), inter)
+    assert runs[0] == (0, 2, 13)  # 12 + 3 = 15: the vehicle at 16 comes too late
+    assert greens(run(ActuatedPolicy(passage_s=5.0), inter, 60, feed), inter)[0] == (0, 2, 23)  # 20 + 5 = 25
+
+
+def test_actuated_skips_a_phase_without_a_call():
+    inter = exclusive_intersection(3)
+    states = run(ActuatedPolicy(), inter, 40, presence(2 * 2 + SB))  # only phase 2's stop bar is occupied
+    runs = greens(states, inter)
+    assert [p for p, _, _ in runs[:2]] == [0, 2]
+    assert runs[0][2] == 5  # min green, nobody on phase 0
+    assert all(p != 1 for p, _, _ in runs)
+
+
+def test_actuated_rests_in_green_without_a_conflicting_call():
+    inter = two_phase_intersection()
+    states = run(ActuatedPolicy(), inter, 38)  # no traffic at all; max green is 40 s
+    assert states[2:] == ["GGrr"] * 36
+    states = run(ActuatedPolicy(), inter, 40, presence(det(2, SB), start=20))  # a car arrives at t = 20
+    assert states[19:21] == ["GGrr", "yyrr"]  # long gapped out: the change starts at once
+
+
+def test_actuated_locking_memory_keeps_a_short_call():
+    inter = two_phase_intersection()
+    # north-south extends until 20; one east-west car touches its stop bar at t = 8 only (then rolls past it)
+    feed = both(pulses(det(0, ADV), range(2, 21, 2)), presence(det(2, SB), 8, 9))
+    locked = greens(run(ActuatedPolicy(), inter, 60, feed), inter)
+    assert locked == [(0, 2, 21), (1, 28, 32)]  # gap-out at 23, 3 s yellow + 2 s red; then nobody: rest
+    unlocked = greens(run(ActuatedPolicy(lock_calls=False), inter, 40, feed), inter)  # (max green 40 s not reached)
+    assert unlocked == [(0, 2, 38)]  # without memory the call is lost: rest in north-south
+
+
+def test_actuated_max_out_goes_to_a_called_phase_and_returns():
+    inter = exclusive_intersection(3, max_green_s=20.0)
+    feed = both(pulses(0 * 2 + ADV, range(0, 200)), presence(2 * 2 + SB))  # phase 0 never gaps out
+    policy = ActuatedPolicy()
+    runs = greens(run(policy, inter, 60, feed), inter)
+    assert runs[0] == (0, 2, 20)  # maxed out
+    assert runs[1][0] == 2  # the called phase, not the machine's default next in list (1)
+    assert runs[2][0] == 0  # the maxed-out phase is served again
+    assert all(p != 1 for p, _, _ in runs)
+
+
+def test_actuated_max_out_leaves_a_call_on_the_maxed_out_phase():
+    inter = exclusive_intersection(3, max_green_s=20.0)
+    # phase 0 busy until it maxes out at t = 22, then its loops fall silent; phase 2 called briefly at t = 5..9
+    feed = both(pulses(0 * 2 + ADV, range(0, 22)), presence(2 * 2 + SB, 5, 10))
+    runs = greens(run(ActuatedPolicy(), inter, 60, feed), inter)
+    assert [p for p, _, _ in runs] == [0, 2, 0]
+    assert runs[1][2] == 5  # phase 2's car is long gone: min green, then back to the maxed-out phase
+
+
+def test_actuated_reset_clears_memory():
+    inter = two_phase_intersection()
+    policy = ActuatedPolicy()
+    feed = both(pulses(det(0, ADV), range(2, 21, 2)), presence(det(2, SB), 8, 9))
+    assert run(policy, inter, 60, feed) == run(policy, inter, 60, feed)
+
+
+# ---------------------------------------------------------------------------------------------- max-pressure
+def zones(incoming: dict[int, float], outgoing: dict[int, float] | None = None) -> Feed:
+    def feed(t, r):
+        for link, n in incoming.items():
+            r.count[det(link, RAD)] = n
+            r.occupied[det(link, RAD)] = n > 0
+        for link, n in (outgoing or {}).items():
+            r.count[det(link, EXIT)] = n
+            r.occupied[det(link, EXIT)] = n > 0
+    return feed
+
+
+def test_max_pressure_uses_queue_differences_not_queues():
+    inter = two_phase_intersection()
+    # north-south: 5 waiting but 4 on each exit (pressure 2); east-west: 3 waiting, exits empty (pressure 6)
+    feed = zones({0: 5, 1: 5, 2: 3, 3: 3}, {0: 4, 1: 4})
+    policy = MaxPressurePolicy()
+    runs = greens(run(policy, inter, 20, feed), inter)
+    assert policy.pressures.tolist() == [2.0, 6.0]
+    assert runs[:2] == [(0, 2, 5), (1, 12, 8)]  # leaves north-south exactly at its 5 s minimum green
+    runs = greens(run(MaxPressurePolicy(), inter, 20, zones({0: 5, 1: 5, 2: 3, 3: 3})), inter)
+    assert runs == [(0, 2, 18)]  # exits empty: north-south has the larger pressure and keeps the green
+
+
+@pytest.mark.parametrize("min_green_s", [5.0, 12.0])
+def test_max_pressure_respects_min_green(min_green_s):
+    inter = two_phase_intersection(min_green_s=min_green_s)
+    runs = greens(run(MaxPressurePolicy(), inter, 40, zones({2: 30, 3: 30})), inter)
+    assert runs[0] == (0, 2, min_green_s)
+
+
+def test_max_pressure_tie_keeps_the_current_green():
+    inter = two_phase_intersection()
+    runs = greens(run(MaxPressurePolicy(), inter, 38, zones({0: 4, 1: 2, 2: 3, 3: 3})), inter)
+    assert runs == [(0, 2, 36)]
+    tie_after_10 = zones({0: 3, 1: 3, 2: 3, 3: 3})  # east-west first has more, then both phases tie at 6
+
+    def feed(t, r):
+        (tie_after_10 if t >= 10 else zones({2: 9}))(t, r)
+
+    runs = greens(run(MaxPressurePolicy(), inter, 50, feed), inter)
+    assert runs == [(0, 2, 5), (1, 12, 38)]  # a tie never switches back
+
+
+def test_max_pressure_waits_for_min_green_itself():
+    inter = two_phase_intersection(min_green_s=10.0)
+    machine = PhaseMachine(inter, 1.0)
+    run(MaxPressurePolicy(), inter, 30, zones({2: 30, 3: 30}), machine=machine)
+    assert machine.stats.changes >= 1 and machine.stats.deferred == 0  # it never asked before it could be served
+
+
+def test_max_pressure_max_out_goes_to_the_highest_other_pressure():
+    inter = exclusive_intersection(3, max_green_s=20.0)  # loops only: sb i = 2i, adv i = 2i+1
+
+    def feed(t, r):
+        r.occupied[[0, 1, 4]] = True
+        r.occupancy[1] = 1.0  # a car stands on phase 0's advance loop: its queue is full (the largest)
+        r.occupancy[4] = 1.0  # one car at phase 2's stop bar; phase 1 is empty
+
+    policy = MaxPressurePolicy()
+    runs = greens(run(policy, inter, 40, feed), inter)
+    assert runs[0] == (0, 2, 20) and runs[1][0] == 2  # not the machine's default next phase (1)
+
+
+def test_max_pressure_counts_a_shared_lane_once():
+    # lane A feeds links 0 (through) and 1 (turn), both green in phase 0; lane B feeds link 2 (phase 1)
+    links = (SignalLink(0, "vehicle", "A", "o0", 13.9, 3.0, 2.0), SignalLink(1, "vehicle", "A", "o1", 13.9, 3.0, 2.0),
+             SignalLink(2, "vehicle", "B", "o2", 13.9, 3.0, 2.0))
+    compatible = ((True, True, False), (True, True, False), (False, False, True))
+    detectors = (Detector("radA", "radar", "A", (0, 1), 0.0, 100.0), Detector("radB", "radar", "B", (2,), 0.0, 100.0))
+    inter = Intersection("shared", links, (Phase(1, "GGr"), Phase(2, "rrG")), compatible, detectors)
+
+    def feed(t, r):
+        r.count[:] = [6, 8]
+
+    policy = MaxPressurePolicy()
+    runs = greens(run(policy, inter, 20, feed), inter)
+    assert policy.pressures.tolist() == [6.0, 8.0]  # counted per link it would be 12 for phase 0
+    assert [p for p, _, _ in runs] == [0, 1]
+
+
+def test_max_pressure_falls_back_to_loops_without_radar():
+    base = two_phase_intersection()
+    inter = dataclasses.replace(base, detectors=tuple(d for d in base.detectors if d.kind in ("stopbar", "advance")))
+    # indices now: per link i, stop-bar 2i, advance 2i+1
+
+    def feed(t, r):  # east-west: one arrival per second at the advance loops until t = 4, queue at the stop bars
+        if t <= 4:
+            r.count[[5, 7]] = 1
+        r.occupied[[4, 6]] = True
+
+    policy = MaxPressurePolicy()
+    runs = greens(run(policy, inter, 16, feed), inter)
+    assert runs[0] == (0, 2, 5)  # north-south has nobody: east-west after min green
+    assert runs[1][0] == 1
+    assert policy.pressures[1] == pytest.approx(10.0)  # 5 vehicles between the loops on each east-west lane
+
+
+# ---------------------------------------------------------------------------------------------- registry
+def test_registry_builds_each_policy_by_name():
+    for name, cls in [("fixed", FixedTimePolicy), ("webster", WebsterPolicy), ("actuated", ActuatedPolicy),
+                      ("maxpressure", MaxPressurePolicy)]:
+        assert type(registry.make_policy(name)) is cls
+    assert registry.make_policy("actuated", passage_s=2.0).passage_s == 2.0
+
+
+def test_registry_unknown_name_lists_the_choices():
+    with pytest.raises(InputError) as err:
+        registry.make_policy("maxpresure")
+    assert str(err.value) == "unknown controller 'maxpresure'; choose from: actuated, fixed, maxpressure, webster"
+
+
+def test_registry_register(monkeypatch):
+    monkeypatch.setattr(registry, "POLICIES", dict(registry.POLICIES))
+
+    class Hold(Policy):
+        name = "hold"
+
+        def decide(self, view):
+            return view.phase
+
+    registry.register("hold", Hold)
+    registry.register("hold", Hold)  # idempotent
+    assert isinstance(registry.make_policy("hold"), Hold)
+    with pytest.raises(ValueError):
+        registry.register("fixed", Hold)
+    with pytest.raises(ValueError):
+        registry.register("dict", dict)

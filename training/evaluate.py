@@ -1,0 +1,129 @@
+"""Controllers side by side on the same scenarios and seeds: runs in parallel processes, a table, a plot."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import statistics
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+from envs.runner import check_controller, run_episode
+from networks.catalog import NetworkSpec
+
+#: columns of the on-screen table: (record key, header, format)
+TABLE_COLUMNS = [("delay", "delay s", "{:.1f}"), ("travel_time", "travel s", "{:.1f}"),
+                 ("waiting_time", "waiting s", "{:.1f}"), ("stops", "stops", "{:.2f}"),
+                 ("throughput", "arrived", "{:.0f}"), ("undeparted", "never in", "{:.0f}"),
+                 ("teleports", "teleports", "{:.0f}"), ("violations", "faults", "{:.0f}")]
+
+
+def _one(args: tuple) -> dict:
+    network, scenario, controller, seed = args
+    return run_episode(network, scenario, controller, seed).record()
+
+
+def evaluate(network: NetworkSpec, scenarios: list[str], controllers: list[str], seeds: list[int],
+             jobs: int | None = None, progress: bool = True) -> list[dict]:
+    """Run every controller × scenario × seed; return one record per run (see RunResult.record).
+
+    :param network: the network.
+    :param scenarios: scenario names.
+    :param controllers: controller names.
+    :param seeds: SUMO seeds, the same for every controller.
+    :param jobs: parallel processes (default: the number of CPU cores, at most the number of runs).
+    :param progress: show a progress bar on stderr.
+    """
+    for c in controllers:
+        check_controller(c)
+    for s in scenarios:
+        network.scenario(s)
+    tasks = [(network, s, c, seed) for s in scenarios for c in controllers for seed in seeds]
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), desc="runs", unit="run", disable=not progress, leave=False)
+    records = []
+    try:
+        if jobs == 1:
+            for t in tasks:
+                records.append(_one(t))
+                bar.update()
+        else:
+            # spawn: libsumo holds one simulation per process, and a fresh process inherits no SUMO state
+            with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+                futures = [pool.submit(_one, t) for t in tasks]
+                for f in as_completed(futures):
+                    records.append(f.result())
+                    bar.update()
+    finally:
+        bar.close()
+    order = {(s, c, seed): k for k, (_, s, c, seed) in enumerate(tasks)}
+    records.sort(key=lambda r: order[(r["scenario"], r["controller"], r["seed"])])
+    return records
+
+
+def summarise(records: list[dict]) -> list[dict]:
+    """Per scenario and controller: mean and sample standard deviation of every table column."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["scenario"], r["controller"]), []).append(r)
+    rows = []
+    for (scenario, controller), rs in groups.items():
+        row = {"scenario": scenario, "controller": controller, "runs": len(rs)}
+        for key, _, _ in TABLE_COLUMNS:
+            values = [float(r.get(key, 0) or 0) for r in rs]
+            row[key] = statistics.fmean(values)
+            row[key + "_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    """A plain-text table: one line per scenario × controller, delay as mean ± sd."""
+    headers = ["scenario", "controller", "runs"] + [h for _, h, _ in TABLE_COLUMNS]
+    lines = []
+    for row in rows:
+        cells = [row["scenario"], row["controller"], str(row["runs"])]
+        for key, _, fmt in TABLE_COLUMNS:
+            cell = fmt.format(row[key])
+            if key == "delay":
+                cell += " ± " + fmt.format(row[key + "_sd"])
+            cells.append(cell)
+        lines.append(cells)
+    widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(headers)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)), "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+            for cells in lines]
+    return "\n".join(out)
+
+
+def plot_delay(rows: list[dict], path: Path, title: str) -> Path:
+    """Bar chart of mean delay per controller (error bars: standard deviation over seeds), one group per scenario."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
+    controllers = list(dict.fromkeys(r["controller"] for r in rows))
+    width = 0.8 / max(len(controllers), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(scenarios) * len(controllers)), 4.5))
+    for k, c in enumerate(controllers):
+        xs, ys, es = [], [], []
+        for j, s in enumerate(scenarios):
+            for r in rows:
+                if r["scenario"] == s and r["controller"] == c:
+                    xs.append(j + k * width)
+                    ys.append(r["delay"])
+                    es.append(r["delay_sd"])
+        bars = ax.bar(xs, ys, width, yerr=es, capsize=3, label=c)
+        ax.bar_label(bars, fmt="%.1f", fontsize=8)
+    ax.set_xticks([j + width * (len(controllers) - 1) / 2 for j in range(len(scenarios))], scenarios)
+    ax.set_ylabel("mean delay per scheduled vehicle (s)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
