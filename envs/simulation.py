@@ -46,11 +46,13 @@ class SignalSimulation:
     :param gui: show sumo-gui (TraCI).
     :param use_traci: force TraCI.
     :param decision_period_s: how often attached policies decide, seconds.
+    :param read_period_s: how often detectors are read, seconds (loop counts cover this period); every
+        second whenever a policy is attached.
     """
 
     def __init__(self, network: NetworkSpec, scenario: ScenarioSpec, seed: int, policies=None,
                  reference: str | None = None, work_dir: Path | None = None, gui: bool = False,
-                 use_traci: bool = False, decision_period_s: float = 1.0) -> None:
+                 use_traci: bool = False, decision_period_s: float = 1.0, read_period_s: float = 1.0) -> None:
         self.network, self.scenario, self.seed = network, scenario, seed
         self.intersections = intersections_of(network)
         self._tmp = None
@@ -62,7 +64,9 @@ class SignalSimulation:
         for f in scenario.route_files:
             if not Path(f).is_file():
                 raise InputError(f"{f}: route file not found")
-        additional = [write_detector_additional(self.intersections, work_dir / "detectors.add.xml")]
+        # loops aggregate over the read interval: every second with policies, else every decision
+        read_period = 1.0 if (policies or reference is not None) else read_period_s
+        additional = [write_detector_additional(self.intersections, work_dir / "detectors.add.xml", read_period)]
         if reference is not None:
             if reference not in SUMO_REFERENCE_CONTROLLERS:
                 raise InputError(f"unknown SUMO reference controller {reference!r}")

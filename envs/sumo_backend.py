@@ -6,7 +6,10 @@ in the same process (libsumo drives exactly one simulation per process, silently
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +20,6 @@ from controller.intersection import Intersection
 from controller.policies.base import DetectorReadings
 from envs.sumo_home import sumo_binary
 
-# TraCI variable ids (traci.constants), spelled out so importing this module stays cheap.
-_VEH_NUMBER, _MEAN_SPEED, _OCCUPANCY, _HALTING, _INTERVAL_NUMBER = 0x10, 0x11, 0x13, 0x14, 0x25
-_E1_VARS = (_INTERVAL_NUMBER, _VEH_NUMBER, _OCCUPANCY, _MEAN_SPEED)
-_E2_VARS = (_VEH_NUMBER, _HALTING, _OCCUPANCY, _MEAN_SPEED)
 _E1_KINDS = ("stopbar", "advance")
 
 _libsumo_busy = False
@@ -90,68 +89,63 @@ class SumoBackend:
             import libsumo
 
             try:
-                libsumo.start(run.command())
+                with _stdout_to_devnull():
+                    libsumo.start(run.command())
             except Exception as exc:
                 raise InputError(f"SUMO refused the run: {_first_line(exc)}") from None
             _libsumo_busy = self._owns_libsumo = True
             self.api = libsumo
         self.time_s = float(self.api.simulation.getTime())
-        self._subscribe()
+        self._prepare_reading()
         self._last_states = {i.id: "" for i in intersections}
 
     # ------------------------------------------------------------------ detectors
-    def _subscribe(self) -> None:
+    def _prepare_reading(self) -> None:
         ids = [(d.id, d.kind in _E1_KINDS) for inter in self.intersections for d in inter.detectors]
-        self._det_ids = ids
+        self._e1 = [(k, i) for k, (i, is_e1) in enumerate(ids) if is_e1]
+        self._e2 = [(k, i) for k, (i, is_e1) in enumerate(ids) if not is_e1]
         n = len(ids)
         self._occupied = np.zeros(n, dtype=bool)
         self._count = np.zeros(n)
         self._halting = np.zeros(n)
         self._occupancy = np.zeros(n)
         self._speed = -np.ones(n)
-        self._e1_total = np.zeros(n)  # cumulative loop counts, to turn into counts since the last read
         self._slices = []
         start = 0
         for inter in self.intersections:
             self._slices.append(slice(start, start + len(inter.detectors)))
             start += len(inter.detectors)
-        try:
-            for det_id, is_e1 in ids:
-                if is_e1:
-                    self.api.inductionloop.subscribe(det_id, _E1_VARS)
-                else:
-                    self.api.lanearea.subscribe(det_id, _E2_VARS)
-        except Exception as exc:
+        known_e1 = set(self.api.inductionloop.getIDList())
+        known_e2 = set(self.api.lanearea.getIDList())
+        missing = [i for _, i in self._e1 if i not in known_e1] + [i for _, i in self._e2 if i not in known_e2]
+        if missing:
             self.close()
-            raise InputError(f"detector missing from the simulation: {_first_line(exc)}") from None
+            raise InputError(f"detector {missing[0]!r} is missing from the simulation ({len(missing)} missing)")
 
     def read_detectors(self) -> list[DetectorReadings]:
-        """All intersections' detector data for the last step, in one bulk read.
+        """All intersections' detector data, read with direct getters (measured: ~0.3-1 µs a call with
+        libsumo, against ~13 µs per detector for subscriptions and a cost that grows with the interval
+        for SUMO's running interval counts).
 
-        Loop ``count`` is the number of vehicles that passed since the previous call of this method.
+        Loop ``count`` is SUMO's count over the loop's last aggregation period, which the detector file
+        sets to the read interval, so it is the number of vehicles that passed since the previous read.
+        The returned arrays are views into buffers reused by the next call: copy what you keep.
         """
-        e1 = self.api.inductionloop.getAllSubscriptionResults()
-        e2 = self.api.lanearea.getAllSubscriptionResults()
-        occupied, count, halting, occ, speed, total = (self._occupied, self._count, self._halting, self._occupancy,
-                                                       self._speed, self._e1_total)
-        for k, (det_id, is_e1) in enumerate(self._det_ids):
-            if is_e1:
-                v = e1[det_id]
-                cum = v[_INTERVAL_NUMBER]
-                new = cum - total[k]
-                count[k] = new if new >= 0 else cum  # the detector's aggregation interval restarted
-                total[k] = cum
-                occupied[k] = v[_VEH_NUMBER] > 0 or new > 0
-                occ[k] = v[_OCCUPANCY] / 100.0
-                speed[k] = v[_MEAN_SPEED]
-            else:
-                v = e2[det_id]
-                n = v[_VEH_NUMBER]
-                count[k] = n
-                occupied[k] = n > 0
-                halting[k] = v[_HALTING]
-                occ[k] = v[_OCCUPANCY] / 100.0
-                speed[k] = v[_MEAN_SPEED]
+        il, la = self.api.inductionloop, self.api.lanearea
+        occupied, count, halting, occ, speed = (self._occupied, self._count, self._halting, self._occupancy,
+                                                self._speed)
+        for k, det_id in self._e1:
+            passed = il.getLastIntervalVehicleNumber(det_id)
+            count[k] = passed
+            occ[k] = il.getLastStepOccupancy(det_id) / 100.0
+            occupied[k] = passed > 0 or occ[k] > 0
+        for k, det_id in self._e2:
+            n = la.getLastStepVehicleNumber(det_id)
+            count[k] = n
+            occupied[k] = n > 0
+            halting[k] = la.getLastStepHaltingNumber(det_id)
+            speed[k] = la.getLastStepMeanSpeed(det_id)
+            occ[k] = la.getLastStepOccupancy(det_id) / 100.0
         t = self.time_s
         return [DetectorReadings(t, occupied[s], count[s], halting[s], occ[s], speed[s]) for s in self._slices]
 
@@ -178,7 +172,8 @@ class SumoBackend:
         if self.api is None:
             return
         try:
-            self.api.close()
+            with _stdout_to_devnull():
+                self.api.close()
         finally:
             if self._owns_libsumo:
                 _libsumo_busy = False
@@ -188,3 +183,21 @@ class SumoBackend:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+@contextlib.contextmanager
+def _stdout_to_devnull():
+    """Silence SUMO's banner and statistics on stdout (C level), so ``--json`` output stays clean.
+
+    SUMO's errors go to stderr and stay visible.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)

@@ -96,12 +96,27 @@ def flows_xml(od_veh_per_hour: Sequence[tuple[str, str, str, float]], begin_s: f
     return "\n".join(lines) + "\n"
 
 
-def route(folder: Path, net: str, flows: str, out: str, seed: int = DUAROUTER_SEED) -> int:
-    """Route a flow file with duarouter into explicit vehicles sorted by depart time; returns the vehicle count."""
+def route(folder: Path, net: str, flows: str, out: str, seed: int = DUAROUTER_SEED, end_s: float = HOUR_S) -> int:
+    """Route a flow file with duarouter into explicit vehicles sorted by depart time.
+
+    Vehicles duarouter places at or after ``end_s`` (Poisson flows can overshoot their end) are dropped.
+
+    :param folder: working folder (all file names are relative to it).
+    :param net: network file name.
+    :param flows: flow file name (:func:`flows_xml`).
+    :param out: route file name to write.
+    :param seed: duarouter random seed (departure times of the Poisson flows).
+    :param end_s: scenario end, seconds.
+    :return: number of vehicles written.
+    """
     _run([sumo_binary("duarouter"), "-n", net, "-r", flows, "-o", out, "--seed", str(seed),
           "--no-step-log", "--no-warnings", "--routing-algorithm", "dijkstra", "--write-license", "false"], folder)
     # duarouter writes a provenance comment with absolute paths and the date: drop it so rebuilds are identical
     _strip_header_comment(folder / out)
+    text = (folder / out).read_text(encoding="utf-8")
+    text = re.sub(r'[ \t]*<vehicle id="[^"]*" type="[^"]*" depart="([0-9.]+)".*?</vehicle>\n',
+                  lambda m: "" if float(m.group(1)) >= end_s else m.group(0), text, flags=re.S)
+    (folder / out).write_text(text, encoding="utf-8")
     alt = folder / (out[: -len(".xml")] + ".alt.xml")
     if alt.exists():
         alt.unlink()
@@ -117,7 +132,11 @@ def _strip_header_comment(path: Path) -> None:
 
 
 def build_single(folder: Path) -> dict:
-    """One 4-arm signalised intersection; returns facts for the README/check."""
+    """Build ``networks/single``: one 4-arm signalised intersection.
+
+    :param folder: output folder.
+    :return: facts for the README and the check (net file, vehicle count, veh/h).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     arm, pocket = 300.0, 170.0
     # arm name -> unit vector pointing from the centre towards the arm's end
@@ -179,7 +198,11 @@ def build_single(folder: Path) -> dict:
 
 
 def build_grid(folder: Path) -> dict:
-    """A 3x3 signalised grid (250 m blocks, 2 lanes, 50 km/h), crosswalks on the middle column."""
+    """Build ``networks/grid``: a 3x3 signalised grid (250 m blocks, 2 lanes, 50 km/h), crosswalks on the middle column.
+
+    :param folder: output folder.
+    :return: facts for the README and the check (net file, vehicle count, veh/h, junctions).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     n, block = 3, 250.0
     inner = [f"{chr(ord('A') + x)}{y}" for x in range(n) for y in range(n)]
@@ -319,9 +342,76 @@ def check(folder: Path, facts: dict) -> dict:
             "mean_delay_s": round(sum(loss) / max(len(loss), 1), 1)}
 
 
+def readme_single(facts: dict, result: dict) -> str:
+    """README text of ``networks/single``."""
+    ap = facts["approach"]
+    [(tl, links, phases)] = facts["tls"]
+    return f"""# single - one signalised intersection
+
+**What.** One 4-arm intersection `C` with a traffic light, 300 m arms, 50 km/h. Each approach has two
+lanes that widen 170 m before the stop line to two through lanes (the right one also turns right) plus a
+left-turn pocket; exits have two lanes. West-east is the main street (edge priority 3), north-south the
+side street (priority 2). No crosswalks.
+
+**Signal program.** netconvert's static program (`--tls.layout opposites --tls.cycle.time 90
+--tls.left-green.time 6`): main through with permissive left (33 s), main protected lefts (6 s), side
+through with permissive left (33 s), side protected lefts (6 s), 3 s yellow after each: a fixed 90-s cycle
+that splits green evenly although the main street carries twice the traffic. {links} signal links, {phases}
+green phases after derivation.
+
+**Demand (`base`, 0-3600 s).** Poisson arrivals per movement, 5 % trucks: west {ap['west']}, east
+{ap['east']}, north {ap['north']}, south {ap['south']} veh/h (about {facts['veh_per_hour']} veh/h in total;
+10 % right, 78 % through, 12 % left on every approach); {facts['vehicles']} vehicles. Under the fixed
+program (plain SUMO, `--seed 1`) the mean delay is {result['mean_delay_s']} s per vehicle with
+{result['teleports']} teleports: busy but not oversaturated, with room for a demand-responsive controller.
+
+**Files.** `single.nod.xml`, `single.edg.xml`, `single.con.xml` (plain-XML sources) -> `single.net.xml`;
+`base.flows.xml` (demand recipe) -> `base.rou.xml` (duarouter, seed {DUAROUTER_SEED}); `detectors.add.xml`
+(stop-bar, advance, radar and exit detectors from `networks/detectors.py`); `intersections.derived.json`
+(snapshot of the derived intersection description); `base.sumocfg` (`sumo -c base.sumocfg` runs the
+scenario with the fixed program); `network.yaml`.
+
+**Rebuild.** `python -m networks.build_bundled single --check` (deterministic; outputs are committed).
+"""
+
+
+def readme_grid(facts: dict, result: dict) -> str:
+    """README text of ``networks/grid``."""
+    links = sum(n for _, n, _ in facts["tls"])
+    ew = sorted({v for k, v in facts["entry_vph"].items() if k.startswith(("left", "right"))})
+    ns = sorted({v for k, v in facts["entry_vph"].items() if k.startswith(("top", "bottom"))})
+    return f"""# grid - 3x3 signalised grid
+
+**What.** `netgenerate --grid`: 3x3 junctions (`A0`..`C2`, letter = column west to east, digit = row south
+to north), 250 m blocks plus 250 m arms to the fringe, 2 lanes per direction, 50 km/h, every junction
+signalised ({len(facts['tls'])} traffic lights, {links} signal links). West-east streets are the main
+streets (edge priority 3), north-south the side streets (priority 2). Sidewalks everywhere; crosswalks on
+all four arms of the middle column (`B0`, `B1`, `B2`: 20 links each, 16 elsewhere). Left turns share the
+inner lane and run permissive.
+
+**Signal program.** netconvert's static program (`--tls.layout opposites`, 90-s cycle): two phases of
+42 s green (the last 5 s of it end the crosswalks) and 3 s yellow, no offsets (uncoordinated).
+
+**Demand (`base`, 0-3600 s).** Poisson flows from every fringe entry to the fringe exits, 5 % trucks:
+{ew[0]} veh/h per west/east entry, {ns[0]} veh/h per north/south entry (west-east about twice north-south;
+about {facts['veh_per_hour']} veh/h in total); most trips go straight across, some turn onto the other
+axis. {facts['vehicles']} vehicles, routed by duarouter (shortest paths, seed {DUAROUTER_SEED}). No pedestrian
+demand. Under the fixed program (plain SUMO, `--seed 1`) the mean delay is {result['mean_delay_s']} s per
+vehicle with {result['teleports']} teleports: no gridlock.
+
+**Files.** `grid.nod.xml`, `grid.edg.xml` (from netgenerate, junction types and priorities set),
+`grid.con.xml` (the crosswalks) -> `grid.net.xml`; `base.flows.xml` -> `base.rou.xml`;
+`detectors.add.xml`; `intersections.derived.json`; `base.sumocfg`; `network.yaml`.
+
+**Rebuild.** `python -m networks.build_bundled grid --check` (deterministic; outputs are committed).
+"""
+
+
 BUILDERS = {
-    "single": (build_single, "one 4-arm signalised intersection, 2 through lanes + left-turn pocket per approach"),
-    "grid": (build_grid, "3x3 signalised grid, 250 m blocks, 2 lanes per direction, crosswalks on the middle column"),
+    "single": (build_single, readme_single,
+               "one 4-arm signalised intersection, 2 through lanes + left-turn pocket per approach"),
+    "grid": (build_grid, readme_grid,
+             "3x3 signalised grid, 250 m blocks, 2 lanes per direction, crosswalks on the middle column"),
 }
 
 
@@ -330,19 +420,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m networks.build_bundled", description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", default=[], metavar="NAME",
                         help=f"networks to build (default: all of {', '.join(BUILDERS)})")
-    parser.add_argument("--check", action="store_true", help="run each base scenario once in SUMO and report")
+    parser.add_argument("--check", action="store_true", help="also print the SUMO run summary (with wall time)")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BUILDERS]
     if unknown:
         parser.error(f"unknown network(s) {', '.join(unknown)}; choose from {', '.join(BUILDERS)}")
     for name in args.names or list(BUILDERS):
-        builder, description = BUILDERS[name]
+        builder, readme, description = BUILDERS[name]
         folder = HERE / name
         facts = builder(folder)
         finish(folder, name, facts, description)
+        result = check(folder, facts)  # deterministic (fixed seed); the README quotes it
+        _write(folder / "README.md", readme(facts, result))
         print(f"{name}: {facts['vehicles']} vehicles, traffic lights {facts['tls']}")
         if args.check:
-            print(f"{name}: {check(folder, facts)}")
+            print(f"{name}: {result}")
     return 0
 
 

@@ -10,11 +10,14 @@ Every ``tlLogic`` of a ``.net.xml`` becomes one :class:`~controller.intersection
 * **compatibility** - from each junction's ``<request response foes>`` rows (architecture.md, "Conflicts,
   from the network itself"). Links that are not foes are compatible. Foes where neither yields to the other
   (``response``) are never compatible. Foes where one yields are compatible only when the net's own program
-  shows them green together (a permissive turn shown as ``g``, a merge, a turn across a crosswalk): at a
-  signal, netconvert also writes *priority-road* yields between crossing streams that are never meant to
-  run together (e.g. a side-street through yielding to the main-street through), so "one yields" alone
-  does not make a pair safe. Links at different junctions are compatible; links sharing one state position
-  combine conservatively; a link is compatible with itself.
+  shows them green together with the yielding link as ``g`` (a permissive left against the opposing through,
+  a turn across a crosswalk), or as ``G`` + ``G`` for streams merging into or leaving from one edge. The
+  program condition is needed because at a signal netconvert also writes *priority-road* yields between
+  crossing streams that never run together (the side-street through "yields" to the main-street through),
+  so "one yields" alone would let crossing throughs be green together. This mirrors a conflict monitor's
+  program card: conflicts come from the movements, the permissive jumpers from the timing plan. Links at
+  different junctions are compatible; links sharing one state position combine conservatively; a link is
+  compatible with itself.
 * **phases** - the program's green phases (at least one ``G``/``g``, no ``y``/``u``), identical states
   merged, states reduced to ``G``/``g``/``r``. A phase that only ends the crosswalks of the green phase
   just before it (SUMO's pedestrian clearance) is merged into that phase: the phase machine times
@@ -101,6 +104,7 @@ class _Conn:
     via: str
     tl: str
     link_index: int
+    dir: str = ""
 
 
 @dataclass
@@ -203,7 +207,8 @@ def _parse_net(net_file: Path) -> _Net:
                     fe, te = a["from"], a["to"]
                     tl = a.get("tl", "")
                     net.conns.append(_Conn(fe, te, f"{fe}_{a['fromLane']}", f"{te}_{a['toLane']}", a.get("via", ""),
-                                           tl, int(a["linkIndex"]) if tl and "linkIndex" in a else -1))
+                                           tl, int(a["linkIndex"]) if tl and "linkIndex" in a else -1,
+                                           a.get("dir", "")))
                 elif tag == "tlLogic":
                     if a["id"] not in net.programs:  # the first program declared for a light is the one used
                         net.programs[a["id"]] = [
@@ -310,30 +315,38 @@ def _compatibility(net: _Net, n: int, conns_by_index: dict[int, list[_Conn]],
                    jindex: dict[int, tuple[str, int]], program: list[_PhaseDef]) -> list[list[bool]]:
     """The n x n compatibility matrix of one traffic light (see the module docstring for the rule)."""
     compat = [[True] * n for _ in range(n)]
-    placed = {i: [jindex[id(c)] for c in cs if id(c) in jindex] for i, cs in conns_by_index.items()}
-    together: set[tuple[int, int]] = set()
-    for phase in program:
-        greens = [i for i, ch in enumerate(phase.state) if ch in GREEN_CHARS]
-        together.update((a, b) for a in greens for b in greens if a < b)
+    placed = {i: [(c, jindex[id(c)]) for c in cs if id(c) in jindex] for i, cs in conns_by_index.items()}
+    states = [p.state for p in program]
+
+    def shown(yield_link: int, other_link: int, same_road: bool) -> bool:
+        # the program shows both green, the yielding one as 'g' (streams that merge into, or leave from,
+        # one edge may show G + G: SUMO resolves those by zipper/lane order)
+        return any(st[other_link] in GREEN_CHARS and (st[yield_link] == "g" or (same_road and st[yield_link] == "G"))
+                   for st in states)
+
     indices = sorted(placed)
     for x, i in enumerate(indices):
         for j in indices[x + 1:]:
-            hard = soft = False
-            for ja, a in placed[i]:
+            ok = True
+            for ca, (ja, a) in placed[i]:
                 junction = net.junctions[ja]
-                for jb, b in placed[j]:
+                for cb, (jb, b) in placed[j]:
                     if ja != jb or a == b:
                         continue
                     if not ((junction.foes.get(a, 0) >> b) & 1 or (junction.foes.get(b, 0) >> a) & 1):
                         continue
-                    if (junction.response.get(a, 0) >> b) & 1 or (junction.response.get(b, 0) >> a) & 1:
-                        soft = True
+                    a_yields = bool((junction.response.get(a, 0) >> b) & 1)
+                    b_yields = bool((junction.response.get(b, 0) >> a) & 1)
+                    if not (a_yields or b_yields):
+                        ok = False  # foes and nobody yields: never together
                     else:
-                        hard = True
+                        same_road = ca.to_edge == cb.to_edge or ca.from_edge == cb.from_edge
+                        ok = (a_yields and shown(i, j, same_road)) or (b_yields and shown(j, i, same_road))
+                    if not ok:
                         break
-                if hard:
+                if not ok:
                     break
-            if hard or (soft and (i, j) not in together):
+            if not ok:
                 compat[i][j] = compat[j][i] = False
     return compat
 
@@ -383,7 +396,6 @@ def _derive_one(net: _Net, net_file: Path, tl: str, program: list[_PhaseDef], co
 
     links: list[SignalLink] = []
     ped: list[bool] = []
-    lane_of: dict[int, str] = {}
     for i in range(n):
         group = conns_by_index.get(i, [])
         if not group:  # a state position no connection uses: harmless placeholder
@@ -414,23 +426,23 @@ def _derive_one(net: _Net, net_file: Path, tl: str, program: list[_PhaseDef], co
             red = max(red, red_clearance_s(width, v))
             speed = max(speed, v)
         links.append(SignalLink(i, "vehicle", first.from_lane, first.to_lane, speed, yellow, red))
-        lane_of[i] = first.from_lane
 
     compat = _compatibility(net, n, conns_by_index, jindex, program)
 
     greens = _green_phases(program, ped)
     if not greens:
         raise InputError(f"{where}: the program has no green phase")
-    phases = []
-    for k, (state, src, green) in enumerate(greens):
-        for a in range(n):
-            if state[a] not in GREEN_CHARS:
-                continue
-            for b in range(a + 1, n):
-                if state[b] in GREEN_CHARS and not compat[a][b]:
-                    raise InputError(f"{where}: program phase {k + 1} ({src.state}) shows conflicting links "
+    for p_index, phase in enumerate(program):  # every phase that shows green, transitional ones included
+        greens_here = [a for a, ch in enumerate(phase.state) if ch in GREEN_CHARS]
+        for x, a in enumerate(greens_here):
+            for b in greens_here[x + 1:]:
+                if not compat[a][b]:
+                    raise InputError(f"{where}: program phase {p_index + 1} of {len(program)} ({phase.state}) "
+                                     f"shows conflicting links "
                                      f"{a} ({links[a].from_lane} -> {links[a].to_lane or 'crossing'}) and "
                                      f"{b} ({links[b].from_lane} -> {links[b].to_lane or 'crossing'}) green together")
+    phases = []
+    for k, (state, src, green) in enumerate(greens):
         min_green = src.min_dur if src.min_dur is not None and src.min_dur >= 4.0 else DEFAULT_MIN_GREEN_S
         max_green = max(DEFAULT_MAX_GREEN_S, 1.5 * green, src.max_dur or 0.0)
         phases.append(Phase(k + 1, state, src.name, min_green, max_green, green))
@@ -560,6 +572,10 @@ def apply_overrides(intersections: Sequence[Intersection], override_file: Path) 
         for key in spec:
             if key not in _TL_OVERRIDES:
                 raise InputError(f"{path}: {where}: unknown key {key!r} (allowed: {', '.join(sorted(_TL_OVERRIDES))})")
+        for section in ("phases", "links"):
+            if not isinstance(spec.get(section) or {}, dict):
+                raise InputError(f"{path}: {where}: '{section}' must be a mapping keyed by "
+                                 f"{'phase number' if section == 'phases' else 'link index'}")
         phases = list(inter.phases)
         for key, changes in (spec.get("phases") or {}).items():
             k = _as_index(path, f"{where} phases", key, len(phases), 1)

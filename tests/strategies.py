@@ -85,6 +85,7 @@ class RequestPlan:
     :param seed: seed of the per-step random choices.
     :param step_s: step length, seconds.
     :param request_p: probability of a request (for a random phase) in each step; 1.0 = every step.
+    :param vehicle_call_p: probability of a vehicle (detector) call for a random phase in each step.
     :param ped_call_p: probability of a pedestrian call (for a random phase) in each step.
     :param ped_recall: the phase machine's pedestrian recall setting.
     :param initial_phase: first phase after start-up, as a fraction of the phase count (0 ≤ x < 1).
@@ -93,17 +94,19 @@ class RequestPlan:
     seed: int
     step_s: float
     request_p: float
+    vehicle_call_p: float
     ped_call_p: float
     ped_recall: bool
     initial_phase: float
 
 
 def request_plans() -> st.SearchStrategy[RequestPlan]:
-    """Random policies: sparse to every-step requests, with or without pedestrian recall and calls."""
+    """Random policies: none to every-step requests, detector calls, pedestrian calls with or without recall."""
     return st.builds(RequestPlan,
                      seed=st.integers(0, 2**32 - 1),
                      step_s=st.sampled_from(STEPS_S),
-                     request_p=st.sampled_from((0.01, 0.05, 0.2, 0.5, 1.0)),
+                     request_p=st.sampled_from((0.0, 0.01, 0.05, 0.2, 0.5, 1.0)),
+                     vehicle_call_p=st.sampled_from((0.0, 0.05, 0.3)),
                      ped_call_p=st.sampled_from((0.0, 0.02, 0.2)),
                      ped_recall=st.booleans(),
                      initial_phase=st.floats(0, 1, exclude_max=True))

@@ -39,20 +39,33 @@ def _machine(inter: Intersection, plan: RequestPlan) -> PhaseMachine:
 
 
 def _drive(machine: PhaseMachine, plan: RequestPlan, ticks: int):
-    """Yield (state, interval, phase) per tick under the plan's random requests and pedestrian calls."""
+    """Yield (state, interval, phase, waiting) per tick under the plan's random requests and calls.
+
+    ``waiting`` tells whether another phase was waiting (a request or a vehicle call) as the tick began;
+    the calls are mirrored here from the phase machine's documented rule (cleared when the phase turns green).
+    """
     rng = random.Random(plan.seed)
     k = len(machine.intersection.phases)
+    calls: set[int] = set()
     for _ in range(ticks):
         if rng.random() < plan.request_p:
             machine.request(rng.randrange(k))
+        if rng.random() < plan.vehicle_call_p:
+            q = rng.randrange(k)
+            machine.call_vehicle(q)
+            if not (machine.interval is Interval.GREEN and q == machine.phase):
+                calls.add(q)
         if rng.random() < plan.ped_call_p:
             machine.call_pedestrian(rng.randrange(k))
+        waiting = machine.pending not in (None, machine.phase) or bool(calls - {machine.phase})
         state = machine.tick()
-        yield state, machine.interval, machine.phase
+        if machine.interval is Interval.GREEN:
+            calls.discard(machine.phase)
+        yield state, machine.interval, machine.phase, waiting
 
 
 class TimingChecker:
-    """Direct checks of what the monitor does not judge: min/max green per phase, min green per link, walk."""
+    """Direct checks of what the monitor does not judge: min green per link and per phase, max green, walk."""
 
     def __init__(self, inter: Intersection, step_s: float) -> None:
         self.inter, self.step_s = inter, step_s
@@ -60,12 +73,17 @@ class TimingChecker:
         self.is_ped = [link.kind == "pedestrian" for link in inter.links]
         # a link's green run spans at least one whole green of a phase that shows it
         self.link_min = [min((p.min_green_s for p in inter.phases if i in p.greens), default=0.0) for i in range(n)]
-        self.run_start = [None] * n  # tick at which each link's current green began
+        # max green, or walk + clearance if longer: past it a waiting phase must get the change (NEMA max timer)
+        self.longest = [max([_ticks(p.max_green_s, step_s)]
+                            + [_ticks(inter.links[i].walk_s, step_s) + _ticks(inter.links[i].yellow_s, step_s)
+                               for i in p.greens if self.is_ped[i]])
+                        for p in inter.phases]
+        self.run_start = [0] * n  # tick at which each link's current green began
         self.green_of: tuple[int, int] | None = None  # (phase, first tick) of the green interval running
         self.prev = "r" * n
         self.t = 0
 
-    def step(self, state: str, interval: Interval, phase: int) -> None:
+    def step(self, state: str, interval: Interval, phase: int, waiting: bool) -> None:
         t, step = self.t, self.step_s
         for i, (before, now) in enumerate(zip(self.prev, state)):
             if now in GREEN and before not in GREEN:
@@ -79,25 +97,20 @@ class TimingChecker:
                     assert now == "y", f"t={t * step}: vehicle link {i} left green for {now!r}"
                     need = self.link_min[i]
                     assert shown >= need - EPS_S, f"t={t * step}: link {i} green {shown} s < min green {need} s"
-        in_green = (phase, t) if interval is Interval.GREEN else None
-        if self.green_of is not None and (in_green is None or in_green[0] != self.green_of[0]):
-            self._green_ended(t)
-        if in_green is not None and (self.green_of is None or self.green_of[0] != phase):
-            self.green_of = in_green
-        elif in_green is None:
-            self.green_of = None
+        still = interval is Interval.GREEN and self.green_of is not None and self.green_of[0] == phase
+        if self.green_of is not None:
+            p, start = self.green_of
+            if not still:
+                shown, need = (t - start) * step, self.inter.phases[p].min_green_s
+                assert shown >= need - EPS_S, f"t={t * step}: phase {p} green {shown} s < min green {need} s"
+            else:
+                assert not (waiting and t - start >= self.longest[p]), (
+                    f"t={t * step}: phase {p} green {(t - start) * step} s held past max green "
+                    f"{self.inter.phases[p].max_green_s} s while another phase waits")
+        if not still:
+            self.green_of = (phase, t) if interval is Interval.GREEN else None
         self.prev = state
         self.t = t + 1
-
-    def _green_ended(self, t: int) -> None:
-        p, start = self.green_of
-        phase, step = self.inter.phases[p], self.step_s
-        shown = (t - start) * step
-        assert shown >= phase.min_green_s - EPS_S, f"t={t * step}: phase {p} green {shown} s < min {phase.min_green_s} s"
-        peds = [self.inter.links[i] for i in phase.greens if self.is_ped[i]]
-        longest = max([_ticks(phase.max_green_s, step)]
-                      + [_ticks(link.walk_s, step) + _ticks(link.yellow_s, step) for link in peds])
-        assert t - start <= longest, f"t={t * step}: phase {p} green {shown} s beyond max {phase.max_green_s} s"
 
 
 def _run_checked(inter: Intersection, plan: RequestPlan, ticks: int) -> float:
@@ -106,11 +119,11 @@ def _run_checked(inter: Intersection, plan: RequestPlan, ticks: int) -> float:
     monitor = SafetyMonitor(inter, plan.step_s)
     timing = TimingChecker(inter, plan.step_s)
     recent: list[str] = []
-    for state, interval, phase in _drive(machine, plan, ticks):
+    for state, interval, phase, waiting in _drive(machine, plan, ticks):
         recent = recent[-11:] + [state]
         shown = monitor.check(state)
         assert shown == state and not monitor.in_flash, f"{monitor.reason}; last states {recent}"
-        timing.step(state, interval, phase)
+        timing.step(state, interval, phase, waiting)
     assert monitor.violations == ()
     return ticks * plan.step_s
 
@@ -134,7 +147,7 @@ def test_phase_machine_never_trips_the_monitor_on_random_layouts():
 # latch at exactly that step with exactly that kind.
 
 def _stream(inter: Intersection, plan: RequestPlan, ticks: int = 400) -> list[str]:
-    return [state for state, _, _ in _drive(_machine(inter, plan), plan, ticks)]
+    return [state for state, *_ in _drive(_machine(inter, plan), plan, ticks)]
 
 
 def _first_fault(inter: Intersection, step_s: float, states: list[str]) -> tuple[int | None, set[str]]:

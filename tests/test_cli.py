@@ -1,0 +1,136 @@
+"""The command line: records with the documented keys, and bad input as one line with exit code 2."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORD_KEYS = {"controller", "network", "scenario", "seed", "delay", "travel_time", "waiting_time", "stops",
+               "throughput", "teleports"}
+
+
+def ondaverde(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ondaverde", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=timeout)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def broken_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad")
+    (d / "garbage.net.xml").write_text("<net><edge id='a'")
+    (d / "garbage.rou.xml").write_text("this is not xml")
+    # a valid network with no traffic lights
+    (d / "plain.nod.xml").write_text('<nodes><node id="a" x="0" y="0"/><node id="b" x="100" y="0"/></nodes>')
+    (d / "plain.edg.xml").write_text('<edges><edge id="ab" from="a" to="b" numLanes="1"/></edges>')
+    from envs.sumo_home import sumo_binary
+
+    subprocess.run([sumo_binary("netconvert"), "-n", str(d / "plain.nod.xml"), "-e", str(d / "plain.edg.xml"),
+                    "-o", str(d / "plain.net.xml")], check=True, capture_output=True)
+    return d
+
+
+def test_unknown_controller_is_named():
+    assert_one_line_error(ondaverde("simulate", "--controller", "telepathy"), "telepathy", "actuated")
+
+
+def test_unknown_network_is_named():
+    assert_one_line_error(ondaverde("simulate", "--network", "atlantis"), "atlantis")
+
+
+def test_unknown_scenario_is_named():
+    assert_one_line_error(ondaverde("simulate", "--network", "single", "--scenario", "rush"), "rush")
+
+
+def test_missing_net_file_is_named(tmp_path):
+    missing = tmp_path / "nowhere.net.xml"
+    assert_one_line_error(ondaverde("simulate", "--net", str(missing), "--routes", "x.rou.xml", "--end", "60"),
+                          "nowhere.net.xml")
+
+
+def test_malformed_net_file_is_named(broken_files):
+    net = broken_files / "garbage.net.xml"
+    assert_one_line_error(ondaverde("simulate", "--net", str(net), "--routes", str(net), "--end", "60"),
+                          "garbage.net.xml")
+
+
+@pytest.mark.sumo
+def test_malformed_route_file_is_named(broken_files):
+    routes = broken_files / "garbage.rou.xml"
+    net = ROOT / "networks" / "single" / "single.net.xml"
+    assert_one_line_error(ondaverde("simulate", "--net", str(net), "--routes", str(routes), "--end", "60"),
+                          "garbage.rou.xml")
+
+
+def test_missing_route_file_is_named(tmp_path):
+    net = ROOT / "networks" / "single" / "single.net.xml"
+    assert_one_line_error(ondaverde("simulate", "--net", str(net), "--routes", str(tmp_path / "gone.rou.xml"),
+                                    "--end", "60"), "gone.rou.xml")
+
+
+def test_net_without_traffic_lights_is_refused(broken_files):
+    net = broken_files / "plain.net.xml"
+    assert_one_line_error(ondaverde("simulate", "--net", str(net), "--routes", str(net), "--end", "60"),
+                          "plain.net.xml", "traffic light")
+
+
+def test_missing_sumocfg_is_named(tmp_path):
+    assert_one_line_error(ondaverde("simulate", "--network", str(tmp_path / "city.sumocfg")), "city.sumocfg")
+
+
+def test_bad_seed_list_exits_2():
+    proc = ondaverde("evaluate", "--seeds", "one,two")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_help_explains_every_command():
+    for command in ("simulate", "evaluate", "bench"):
+        proc = ondaverde(command, "--help")
+        assert proc.returncode == 0 and "usage:" in proc.stdout
+
+
+@pytest.mark.sumo
+def test_simulate_json_record_has_the_documented_keys():
+    proc = ondaverde("simulate", "--network", "single", "--end", "300", "--controller", "maxpressure", "--json")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)  # stdout holds the JSON and nothing else
+    assert RECORD_KEYS <= record.keys()
+    assert record["controller"] == "maxpressure" and record["network"] == "single"
+    assert record["scheduled"] > 0 and record["violations"] == 0
+
+
+@pytest.mark.sumo
+def test_evaluate_json_lists_one_record_per_run(tmp_path):
+    plot = tmp_path / "delay.png"
+    proc = ondaverde("evaluate", "--network", "single", "--end", "300", "--controllers", "fixed,sumo-actuated",
+                     "--seeds", "0,1", "--json", "--plot", str(plot))
+    assert proc.returncode == 0, proc.stderr
+    records = json.loads(proc.stdout)
+    assert len(records) == 4
+    assert {(r["controller"], r["seed"]) for r in records} == {("fixed", 0), ("fixed", 1), ("sumo-actuated", 0),
+                                                               ("sumo-actuated", 1)}
+    assert all(RECORD_KEYS <= r.keys() for r in records)
+    assert plot.stat().st_size > 1000
+
+
+@pytest.mark.sumo
+def test_bring_your_own_sumocfg_runs_without_python(tmp_path):
+    net = ROOT / "networks" / "single"
+    cfg = tmp_path / "mine.sumocfg"
+    cfg.write_text(f"""<configuration><input><net-file value="{net / 'single.net.xml'}"/>
+        <route-files value="{net / 'base.rou.xml'}"/></input><time><begin value="0"/><end value="240"/></time>
+        </configuration>""")
+    proc = ondaverde("simulate", "--network", str(cfg), "--controller", "actuated", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["scheduled"] > 0

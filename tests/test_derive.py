@@ -1,0 +1,282 @@
+"""networks.derive / networks.detectors: the intersection model derived from SUMO nets."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from controller.errors import InputError
+from controller.intersection import GREEN_CHARS, Intersection
+from controller.timing import WALK_S, pedestrian_clearance_s, yellow_change_s
+from networks.catalog import load_network
+from networks.derive import derive_intersections, load_intersection_file, write_intersection_file
+from networks.detectors import write_detector_additional
+
+BUNDLED = ("single", "grid")
+
+
+def _sumo_home() -> Path:
+    if os.environ.get("SUMO_HOME"):
+        return Path(os.environ["SUMO_HOME"])
+    import sumo
+
+    return Path(sumo.SUMO_HOME)
+
+
+def _program_states(net_file: Path) -> dict[str, list[str]]:
+    """Every phase state of the first program of each traffic light, straight from the XML."""
+    states: dict[str, list[str]] = {}
+    for tl in ET.parse(net_file).getroot().iter("tlLogic"):
+        states.setdefault(tl.get("id"), [p.get("state") for p in tl.iter("phase")])
+    return states
+
+
+def _link(inter: Intersection, from_lane: str, to_lane: str) -> int:
+    return next(l.index for l in inter.links if l.from_lane == from_lane and l.to_lane == to_lane)
+
+
+@pytest.fixture(scope="module")
+def derived() -> dict[str, list[Intersection]]:
+    return {name: derive_intersections(load_network(name).net_file) for name in BUNDLED}
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_official_program_satisfies_matrix(derived, name):
+    net = load_network(name).net_file
+    programs = _program_states(net)
+    inters = {i.id: i for i in derived[name]}
+    assert set(inters) == set(programs)
+    for tl, states in programs.items():
+        inter = inters[tl]
+        assert inter.n_links == len(states[0])  # one link per state position
+        for state in states:  # every phase, transitional ones included
+            greens = [i for i, c in enumerate(state) if c in GREEN_CHARS]
+            assert all(inter.compatible[a][b] for a in greens for b in greens), (tl, state)
+        for phase in inter.phases:
+            assert set(phase.state) <= set("Ggr")
+        assert all(inter.compatible[i][i] for i in range(inter.n_links))
+
+
+def test_single_conflicts_and_permissives(derived):
+    [c] = derived["single"]
+    we = _link(c, "west_app_1", "east_exit_1")       # main-street through, westbound approach
+    ew = _link(c, "east_app_1", "west_exit_1")       # opposing through
+    ns = _link(c, "north_app_1", "south_exit_1")     # crossing-street through
+    west_left = _link(c, "west_app_2", "north_exit_1")
+    east_left = _link(c, "east_app_2", "south_exit_1")
+    assert not c.compatible[we][ns] and not c.compatible[ns][we]  # opposing-through vs crossing: never together
+    assert c.compatible[we][ew]                                    # opposing throughs run together
+    assert c.compatible[west_left][ew]                             # permissive left ('g') against opposing through
+    assert c.compatible[west_left][east_left]                      # protected opposing lefts
+    assert not c.compatible[west_left][ns]                         # a left never with the crossing street
+    # 16 vehicle links, 4 green phases: main through (+ permissive left), main lefts, side through, side lefts
+    assert c.n_links == 16 and len(c.phases) == 4
+    assert c.phases[c.major_phase].state[we] == "G"
+    assert all(l.kind == "vehicle" and l.yellow_s == pytest.approx(yellow_change_s(13.89)) for l in c.links)
+    assert all(1.0 < l.red_clearance_s < 3.5 for l in c.links)
+    assert all(p.min_green_s == 5.0 and p.max_green_s >= 45.0 for p in c.phases)
+
+
+def test_grid_crosswalks_are_pedestrian_links(derived):
+    inters = {i.id: i for i in derived["grid"]}
+    assert len(inters) == 9
+    b1 = inters["B1"]
+    peds = [l for l in b1.links if l.kind == "pedestrian"]
+    assert len(peds) == 4
+    for link in peds:
+        assert link.from_lane.startswith(":B1_c") and link.to_lane == ""
+        assert link.walk_s == WALK_S and link.red_clearance_s == 2.0
+        assert link.yellow_s == pytest.approx(pedestrian_clearance_s(12.8), abs=0.5)
+    # SUMO's 5-s crosswalk clearance is folded into the vehicle phase: two phases remain
+    assert len(b1.phases) == 2
+    assert all(any(b1.phases[k].state[l.index] == "G" for k in range(2)) for l in peds)
+    assert not any(l.kind == "pedestrian" for l in inters["A0"].links)
+    # the west-east street (priority 3, heavier demand) is the major phase everywhere
+    edges = ET.parse(load_network("grid").net_file.parent / "grid.edg.xml").getroot().iter("edge")
+    main_street = {e.get("id") for e in edges if e.get("priority") == "3"}
+    assert len(main_street) == 24
+    for inter in inters.values():
+        major = inter.phases[inter.major_phase]
+        for link in inter.links:
+            if link.kind == "vehicle" and link.from_lane.rsplit("_", 1)[0] in main_street:
+                assert major.state[link.index] in GREEN_CHARS, (inter.id, link)
+
+
+def test_detectors_scheme(derived):
+    for name in BUNDLED:
+        all_ids = [d.id for inter in derived[name] for d in inter.detectors]
+        assert len(all_ids) == len(set(all_ids))
+        for inter in derived[name]:
+            vehicle_in = {l.from_lane for l in inter.links if l.kind == "vehicle"}
+            kinds = {(d.kind, d.lane) for d in inter.detectors}
+            for lane in vehicle_in:
+                for kind, short in (("stopbar", "sb"), ("advance", "adv"), ("radar", "rad")):
+                    assert (kind, lane) in kinds
+                    assert f"{inter.id}__{short}__{lane}" in all_ids
+            for det in inter.detectors:
+                assert det.links and all(0 <= i < inter.n_links for i in det.links)
+                if det.kind == "stopbar":
+                    assert det.distance_m == 1.0
+                if det.kind == "advance":
+                    assert det.distance_m == pytest.approx(13.89 * 3, abs=0.01)
+                if det.kind in ("radar", "exit"):
+                    assert 0 < det.length_m <= 150.0
+    again = derive_intersections(load_network("single").net_file)
+    assert [d.id for d in again[0].detectors] == [d.id for d in derived["single"][0].detectors]
+
+
+@pytest.mark.sumo
+@pytest.mark.parametrize("name", BUNDLED)
+def test_detector_file_loads_in_sumo(derived, name, tmp_path):
+    add = write_detector_additional(derived[name], tmp_path / "det.add.xml")
+    net = load_network(name).net_file
+    proc = subprocess.run([str(_sumo_home() / "bin" / "sumo"), "-n", str(net), "-a", str(add), "--end", "10",
+                           "--no-step-log"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "Error" not in proc.stderr
+    # the committed copy is the same file
+    assert add.read_text() == (net.parent / "detectors.add.xml").read_text()
+
+
+def test_intersection_file_round_trip(derived, tmp_path):
+    inters = derived["grid"] + derived["single"]
+    path = write_intersection_file(inters, tmp_path / "x" / "intersections.json", source="test")
+    assert load_intersection_file(path) == inters
+    back = load_intersection_file(path)
+    assert [i.detectors for i in back] == [i.detectors for i in inters]
+    assert [i.signal_groups for i in back] == [i.signal_groups for i in inters]
+    doc = json.loads(path.read_text())
+    row = doc["intersections"][0]["compatible"][0]
+    doc["intersections"][0]["compatible"][0] = row[0] + ("0" if row[1] == "1" else "1") + row[2:]  # asymmetric
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="bad.json"):
+        load_intersection_file(bad)
+    with pytest.raises(InputError, match="nothere.json"):
+        load_intersection_file(tmp_path / "nothere.json")
+
+
+def test_overrides(tmp_path):
+    net = load_network("single").net_file
+    ov = tmp_path / "ov.yaml"
+    ov.write_text("C:\n  major_phase: 2\n  phases:\n    1: {name: Arequipa, min_green_s: 8, max_green_s: 60}\n"
+                  "  links:\n    0: {yellow_s: 4.5, red_clearance_s: 2.5}\n")
+    [c] = derive_intersections(net, ov)
+    assert c.major_phase == 2
+    assert (c.phases[0].name, c.phases[0].min_green_s, c.phases[0].max_green_s) == ("Arequipa", 8.0, 60.0)
+    assert (c.links[0].yellow_s, c.links[0].red_clearance_s) == (4.5, 2.5)
+    js = tmp_path / "ov.json"
+    js.write_text(json.dumps({"C": {"phases": {"2": {"program_green_s": 9}}}}))
+    assert derive_intersections(net, js)[0].phases[1].program_green_s == 9.0
+    for text, key in (("X9:\n  major_phase: 0\n", "X9"), ("C:\n  colour: red\n", "colour"),
+                      ("C:\n  phases:\n    1: {minimum: 3}\n", "minimum"), ("C:\n  links:\n    99: {yellow_s: 4}\n", "99"),
+                      ("C: [unclosed\n", "YAML")):
+        ov.write_text(text)
+        with pytest.raises(InputError, match="ov.yaml") as err:
+            derive_intersections(net, ov)
+        assert key in str(err.value)
+
+
+def test_no_traffic_lights_and_malformed_files(tmp_path):
+    plain = tmp_path / "plain.net.xml"
+    plain.write_text('<net version="1.20">\n  <edge id="a" from="x" to="y" priority="1">\n'
+                     '    <lane id="a_0" index="0" speed="13.89" length="100" shape="0,0 100,0"/>\n  </edge>\n</net>\n')
+    with pytest.raises(InputError, match="plain.net.xml: no traffic lights"):
+        derive_intersections(plain)
+    broken = tmp_path / "broken.net.xml"
+    broken.write_text('<net version="1.20">\n  <edge id="a" from="x"\n')
+    with pytest.raises(InputError, match="broken.net.xml"):
+        derive_intersections(broken)
+    with pytest.raises(InputError, match="missing.net.xml"):
+        derive_intersections(tmp_path / "missing.net.xml")
+    notnet = tmp_path / "routes.xml"
+    notnet.write_text("<routes/>")
+    with pytest.raises(InputError, match="routes.xml"):
+        derive_intersections(notnet)
+
+
+def test_conflicting_program_is_refused(tmp_path):
+    net = load_network("single").net_file
+    text = net.read_text()
+    assert 'state="rrrrGGGgrrrrGGGg"' in text
+    bad = tmp_path / "conflict.net.xml"
+    bad.write_text(text.replace('state="rrrrGGGgrrrrGGGg"', 'state="rGrrGGGgrrrrGGGg"', 1))  # N-S through too
+    with pytest.raises(InputError, match=r"conflict\.net\.xml: traffic light 'C': program phase 1"):
+        derive_intersections(bad)
+
+
+def test_grade_lengthens_yellow(tmp_path):
+    net = load_network("single").net_file
+    text = net.read_text()
+    lane = 'shape="-166.00,-4.80 -13.60,-4.80"'
+    assert lane in text
+    hill = tmp_path / "hill.net.xml"
+    hill.write_text(text.replace(lane, 'shape="-166.00,-4.80,6.10 -13.60,-4.80,0.00"'))  # 4 % downgrade
+    [c] = derive_intersections(hill)
+    link = c.links[_link(c, "west_app_1", "east_exit_1")]
+    assert link.yellow_s == pytest.approx(yellow_change_s(13.89, -6.1 / 152.4))
+    assert link.yellow_s > yellow_change_s(13.89) + 0.2
+
+
+SUMO_EXAMPLES = ("tools/game/cross/cross.net.xml", "tools/game/DRT/osm.net.xml", "tools/game/kuehne/kuehne.net.xml",
+                 "tools/game/A10KW/osm.net.xml", "tools/game/fokr_bs_demo/fokr_bs.net.xml.gz",
+                 "tools/sumolib/scenario/scenarios/RiLSA1BothTLS/rilsa1both.net.xml")
+
+
+@pytest.mark.parametrize("rel", SUMO_EXAMPLES)
+def test_sumo_shipped_examples(rel):
+    """Nets we did not author (shipped with the eclipse-sumo wheel) derive cleanly."""
+    net = _sumo_home() / rel
+    if not net.exists():
+        pytest.skip(f"{rel} not shipped with this SUMO")
+    inters = derive_intersections(net)
+    programs = {}
+    import gzip
+
+    opener = gzip.open if rel.endswith(".gz") else open
+    with opener(net, "rb") as fh:
+        for tl in ET.parse(fh).getroot().iter("tlLogic"):
+            programs.setdefault(tl.get("id"), [p.get("state") for p in tl.iter("phase")])
+    assert {i.id for i in inters} == set(programs)
+    for inter in inters:
+        assert inter.n_links == len(programs[inter.id][0])
+        for state in programs[inter.id]:
+            greens = [i for i, c in enumerate(state) if c in GREEN_CHARS]
+            assert all(inter.compatible[a][b] for a in greens for b in greens)
+
+
+def test_sumo_shipped_inconsistent_program_is_reported():
+    """Ingolstadt (game) shows two merging movements green where neither yields: refused, naming tl and phase."""
+    net = _sumo_home() / "tools/game/fkk_in/ingolstadt.net.xml.gz"
+    if not net.exists():
+        pytest.skip("ingolstadt game net not shipped")
+    with pytest.raises(InputError, match=r"ingolstadt\.net\.xml\.gz: traffic light 'gneJ21': program phase 1"):
+        derive_intersections(net)
+
+
+@pytest.mark.sumo
+def test_netgenerated_spider_with_crosswalks(tmp_path):
+    net = tmp_path / "spider.net.xml"
+    proc = subprocess.run([str(_sumo_home() / "bin" / "netgenerate"), "--spider", "--spider.arm-number", "5",
+                           "--spider.circle-number", "2", "--spider.space-radius", "120", "--tls.guess",
+                           "--sidewalks.guess", "--crossings.guess", "--seed", "7", "-L", "2", "-o", str(net)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    inters = derive_intersections(net)
+    assert inters
+    assert any(l.kind == "pedestrian" for i in inters for l in i.links)
+    add = write_detector_additional(inters, tmp_path / "det.add.xml")
+    run = subprocess.run([str(_sumo_home() / "bin" / "sumo"), "-n", str(net), "-a", str(add), "--end", "5",
+                          "--no-step-log"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+
+
+def test_frozen_dataclasses_compare_by_value(derived):
+    [c] = derived["single"]
+    assert dataclasses.replace(c) == c
