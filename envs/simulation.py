@@ -26,6 +26,11 @@ def _intersections(net_file: Path, override_file: Path | None, mtime: float) -> 
     return tuple(derive_intersections(net_file, override_file))
 
 
+@lru_cache(maxsize=8)
+def _vtype_classes(route_files: tuple[Path, ...], mtimes: tuple[float, ...]) -> dict[str, str]:
+    return read_vtype_classes(list(route_files))
+
+
 def intersections_of(network: NetworkSpec) -> list[Intersection]:
     """The network's intersections (derived from the net, with its override file), cached per process."""
     if not network.net_file.is_file():
@@ -64,6 +69,9 @@ class SignalSimulation:
         for f in scenario.route_files:
             if not Path(f).is_file():
                 raise InputError(f"{f}: route file not found")
+        # reading the vehicle types also checks each route file is well-formed XML, naming a bad one
+        self._vtype_classes = _vtype_classes(tuple(Path(f) for f in scenario.route_files),
+                                             tuple(Path(f).stat().st_mtime for f in scenario.route_files))
         # loops aggregate over the read interval: every second with policies, else every decision
         read_period = 1.0 if (policies or reference is not None) else read_period_s
         additional = [write_detector_additional(self.intersections, work_dir / "detectors.add.xml", read_period)]
@@ -131,8 +139,8 @@ class SignalSimulation:
         if not self._closed:
             self.backend.close()
             self._closed = True
-        classes = read_vtype_classes(list(self.scenario.route_files))
-        return read_metrics(self.tripinfo, self.statistics, self.scenario.begin_s, self.scenario.end_s, classes)
+        return read_metrics(self.tripinfo, self.statistics, self.scenario.begin_s, self.scenario.end_s,
+                            self._vtype_classes)
 
     def cleanup(self) -> None:
         """Close SUMO if needed and delete the temporary work folder."""
