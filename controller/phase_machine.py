@@ -79,7 +79,6 @@ class PhaseMachine:
         self._ped_links = [sorted(i for i in g if self._is_ped[i]) for g in self._greens]
         self._min = [self._ticks(p.min_green_s) for p in intersection.phases]
         self._max = [max(self._ticks(p.max_green_s), m) for p, m in zip(intersection.phases, self._min)]
-        self._ped_min = [max([self._walk[i] + self._yellow[i] for i in peds] or [0]) for peds in self._ped_links]
 
         first = intersection.major_phase if initial_phase is None else initial_phase
         self._check_phase(first)
@@ -94,6 +93,7 @@ class PhaseMachine:
         self._calls: set[int] = set()
         self._ped_served = False
         self._ped_start: dict[int, int] = {}
+        self._ped_need = 0
         self._green_start = 0
         self._ending: frozenset[int] = frozenset()
         self._yellow_ticks = 0
@@ -125,6 +125,7 @@ class PhaseMachine:
     def call_vehicle(self, phase: int) -> None:
         """Register a (locking) vehicle call on ``phase``: a detector saw demand there. Calls on the phase now
         green are ignored; a call is cleared when its phase turns green. Calls only matter at max green."""
+        self._check_phase(phase)
         if not (self.interval is Interval.GREEN and phase == self.phase):
             self._calls.add(phase)
 
@@ -150,7 +151,7 @@ class PhaseMachine:
             return False
         need = self._min[self.phase]
         if self._ped_served:
-            need = max(need, self._ped_min[self.phase])
+            need = max(need, self._ped_need)
         return self.green_ticks >= need
 
     # ----------------------------------------------------------------- the tick
@@ -241,13 +242,21 @@ class PhaseMachine:
         self._ped_served = bool(self._ped_links[target]) and (self.ped_recall or target in self._ped_calls)
         self._ped_calls.discard(target)
         self._calls.discard(target)
-        # a crosswalk still green from the previous phase keeps its walk history
-        self._ped_start = {i: (0 if i not in continuing else -self._walk[i] - self._yellow[i])
+        # every crosswalk of the phase starts a fresh walk, also one that was green in the previous phase
+        # too; one whose clearance was still showing gets one step of don't walk first (a clearance
+        # always ends in red)
+        self._ped_start = {i: (1 if i in continuing and self._state[i] != "r" else 0)
                            for i in self._ped_links[target]}
+        self._ped_need = max([self._ped_start[i] + self._walk[i] + self._yellow[i]
+                              for i in self._ped_links[target]] or [0])
 
     def _render(self) -> str:
         inter = self.intersection
         if self.interval is Interval.GREEN:
+            if not self._ped_served:  # crosswalks (if any) stay at don't walk: the phase's state as it is
+                state = inter.phases[self.phase].state
+                return "".join("r" if self._is_ped[i] else c for i, c in enumerate(state)) \
+                    if self._ped_links[self.phase] else state
             chars = list(inter.phases[self.phase].state)
             for i in self._ped_links[self.phase]:
                 chars[i] = self._ped_char(i)
@@ -266,6 +275,8 @@ class PhaseMachine:
         if not self._ped_served:
             return "r"
         t = self.green_ticks - self._ped_start[i]
+        if t < 0:
+            return "r"
         if t < self._walk[i]:
             return "G"
         if t < self._walk[i] + self._yellow[i]:

@@ -31,12 +31,13 @@ import enum
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from controller.errors import InputError
 from controller.intersection import Intersection
 
-__all__ = ["EPS_S", "Lamp", "SafetyMonitor", "Violation", "ViolationKind", "flash_state", "lamps_from_state"]
+__all__ = ["EPS_S", "FAULT_FLASH_CHAR", "STATE_CHARS", "Lamp", "SafetyMonitor", "Violation", "ViolationKind",
+           "flash_state", "lamps_from_state"]
 
 ViolationKind = Literal["conflict", "green_to_red", "short_yellow", "missing_red_clearance",
                         "dual_indication", "dark", "bad_state"]
@@ -78,6 +79,22 @@ class Violation:
         return f"{self.kind} at {self.time_s:g} s (links {', '.join(map(str, self.links)) or '-'}): {self.detail}"
 
 
+_Fault = tuple[ViolationKind, tuple[int, ...], str]
+
+
+class _Shape(NamedTuple):
+    """One state as bit masks (link i is bit ``n - 1 - i``) plus its step-independent faults."""
+
+    go: int | None  # G, g and o: traffic may enter (None: the state is malformed)
+    green: int  # steady G, g
+    yellow: int  # steady y
+    fyellow: int  # flashing o
+    faults: tuple[_Fault, ...]
+
+
+_ALL_RED = _Shape(0, 0, 0, 0, ())
+
+
 def lamps_from_state(state: str) -> tuple[Lamp, ...]:
     """The lamps a state string lights, per link (a flashing lamp counts as lit; ``O`` lights none).
 
@@ -106,10 +123,10 @@ def flash_state(intersection: Intersection, major_links: Iterable[int] | None = 
     >>> from controller.testing import two_phase_intersection
     >>> flash_state(two_phase_intersection()), flash_state(two_phase_intersection(), frozenset({0, 1}))
     ('ssss', 'ooss')
-    >>> flash_state(two_phase_intersection(), {0, 2})
+    >>> flash_state(two_phase_intersection(), {0, 2})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    controller.errors.InputError: intersection 'two-phase': flash pattern shows flashing yellow on conflicting links 0 and 2
+    controller.errors.InputError: intersection 'two-phase': ... flashing yellow on conflicting links 0 and 2
 
     :param intersection: the intersection.
     :param major_links: indices of the links that flash yellow, or None for all-red flash.
@@ -154,6 +171,12 @@ class SafetyMonitor:
     machine's start-up all-red. A flash pattern (only ``o``, ``s``, ``O``) proposed while running is the
     programmed flash of standards.md §D: legal when entered from red (no green cut, no yellow short).
 
+    Not judged: ``G`` ↔ ``g`` on one link (one channel in this model, as in SUMO), min/max green and walk
+    length (controller timing, not MMU checks), and flashing in lamp readback (each lamp is read as steady).
+
+    Cost: an unchanged state is one string comparison; a changed one works on integer bit masks, with
+    each distinct state analysed once and cached.
+
     :param intersection: the intersection; only its links and compatibility matrix are used.
     :param step_s: length of one step, seconds.
     :raises InputError: for a step that is not positive.
@@ -175,7 +198,7 @@ class SafetyMonitor:
         self._clear_ticks = [ticks(link.red_clearance_s) for link in intersection.links]
         self._flash = flash_state(intersection)
         self._full = (1 << n) - 1
-        self._shapes: dict[str, tuple] = {}
+        self._shapes: dict[str, _Shape] = {}
         self._now = 0
         self.reset()
 
@@ -216,7 +239,7 @@ class SafetyMonitor:
         self._latched = False
         self._violations: tuple[Violation, ...] = ()
         self._prev_state: str | None = None
-        self._prev = (0, 0, 0, 0)  # masks of the last state: go, steady green, yellow, flashing yellow
+        self._prev = _ALL_RED
         self._yellow_start = [self._now] * self._n
         self._yellow_end = [self._now] * self._n
 
@@ -276,99 +299,89 @@ class SafetyMonitor:
     # ------------------------------------------------------------------ internals
     def _judge(self, state: str, dual: int, raw: bytes = b"") -> None:
         """Full check of a state that differs from the last one; latches on any fault."""
-        now = self._now
         shape = self._shapes.get(state)
         if shape is None:
             shape = self._shape(state)
             if len(self._shapes) > 4096:  # random input must not grow memory without bound
                 self._shapes.clear()
             self._shapes[state] = shape
-        go, green, yellow, fyellow, faults = shape
-        if faults or dual:
-            faults = list(faults)
-            for i in self._links_of(dual):
-                lit = "+".join(lamp.name for lamp in Lamp if raw[i] & lamp)
-                faults.append(("dual_indication", (i,), f"lamps {lit} lit together"))
-            if go is None:  # malformed: no colours to follow
-                self._latch(faults)
-                return
-        p_go, p_green, p_yellow, p_fyellow = self._prev
-        yellow_start, yellow_end = self._yellow_start, self._yellow_end
+        faults = list(shape.faults)
+        for i in self._links_of(dual):  # §C dual indication: two colours on one channel
+            lit = "+".join(lamp.name or "" for lamp in Lamp if raw[i] & lamp)
+            faults.append(("dual_indication", (i,), f"lamps {lit} lit together"))
+        if shape.go is not None:  # a malformed state has no colours to follow
+            self._transitions(state, shape, faults)
+        if faults:
+            self._latch(faults)
+            return
+        self._prev = shape
+        self._prev_state = state
+        self._now += 1
 
-        cut = p_green & ~green & ~yellow
-        if cut:
-            for i in self._links_of(cut):
-                faults = [*faults, ("green_to_red", (i,), f"green ended without yellow ({state[i]!r} follows green)")]
-        ended = p_yellow & ~yellow
-        if ended:
-            for i in self._links_of(ended):
-                shown = now - yellow_start[i]
-                if go & (1 << (self._n - 1 - i)):
-                    faults = [*faults, ("short_yellow", (i,), f"yellow went back to go ({state[i]!r}) "
-                                                               f"after {shown * self.step_s:g} s")]
-                elif shown < self._yellow_ticks[i]:
-                    need = self.intersection.links[i].yellow_s
-                    faults = [*faults, ("short_yellow", (i,), f"yellow lasted {shown * self.step_s:g} s, "
-                                                               f"needs {need:g} s")]
-                yellow_end[i] = now
-        done_flashing = p_fyellow & ~fyellow & ~go & ~yellow  # leaving flashing yellow: traffic may be inside
-        if done_flashing:
-            for i in self._links_of(done_flashing):
-                yellow_end[i] = now
-        started = yellow & ~p_yellow
-        if started:
-            for i in self._links_of(started):
-                yellow_start[i] = now
-        released = go & ~p_go & ~p_yellow
+    def _transitions(self, state: str, shape: _Shape, faults: list[_Fault]) -> None:
+        """Judge each link's change from the last state; keep yellow start/end times (committed even on a
+        fault: once latched, history no longer matters)."""
+        now, step, links = self._now, self.step_s, self.intersection.links
+        go, green, yellow, fyellow = shape.go, shape.green, shape.yellow, shape.fyellow
+        before = self._prev
+        yellow_start, yellow_end = self._yellow_start, self._yellow_end
+        # §C / MUTCD: a yellow follows every green (for a crosswalk, flashing don't walk follows walk)
+        for i in self._links_of(before.green & ~green & ~yellow):
+            faults.append(("green_to_red", (i,), f"green ended without yellow ({state[i]!r} follows green)"))
+        # §C short yellow: the yellow must last its full time and end in red, never back in green
+        for i in self._links_of(before.yellow & ~yellow):
+            shown = now - yellow_start[i]
+            if go >> (self._n - 1 - i) & 1:
+                faults.append(("short_yellow", (i,), f"yellow went back to go ({state[i]!r}) after {shown * step:g} s"))
+            elif shown < self._yellow_ticks[i]:
+                faults.append(("short_yellow", (i,), f"yellow lasted {shown * step:g} s, "
+                                                     f"needs {links[i].yellow_s:g} s"))
+            yellow_end[i] = now
+        # leaving flashing yellow (flash exit, §D): traffic that did not stop may still be inside
+        for i in self._links_of(before.fyellow & ~fyellow & ~go & ~yellow):
+            yellow_end[i] = now
+        for i in self._links_of(yellow & ~before.yellow):
+            yellow_start[i] = now
+        # §C minimum yellow + red clearance between a green and the next conflicting green
+        released = go & ~before.go & ~before.yellow
         if released:
             clear = self._clear_ticks
             for i in self._links_of(released):
                 for j in self._conflicts[i]:
                     if yellow_end[j] + clear[j] > now:
-                        waited = (now - yellow_end[j]) * self.step_s
-                        need = self.intersection.links[j].red_clearance_s
-                        faults = [*faults, ("missing_red_clearance", (i, j),
-                                            f"link {i} released {waited:g} s after conflicting link {j} "
-                                            f"left yellow, needs {need:g} s of red clearance")]
-        if faults:
-            self._latch(faults)
-            return
-        self._prev = (go, green, yellow, fyellow)
-        self._prev_state = state
-        self._now = now + 1
+                        faults.append(("missing_red_clearance", (i, j),
+                                       f"link {i} released {(now - yellow_end[j]) * step:g} s after conflicting "
+                                       f"link {j} left yellow, needs {links[j].red_clearance_s:g} s of red clearance"))
 
-    def _latch(self, faults: list[tuple[str, tuple[int, ...], str]]) -> None:
+    def _latch(self, faults: list[_Fault]) -> None:
         t = self._now * self.step_s
-        self._violations = tuple(Violation(t, kind, links, detail) for kind, links, detail in faults)  # type: ignore[arg-type]
+        self._violations = tuple(Violation(t, kind, links, detail) for kind, links, detail in faults)
         self._latched = True
         self._now += 1
 
-    def _shape(self, state: str) -> tuple:
-        """Masks and step-independent faults of one state (cached: an intersection shows few states)."""
+    def _shape(self, state: str) -> _Shape:
+        """Colour masks and step-independent faults of one state (cached: an intersection shows few states)."""
         n = self._n
-        if len(state) != n:
-            return None, 0, 0, 0, (("bad_state", (), f"state {state!r} has {len(state)} chars, needs {n}"),)
+        if len(state) != n:  # §C: output the monitor cannot read is a fault, as a failed readback is
+            return _Shape(None, 0, 0, 0, (("bad_state", (), f"state {state!r} has {len(state)} chars, needs {n}"),))
         unknown = state.translate(_DROP_KNOWN)
         if unknown:
             links = tuple(i for i, c in enumerate(state) if c not in STATE_CHARS)
-            return None, 0, 0, 0, (("bad_state", links, f"state {state!r}: unknown characters {unknown!r}"),)
-        go = int(state.translate(_GO), 2)
-        green = int(state.translate(_GREEN), 2)
-        yellow = int(state.translate(_YELLOW), 2)
-        fyellow = int(state.translate(_FYELLOW), 2)
-        faults: list[tuple[str, tuple[int, ...], str]] = []
+            return _Shape(None, 0, 0, 0, (("bad_state", links, f"state {state!r}: unknown characters {unknown!r}"),))
+        shape = _Shape(int(state.translate(_GO), 2), int(state.translate(_GREEN), 2),
+                       int(state.translate(_YELLOW), 2), int(state.translate(_FYELLOW), 2), ())
+        faults: list[_Fault] = []
         dark = int(state.translate(_DARK), 2)
         flash_pattern = int(state.translate(_FLASHING), 2) == self._full and dark != self._full
-        if dark and not flash_pattern:
-            for i in self._links_of(dark):
-                faults.append(("dark", (i,), "no lamp lit outside flash"))
-        active = go | yellow  # MMU: green, yellow and walk alike
+        if dark and not flash_pattern:  # §C red fail: every lamp of a channel off
+            faults += [("dark", (i,), "no lamp lit outside flash") for i in self._links_of(dark)]
+        active = shape.go | shape.yellow  # §C conflict: the MMU treats green, yellow and walk alike
         for i in self._links_of(active):
             for j in self._links_of(self._conflict_mask[i] & active):
                 if i < j:
                     faults.append(("conflict", (i, j), f"conflicting links {i} ({state[i]!r}) "
                                                        f"and {j} ({state[j]!r}) both go"))
-        return go, green, yellow, fyellow, tuple(faults)
+        return shape._replace(faults=tuple(faults))
 
     def _links_of(self, mask: int) -> list[int]:
         """Link indices whose bits are set in ``mask``, ascending."""

@@ -47,29 +47,35 @@ class DetectorObservation(ObservationFunction):
         super().__init__(intersection, delta_time_s)
         dets = intersection.detectors
         self._n_phases = len(intersection.phases)
-        self._loop = np.array([d.kind in ("stopbar", "advance") for d in dets], dtype=bool)
-        self._stopbar = np.array([d.kind == "stopbar" for d in dets], dtype=bool)
-        self._zone = ~self._loop
-        self._capacity = np.array([max(d.length_m / JAM_SPACING_M, 1.0) for d in dets])
+        capacity = np.array([max(d.length_m / JAM_SPACING_M, 1.0) for d in dets])
+        stopbar = np.array([d.kind == "stopbar" for d in dets], dtype=bool)
+        advance = np.array([d.kind == "advance" for d in dets], dtype=bool)
+        zone = ~(stopbar | advance)
+        # per-detector weights, so one observation is a few vector operations (it runs for every agent
+        # at every decision): first value = occupancy (stop bar) or count scaled (advance, zones)
+        self._w_occupancy = stopbar.astype(float)
+        self._w_count = np.where(advance, 1.0 / delta_time_s, np.where(zone, 1.0 / capacity, 0.0))
+        self._w_halting = np.where(zone, 1.0 / capacity, 0.0)
         self._max_green = np.array([p.max_green_s for p in intersection.phases])
-        self._size = self._n_phases + 3 + 3 * len(dets)
+        self._head = self._n_phases + 3
+        self._size = self._head + 3 * len(dets)
 
     def space(self) -> spaces.Box:
         return spaces.Box(0.0, 1.0, shape=(self._size,), dtype=np.float32)
 
     def __call__(self, controller: SignalController, readings: DetectorReadings) -> np.ndarray:
         m = controller.machine
-        head = np.zeros(self._n_phases + 3, dtype=np.float32)
-        head[m.phase] = 1.0
-        head[self._n_phases] = float(m.may_end_green())
-        head[self._n_phases + 1] = m.green_elapsed_s / self._max_green[m.phase]
-        head[self._n_phases + 2] = float(controller.interval is not Interval.GREEN)
-        a = np.where(self._stopbar, readings.occupancy,
-                     np.where(self._loop, readings.count / self.delta_time_s, readings.count / self._capacity))
-        b = np.where(self._zone, readings.halting / self._capacity, 0.0)
-        c = np.where(readings.speed_mps >= 0, readings.speed_mps / 20.0, 0.0)
-        body = np.stack([a, b, c], axis=1).ravel()
-        return np.clip(np.concatenate([head, body]), 0.0, 1.0).astype(np.float32)
+        out = np.zeros(self._size, dtype=np.float32)
+        out[m.phase] = 1.0
+        out[self._n_phases] = float(m.may_end_green())
+        out[self._n_phases + 1] = min(m.green_elapsed_s / self._max_green[m.phase], 1.0)
+        out[self._n_phases + 2] = float(controller.interval is not Interval.GREEN)
+        body = out[self._head:]
+        body[0::3] = readings.occupancy * self._w_occupancy + readings.count * self._w_count
+        body[1::3] = readings.halting * self._w_halting
+        body[2::3] = np.maximum(readings.speed_mps, 0.0) / 20.0
+        np.clip(body, 0.0, 1.0, out=body)
+        return out
 
 
 OBSERVATIONS: dict[str, type[ObservationFunction]] = {DetectorObservation.name: DetectorObservation}

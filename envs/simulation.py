@@ -91,6 +91,7 @@ class SignalSimulation:
                                 for i in self.intersections]
         self.backend = SumoBackend(self.run, self.intersections if self.controlled else [], use_traci)
         self.readings: list[DetectorReadings] = (self.backend.read_detectors() if self.controlled else [])
+        self._fresh = self.controlled
         self._closed = False
 
     @property
@@ -114,11 +115,13 @@ class SignalSimulation:
             for k, phase in requests.items():
                 self.controllers[k].request(int(phase))
         backend = self.backend
-        readings = self.readings
+        # detector data reach the controllers only when fresh: calls and policies never see a reading twice
+        readings = self.readings if self._fresh else None
         for k, ctrl in enumerate(self.controllers):
             backend.set_state(ctrl.intersection.id, ctrl.step(readings[k] if readings else None))
         backend.step()
-        if read and self.controlled:
+        self._fresh = read and self.controlled
+        if self._fresh:
             self.readings = backend.read_detectors()
 
     def run_to_end(self, progress=None) -> None:

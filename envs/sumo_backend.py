@@ -102,8 +102,10 @@ class SumoBackend:
     # ------------------------------------------------------------------ detectors
     def _prepare_reading(self) -> None:
         ids = [(d.id, d.kind in _E1_KINDS) for inter in self.intersections for d in inter.detectors]
-        self._e1 = [(k, i) for k, (i, is_e1) in enumerate(ids) if is_e1]
-        self._e2 = [(k, i) for k, (i, is_e1) in enumerate(ids) if not is_e1]
+        self._e1_idx = np.array([k for k, (_, is_e1) in enumerate(ids) if is_e1], dtype=np.int64)
+        self._e2_idx = np.array([k for k, (_, is_e1) in enumerate(ids) if not is_e1], dtype=np.int64)
+        self._e1_ids = [i for i, is_e1 in ids if is_e1]
+        self._e2_ids = [i for i, is_e1 in ids if not is_e1]
         n = len(ids)
         self._occupied = np.zeros(n, dtype=bool)
         self._count = np.zeros(n)
@@ -117,7 +119,7 @@ class SumoBackend:
             start += len(inter.detectors)
         known_e1 = set(self.api.inductionloop.getIDList())
         known_e2 = set(self.api.lanearea.getIDList())
-        missing = [i for _, i in self._e1 if i not in known_e1] + [i for _, i in self._e2 if i not in known_e2]
+        missing = [i for i in self._e1_ids if i not in known_e1] + [i for i in self._e2_ids if i not in known_e2]
         if missing:
             self.close()
             raise InputError(f"detector {missing[0]!r} is missing from the simulation ({len(missing)} missing)")
@@ -129,23 +131,26 @@ class SumoBackend:
 
         Loop ``count`` is SUMO's count over the loop's last aggregation period, which the detector file
         sets to the read interval, so it is the number of vehicles that passed since the previous read.
+        Zone occupancy is not read (no policy uses it; it costs a call per zone per read).
         The returned arrays are views into buffers reused by the next call: copy what you keep.
         """
         il, la = self.api.inductionloop, self.api.lanearea
+        e1, e2 = self._e1_ids, self._e2_ids
+        # one list comprehension per variable: the per-call Python overhead is what costs here
+        if e1:
+            passed = np.array([il.getLastIntervalVehicleNumber(i) for i in e1], dtype=float)
+            occ1 = np.array([il.getLastStepOccupancy(i) for i in e1]) / 100.0
+            self._count[self._e1_idx] = passed
+            self._occupancy[self._e1_idx] = occ1
+            self._occupied[self._e1_idx] = (passed > 0) | (occ1 > 0)
+        if e2:
+            n = np.array([la.getLastStepVehicleNumber(i) for i in e2], dtype=float)
+            self._count[self._e2_idx] = n
+            self._occupied[self._e2_idx] = n > 0
+            self._halting[self._e2_idx] = [la.getLastStepHaltingNumber(i) for i in e2]
+            self._speed[self._e2_idx] = [la.getLastStepMeanSpeed(i) for i in e2]
         occupied, count, halting, occ, speed = (self._occupied, self._count, self._halting, self._occupancy,
                                                 self._speed)
-        for k, det_id in self._e1:
-            passed = il.getLastIntervalVehicleNumber(det_id)
-            count[k] = passed
-            occ[k] = il.getLastStepOccupancy(det_id) / 100.0
-            occupied[k] = passed > 0 or occ[k] > 0
-        for k, det_id in self._e2:
-            n = la.getLastStepVehicleNumber(det_id)
-            count[k] = n
-            occupied[k] = n > 0
-            halting[k] = la.getLastStepHaltingNumber(det_id)
-            speed[k] = la.getLastStepMeanSpeed(det_id)
-            occ[k] = la.getLastStepOccupancy(det_id) / 100.0
         t = self.time_s
         return [DetectorReadings(t, occupied[s], count[s], halting[s], occ[s], speed[s]) for s in self._slices]
 

@@ -73,9 +73,11 @@ class TimingChecker:
         self.is_ped = [link.kind == "pedestrian" for link in inter.links]
         # a link's green run spans at least one whole green of a phase that shows it
         self.link_min = [min((p.min_green_s for p in inter.phases if i in p.greens), default=0.0) for i in range(n)]
-        # max green, or walk + clearance if longer: past it a waiting phase must get the change (NEMA max timer)
+        # max green, or walk + clearance if longer: past it a waiting phase must get the change (NEMA max timer).
+        # A crosswalk still in clearance when its next phase begins shows one step of don't walk before its
+        # new walk, so a phase with crosswalks may hold one step more.
         self.longest = [max([_ticks(p.max_green_s, step_s)]
-                            + [_ticks(inter.links[i].walk_s, step_s) + _ticks(inter.links[i].yellow_s, step_s)
+                            + [1 + _ticks(inter.links[i].walk_s, step_s) + _ticks(inter.links[i].yellow_s, step_s)
                                for i in p.greens if self.is_ped[i]])
                         for p in inter.phases]
         self.run_start = [0] * n  # tick at which each link's current green began
