@@ -30,6 +30,8 @@ from controller.errors import InputError
 from controller.intersection import Intersection
 from controller.policies.base import Interval
 
+_FOREVER = 1 << 30
+
 
 @dataclass
 class MachineStats:
@@ -94,6 +96,7 @@ class PhaseMachine:
         self._ped_served = False
         self._ped_start: dict[int, int] = {}
         self._ped_need = 0
+        self._steady = 0
         self._green_start = 0
         self._ending: frozenset[int] = frozenset()
         self._yellow_ticks = 0
@@ -110,6 +113,7 @@ class PhaseMachine:
         :raises InputError: for an index that is not a phase of this intersection.
         """
         self._check_phase(phase)
+        self._steady = 0
         if self.interval is Interval.GREEN and phase == self.phase and self.pending is None:
             return
         if self.interval is not Interval.GREEN and phase == self.target and self.pending is None:
@@ -126,13 +130,15 @@ class PhaseMachine:
         """Register a (locking) vehicle call on ``phase``: a detector saw demand there. Calls on the phase now
         green are ignored; a call is cleared when its phase turns green. Calls only matter at max green."""
         self._check_phase(phase)
-        if not (self.interval is Interval.GREEN and phase == self.phase):
+        if not (self.interval is Interval.GREEN and phase == self.phase) and phase not in self._calls:
             self._calls.add(phase)
+            self._steady = 0
 
     def call_pedestrian(self, phase: int) -> None:
         """Register a pedestrian push-button call for the crosswalks of ``phase``."""
         self._check_phase(phase)
         self._ped_calls.add(phase)
+        self._steady = 0
 
     # ----------------------------------------------------------------- status
     @property
@@ -157,6 +163,13 @@ class PhaseMachine:
     # ----------------------------------------------------------------- the tick
     def tick(self) -> str:
         """Advance one step and return the signal state to show during it (one char per link)."""
+        if self._steady > 0:  # known to change nothing: only the clocks run (a hot path in simulation)
+            self._steady -= 1
+            self.now += 1
+            self.interval_ticks += 1
+            if self.interval is Interval.GREEN:
+                self.green_ticks += 1
+            return self._state
         if self.interval is Interval.GREEN:
             self._in_green()
         elif self.interval is Interval.YELLOW:
@@ -169,7 +182,38 @@ class PhaseMachine:
         self.interval_ticks += 1
         if self.interval is Interval.GREEN:
             self.green_ticks += 1
+        self._steady = self._steady_ticks()
         return self._state
+
+    def _steady_ticks(self) -> int:
+        """How many next ticks are sure to show the same state with no transition, absent new inputs.
+
+        Any request or call resets it to 0, so a full tick re-decides. Underestimating is always
+        correct (a full tick does the same); the property tests guard against overestimating.
+        """
+        if self.interval is Interval.YELLOW:
+            return max(0, self._yellow_ticks - self.interval_ticks)
+        if self.interval is Interval.ALL_RED:
+            return max(0, self._ready_tick(self.target) - self.now)
+        g, p = self.green_ticks, self.phase
+        if self.pending == p:
+            return 0
+        need = self._min[p]
+        if self._ped_served:
+            need = max(need, self._ped_need)
+        if self.pending is not None:
+            steady = need - g
+        elif self._calls:
+            steady = max(need, self._max[p]) - g
+        else:
+            steady = _FOREVER
+        if self._ped_served:
+            for i in self._ped_links[p]:
+                start = self._ped_start[i]
+                for boundary in (start, start + self._walk[i], start + self._walk[i] + self._yellow[i]):
+                    if boundary >= g:
+                        steady = min(steady, boundary - g)
+        return max(0, steady)
 
     def _in_green(self) -> None:
         p = self.phase

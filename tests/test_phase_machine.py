@@ -109,3 +109,35 @@ def test_unknown_phase_request_is_refused_with_a_clear_error():
         m.request(5)
     with pytest.raises(InputError):
         m.call_vehicle(-1)
+
+
+# ---------------------------------------------------------------- the steady-state fast path
+from hypothesis import given, settings  # noqa: E402
+
+from tests.strategies import intersections, request_plans  # noqa: E402
+
+
+def _stream(inter, plan, fast: bool, ticks: int = 600) -> list[tuple[str, str]]:
+    import random
+
+    rng = random.Random(plan.seed)
+    n = len(inter.phases)
+    m = PhaseMachine(inter, plan.step_s, int(plan.initial_phase * n), plan.ped_recall)
+    if not fast:
+        m._steady_ticks = lambda: 0  # every tick takes the full path
+    out = []
+    for _ in range(ticks):
+        if rng.random() < plan.request_p:
+            m.request(rng.randrange(n))
+        if rng.random() < plan.vehicle_call_p:
+            m.call_vehicle(rng.randrange(n))
+        if rng.random() < plan.ped_call_p:
+            m.call_pedestrian(rng.randrange(n))
+        out.append((m.tick(), m.interval.value))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(inter=intersections(), plan=request_plans())
+def test_fast_path_gives_exactly_the_full_path_stream(inter, plan):
+    assert _stream(inter, plan, fast=True) == _stream(inter, plan, fast=False)
