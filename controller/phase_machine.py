@@ -104,6 +104,7 @@ class PhaseMachine:
         # tick at which each link's last yellow ended; start-up counts as a clearance just begun
         self._yellow_end = [0] * len(links)
         self._state = intersection.all_red_state()
+        self._ready = self._ready_tick(first)
 
     # ----------------------------------------------------------------- inputs
     def request(self, phase: int) -> None:
@@ -113,11 +114,11 @@ class PhaseMachine:
         :raises InputError: for an index that is not a phase of this intersection.
         """
         self._check_phase(phase)
-        self._steady = 0
         if self.interval is Interval.GREEN and phase == self.phase and self.pending is None:
             return
         if self.interval is not Interval.GREEN and phase == self.target and self.pending is None:
             return
+        self._steady = 0
         if self.pending is not None and self.pending != phase:
             self.stats.superseded += 1
         if self.pending != phase:
@@ -133,6 +134,12 @@ class PhaseMachine:
         if not (self.interval is Interval.GREEN and phase == self.phase) and phase not in self._calls:
             self._calls.add(phase)
             self._steady = 0
+
+    def call_vehicles(self, phases: list[int]) -> None:
+        """:meth:`call_vehicle` for several phases at once (one detector scan places them all)."""
+        for phase in phases:
+            if phase not in self._calls:
+                self.call_vehicle(phase)
 
     def call_pedestrian(self, phase: int) -> None:
         """Register a pedestrian push-button call for the crosswalks of ``phase``."""
@@ -175,7 +182,7 @@ class PhaseMachine:
         elif self.interval is Interval.YELLOW:
             if self.interval_ticks >= self._yellow_ticks:
                 self._begin_all_red()
-        if self.interval is Interval.ALL_RED and self.now >= self._ready_tick(self.target):
+        if self.interval is Interval.ALL_RED and self.now >= self._ready:
             self._begin_green(self.target)
         self._state = self._render()
         self.now += 1
@@ -194,7 +201,7 @@ class PhaseMachine:
         if self.interval is Interval.YELLOW:
             return max(0, self._yellow_ticks - self.interval_ticks)
         if self.interval is Interval.ALL_RED:
-            return max(0, self._ready_tick(self.target) - self.now)
+            return max(0, self._ready - self.now)
         g, p = self.green_ticks, self.phase
         if self.pending == p:
             return 0
@@ -257,6 +264,7 @@ class PhaseMachine:
                 self._yellow_end[i] = self.now
         self.interval = Interval.ALL_RED
         self.interval_ticks = 0
+        self._ready = self._ready_tick(self.target)  # every clearance it waits for has ended by now
 
     def _ready_tick(self, target: int) -> int:
         """First tick at which every link conflicting with ``target``'s greens has cleared."""

@@ -64,9 +64,10 @@ class SignalController:
 
     def _register_calls(self, occupied: np.ndarray) -> None:
         """Detector presence on a phase's approach lanes places a (locking) vehicle call on that phase."""
-        for phase, idx in enumerate(self._call_detectors):
-            if idx.size and occupied[idx].any():
-                self.machine.call_vehicle(phase)
+        occ = occupied.tolist()  # plain Python on a few dozen detectors beats numpy's per-call overhead
+        calls = [p for p, idx in enumerate(self._call_detectors) if any(map(occ.__getitem__, idx))]
+        if calls:
+            self.machine.call_vehicles(calls)
 
     @property
     def interval(self) -> Interval:
@@ -74,12 +75,8 @@ class SignalController:
         return Interval.FLASH if self.monitor.in_flash else self.machine.interval
 
 
-def phase_call_detectors(intersection: Intersection) -> list[np.ndarray]:
+def phase_call_detectors(intersection: Intersection) -> list[list[int]]:
     """Per phase, indices of the approach detectors (stop-bar, advance, radar) on lanes it serves green."""
     vehicle = {l.index for l in intersection.links if l.kind == "vehicle"}
-    out = []
-    for phase in intersection.phases:
-        served = phase.greens & vehicle
-        out.append(np.array([k for k, d in enumerate(intersection.detectors)
-                             if d.kind != "exit" and served.intersection(d.links)], dtype=np.int64))
-    return out
+    return [[k for k, d in enumerate(intersection.detectors) if d.kind != "exit" and (phase.greens & vehicle)
+             .intersection(d.links)] for phase in intersection.phases]

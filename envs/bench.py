@@ -2,11 +2,14 @@
 
 Both sides simulate the same net, routes, detectors, outputs, seed and horizon. The env side is timed
 from ``reset()`` to the end of the horizon (imports and process start excluded); the whole-process
-ratio times a fresh Python process doing the same, imports included. Best of ``repeats`` on each side.
+ratio times a fresh Python process doing the same, imports included. Best of ``repeats`` on each side,
+interleaved; the CPU-time ratio beside it is steadier on a shared machine. The env runs a trivial
+policy: a fixed cycle with the network's own program greens, so both sides carry similar traffic.
 """
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
 import tempfile
@@ -18,27 +21,46 @@ import numpy as np
 from networks.catalog import largest_bundled_network, load_network
 
 
-#: the trivial policy's green per phase, seconds: a plain fixed cycle, so the traffic (and SUMO's own
-#: cost, which grows with the vehicles in the network) stays comparable to the plain sumo run
-TRIVIAL_GREEN_S = 40.0
+#: clearance time the trivial policy allows between its greens, seconds (yellow + all-red, roughly)
+TRIVIAL_CLEARANCE_S = 6.0
 
 
-def _env_run(network: str, scenario: str | None, seed: int) -> tuple[float, int]:
-    """Step the all-intersection env with a trivial policy (every light cycles its phases, 40 s each)."""
+def _trivial_actions(env, step: int) -> np.ndarray:
+    """A fixed cycle per light with the network's own program greens: the traffic, and so SUMO's own
+    cost (which grows with the vehicles in the network), stays close to the plain sumo run."""
+    ep = env.episodes
+    t = step * ep.delta_time_s
+    actions = []
+    for agent in ep.agents:
+        phases = ep.intersections[ep.agent_index[agent]].phases
+        cycle = sum(p.program_green_s + TRIVIAL_CLEARANCE_S for p in phases)
+        into, k = t % cycle, 0
+        while into >= phases[k].program_green_s + TRIVIAL_CLEARANCE_S:
+            into -= phases[k].program_green_s + TRIVIAL_CLEARANCE_S
+            k += 1
+        actions.append(k)
+    return np.array(actions)
+
+
+def _env_run(network: str, scenario: str | None, seed: int) -> tuple[float, float, int]:
+    """Step the all-intersection env with the trivial policy from reset to the horizon.
+
+    :return: wall seconds, CPU seconds of this process, env steps.
+    """
     from envs.gym_env import SignalEnv
 
     env = SignalEnv(network, scenario)
-    n_phases = np.asarray(env.action_space.nvec)
-    per_phase = max(1, round(TRIVIAL_GREEN_S / env.episodes.delta_time_s))
-    start = time.perf_counter()
+    plan = [_trivial_actions(env, k) for k in range(int(env.episodes.scenario.duration_s
+                                                            / env.episodes.delta_time_s) + 1)]
+    start, cpu = time.perf_counter(), time.process_time()
     env.reset(seed=seed)
     steps, truncated = 0, False
     while not truncated:
-        _, _, _, truncated, _ = env.step((steps // per_phase) % n_phases)
+        _, _, _, truncated, _ = env.step(plan[min(steps, len(plan) - 1)])
         steps += 1
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     env.close()
-    return wall, steps
+    return wall, cpu, steps
 
 
 def _sumo_command(network: str, scenario: str | None, seed: int, work: Path) -> list[str]:
@@ -67,26 +89,31 @@ def bench_env(network: str | None = None, scenario: str | None = None, seed: int
     load_network(network).scenario(scenario)  # fail early, with a clear message, on a bad name
     with tempfile.TemporaryDirectory(prefix="ondaverde-bench-") as tmp:
         cmd = _sumo_command(network, scenario, seed, Path(tmp))
-        sumo_walls, env_walls, proc_walls = [], [], []
+        sumo_walls, sumo_cpus, env_walls, env_cpus, proc_walls = [], [], [], [], []
         steps = 0
         code = ("import sys, time; t=time.perf_counter(); from envs.bench import _env_run; "
                 f"_env_run({network!r}, {scenario!r}, {seed}); print(time.perf_counter()-t)")
-        for _ in range(max(1, repeats)):
+        for _ in range(max(1, repeats)):  # interleaved, so a slow spell of the machine hits both sides
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             sumo_walls.append(time.perf_counter() - t)
-            wall, steps = _env_run(network, scenario, seed)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            sumo_cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+            wall, cpu, steps = _env_run(network, scenario, seed)
             env_walls.append(wall)
+            env_cpus.append(cpu)
             t = time.perf_counter()
             subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL)
             proc_walls.append(time.perf_counter() - t)
     sumo_wall, env_wall, proc_wall = min(sumo_walls), min(env_walls), min(proc_walls)
     return {"ratio": env_wall / sumo_wall, "process_ratio": proc_wall / sumo_wall, "env_wall_s": env_wall,
-            "sumo_wall_s": sumo_wall, "steps_per_s": steps / env_wall, "network": network, "env_steps": steps}
+            "sumo_wall_s": sumo_wall, "steps_per_s": steps / env_wall, "cpu_ratio": min(env_cpus) / min(sumo_cpus),
+            "network": network, "env_steps": steps, "repeats": max(1, repeats)}
 
 
 def format_bench(r: dict) -> str:
     """Human-readable bench result."""
     return (f"network {r['network']}: env {r['env_wall_s']:.2f} s vs plain sumo {r['sumo_wall_s']:.2f} s "
-            f"-> ratio {r['ratio']:.2f}x (whole process {r['process_ratio']:.2f}x), "
-            f"{r['steps_per_s']:.0f} env steps/s ({r['env_steps']} steps)")
+            f"(best of {r['repeats']}) -> ratio {r['ratio']:.2f}x (CPU time {r['cpu_ratio']:.2f}x, "
+            f"whole process {r['process_ratio']:.2f}x), {r['steps_per_s']:.0f} env steps/s ({r['env_steps']} steps)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from controller.errors import InputError
 from controller.policies.registry import make_policy
 from envs.observations import OBSERVATIONS
@@ -62,7 +64,7 @@ class Episodes:
         policies = {i.id: make_policy(self._others) for i in self.intersections if i.id not in self.agent_index}
         self.sim = SignalSimulation(self.network, self.scenario, sumo_seed, policies=policies, gui=self._gui,
                                     use_traci=self._use_traci, read_period_s=self.delta_time_s)
-        self.rewards = {a: self._reward_cls(self.intersections[k], self.sim.backend.api)
+        self.rewards = {a: self._reward_cls(self.intersections[k], self.sim.backend.fast)
                         for a, k in self.agent_index.items()}
         for r in self.rewards.values():
             r()  # prime difference-based rewards
@@ -77,6 +79,23 @@ class Episodes:
             if sim.done:
                 break
             sim.advance(requests if s == 0 else None, read=read_always or s == steps - 1)
+
+    def observations(self) -> list:
+        """Every agent's observation, in agent order (vectorised across agents where the function allows)."""
+        fns = [self.observe[a] for a in self.agents]
+        ks = [self.agent_index[a] for a in self.agents]
+        sim = self.sim
+        return type(fns[0]).batch(fns, [sim.controllers[k] for k in ks], [sim.readings[k] for k in ks])
+
+    def observations_flat(self):
+        """Every agent's observation concatenated, in agent order."""
+        fns = [self.observe[a] for a in self.agents]
+        cls = type(fns[0])
+        if len(fns) < 2 or not hasattr(cls, "batch_flat"):
+            return np.concatenate(self.observations())
+        ks = [self.agent_index[a] for a in self.agents]
+        sim = self.sim
+        return cls.batch_flat(fns, [sim.controllers[k] for k in ks], [sim.readings[k] for k in ks])
 
     def observation(self, agent: str):
         k = self.agent_index[agent]

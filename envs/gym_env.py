@@ -41,7 +41,7 @@ class SignalEnv(gym.Env):
         self._single = traffic_light is not None
 
     def _obs(self) -> np.ndarray:
-        return np.concatenate([self.episodes.observation(a) for a in self.episodes.agents])
+        return self.episodes.observations_flat()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

@@ -14,7 +14,7 @@ class RewardFunction(ABC):
     """Reward of one intersection for the last decision interval, read from the running simulation.
 
     :param intersection: the intersection.
-    :param api: the simulation's TraCI-like API (libsumo module or TraCI connection).
+    :param api: the backend's bound lane getters (``lane_halting``, ``lane_vehicles``, ``lane_waiting_time``).
     """
 
     name = ""
@@ -36,8 +36,8 @@ class QueueReward(RewardFunction):
     name = "queue"
 
     def __call__(self) -> float:
-        lane = self.api.lane
-        return -sum(lane.getLastStepHaltingNumber(l) for l in self.incoming) / 10.0
+        halting = self.api.lane_halting
+        return -sum([halting(l) for l in self.incoming]) / 10.0
 
 
 class WaitingTimeChangeReward(RewardFunction):
@@ -50,8 +50,8 @@ class WaitingTimeChangeReward(RewardFunction):
         self._last = 0.0
 
     def __call__(self) -> float:
-        lane = self.api.lane
-        total = sum(lane.getWaitingTime(l) for l in self.incoming)
+        waiting = self.api.lane_waiting_time
+        total = sum([waiting(l) for l in self.incoming])
         reward, self._last = (self._last - total) / 100.0, total
         return reward
 
@@ -62,9 +62,9 @@ class PressureReward(RewardFunction):
     name = "pressure"
 
     def __call__(self) -> float:
-        lane = self.api.lane
-        inside = sum(lane.getLastStepVehicleNumber(l) for l in self.incoming)
-        out = sum(lane.getLastStepVehicleNumber(l) for l in self.outgoing)
+        vehicles = self.api.lane_vehicles
+        inside = sum([vehicles(l) for l in self.incoming])
+        out = sum([vehicles(l) for l in self.outgoing])
         return -(inside - out) / 10.0
 
 

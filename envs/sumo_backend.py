@@ -96,17 +96,23 @@ class SumoBackend:
             _libsumo_busy = self._owns_libsumo = True
             self.api = libsumo
         self.time_s = float(self.api.simulation.getTime())
+        self.fast = _FastCalls(self.api)
         self._prepare_reading()
         self._last_states = {i.id: "" for i in intersections}
 
     # ------------------------------------------------------------------ detectors
     def _prepare_reading(self) -> None:
-        ids = [(d.id, d.kind in _E1_KINDS) for inter in self.intersections for d in inter.detectors]
-        self._e1_idx = np.array([k for k, (_, is_e1) in enumerate(ids) if is_e1], dtype=np.int64)
-        self._e2_idx = np.array([k for k, (_, is_e1) in enumerate(ids) if not is_e1], dtype=np.int64)
-        self._e1_ids = [i for i, is_e1 in ids if is_e1]
-        self._e2_ids = [i for i, is_e1 in ids if not is_e1]
-        n = len(ids)
+        kinds = [(d.id, d.kind) for inter in self.intersections for d in inter.detectors]
+
+        def of(*wanted: str) -> tuple[list[str], np.ndarray]:
+            picked = [(k, i) for k, (i, kind) in enumerate(kinds) if kind in wanted]
+            return [i for _, i in picked], np.array([k for k, _ in picked], dtype=np.int64)
+
+        self._loops, self._loops_idx = of("stopbar", "advance")
+        self._stopbars, self._stopbars_idx = of("stopbar")
+        self._zones, self._zones_idx = of("radar", "exit")
+        self._radars, self._radars_idx = of("radar")
+        n = len(kinds)
         self._occupied = np.zeros(n, dtype=bool)
         self._count = np.zeros(n)
         self._halting = np.zeros(n)
@@ -119,7 +125,7 @@ class SumoBackend:
             start += len(inter.detectors)
         known_e1 = set(self.api.inductionloop.getIDList())
         known_e2 = set(self.api.lanearea.getIDList())
-        missing = [i for i in self._e1_ids if i not in known_e1] + [i for i in self._e2_ids if i not in known_e2]
+        missing = [i for i in self._loops if i not in known_e1] + [i for i in self._zones if i not in known_e2]
         if missing:
             self.close()
             raise InputError(f"detector {missing[0]!r} is missing from the simulation ({len(missing)} missing)")
@@ -129,26 +135,25 @@ class SumoBackend:
         libsumo, against ~13 µs per detector for subscriptions and a cost that grows with the interval
         for SUMO's running interval counts).
 
-        Loop ``count`` is SUMO's count over the loop's last aggregation period, which the detector file
-        sets to the read interval, so it is the number of vehicles that passed since the previous read.
-        Zone occupancy is not read (no policy uses it; it costs a call per zone per read).
+        What each detector gives, as in the field: every loop its count (SUMO's count over the loop's
+        last aggregation period, which the detector file sets to the read interval, so: vehicles that
+        passed since the previous read), stop-bar loops also their occupancy; every zone its vehicles
+        and queue (halting vehicles), approach radar zones also the mean speed. Presence (``occupied``)
+        is a count or occupancy above zero. Each value not read saves a call per detector per read.
         The returned arrays are views into buffers reused by the next call: copy what you keep.
         """
-        il, la = self.api.inductionloop, self.api.lanearea
-        e1, e2 = self._e1_ids, self._e2_ids
+        f = self.fast
         # one list comprehension per variable: the per-call Python overhead is what costs here
-        if e1:
-            passed = np.array([il.getLastIntervalVehicleNumber(i) for i in e1], dtype=float)
-            occ1 = np.array([il.getLastStepOccupancy(i) for i in e1]) / 100.0
-            self._count[self._e1_idx] = passed
-            self._occupancy[self._e1_idx] = occ1
-            self._occupied[self._e1_idx] = (passed > 0) | (occ1 > 0)
-        if e2:
-            n = np.array([la.getLastStepVehicleNumber(i) for i in e2], dtype=float)
-            self._count[self._e2_idx] = n
-            self._occupied[self._e2_idx] = n > 0
-            self._halting[self._e2_idx] = [la.getLastStepHaltingNumber(i) for i in e2]
-            self._speed[self._e2_idx] = [la.getLastStepMeanSpeed(i) for i in e2]
+        if self._loops:
+            self._count[self._loops_idx] = [f.loop_count(i) for i in self._loops]
+        if self._stopbars:
+            self._occupancy[self._stopbars_idx] = [f.loop_occupancy(i) / 100.0 for i in self._stopbars]
+        if self._zones:
+            self._count[self._zones_idx] = [f.zone_vehicles(i) for i in self._zones]
+            self._halting[self._zones_idx] = [f.zone_halting(i) for i in self._zones]
+        if self._radars:
+            self._speed[self._radars_idx] = [f.zone_speed(i) for i in self._radars]
+        np.logical_or(self._count > 0, self._occupancy > 0, out=self._occupied)
         occupied, count, halting, occ, speed = (self._occupied, self._count, self._halting, self._occupancy,
                                                 self._speed)
         t = self.time_s
@@ -158,12 +163,12 @@ class SumoBackend:
     def set_state(self, tl_id: str, state: str) -> None:
         """Show ``state`` on traffic light ``tl_id`` (only sent to SUMO when it changed)."""
         if self._last_states[tl_id] != state:
-            self.api.trafficlight.setRedYellowGreenState(tl_id, state)
+            self.fast.set_state(tl_id, state)
             self._last_states[tl_id] = state
 
     def step(self) -> None:
         """Advance SUMO by one step."""
-        self.api.simulationStep()
+        self.fast.step()
         self.time_s += 1.0
 
     @property
@@ -183,6 +188,41 @@ class SumoBackend:
             if self._owns_libsumo:
                 _libsumo_busy = False
             self.api = None
+
+
+class _FastCalls:
+    """The handful of calls made every step or every read, bound once.
+
+    With libsumo they are the compiled functions themselves: the Python wrapper libsumo puts around
+    each one doubles the cost of a call, and these run hundreds of times per simulated second.
+    """
+
+    def __init__(self, api) -> None:
+        raw = getattr(getattr(api, "libsumo", None), "_libsumo", None)
+        if raw is not None:
+            self.loop_count = raw.inductionloop_getLastIntervalVehicleNumber
+            self.loop_occupancy = raw.inductionloop_getLastStepOccupancy
+            self.zone_vehicles = raw.lanearea_getLastStepVehicleNumber
+            self.zone_halting = raw.lanearea_getLastStepHaltingNumber
+            self.zone_speed = raw.lanearea_getLastStepMeanSpeed
+            self.lane_halting = raw.lane_getLastStepHaltingNumber
+            self.lane_vehicles = raw.lane_getLastStepVehicleNumber
+            self.lane_waiting_time = raw.lane_getWaitingTime
+            self.set_state = raw.trafficlight_setRedYellowGreenState
+            step = raw.simulation_step
+            self.step = lambda: step(0.0)
+        else:
+            il, la, lane = api.inductionloop, api.lanearea, api.lane
+            self.loop_count = il.getLastIntervalVehicleNumber
+            self.loop_occupancy = il.getLastStepOccupancy
+            self.zone_vehicles = la.getLastStepVehicleNumber
+            self.zone_halting = la.getLastStepHaltingNumber
+            self.zone_speed = la.getLastStepMeanSpeed
+            self.lane_halting = lane.getLastStepHaltingNumber
+            self.lane_vehicles = lane.getLastStepVehicleNumber
+            self.lane_waiting_time = lane.getWaitingTime
+            self.set_state = api.trafficlight.setRedYellowGreenState
+            self.step = api.simulationStep
 
 
 def _first_line(exc: BaseException) -> str:
