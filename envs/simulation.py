@@ -78,7 +78,8 @@ class SignalSimulation:
         if reference is not None:
             if reference not in SUMO_REFERENCE_CONTROLLERS:
                 raise InputError(f"unknown SUMO reference controller {reference!r}")
-            additional.append(write_reference_program(network.net_file, reference, work_dir / "reference.add.xml"))
+            additional.append(write_reference_program(network.net_file, reference, work_dir / "reference.add.xml",
+                                                      self.intersections))
         self.tripinfo = work_dir / "tripinfo.xml"
         self.statistics = work_dir / "statistics.xml"
         self.run = SumoRun(network.net_file, tuple(scenario.route_files), tuple(additional), scenario.begin_s,

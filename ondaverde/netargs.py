@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from controller.errors import InputError
@@ -21,6 +22,9 @@ def add_network_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--routes", default=None, help="route file(s) for --net, comma-separated")
     g.add_argument("--begin", type=float, default=None, help="simulation begin, seconds")
     g.add_argument("--end", type=float, default=None, help="simulation end (horizon), seconds")
+    g.add_argument("--intersections", type=Path, default=None, metavar="FILE",
+                   help="override file (YAML/JSON) adjusting the intersections derived from the net: "
+                        "per traffic light, phase min/max green, names, link clearances, major phase")
 
 
 def resolve_network(args: argparse.Namespace) -> tuple[NetworkSpec, str]:
@@ -45,5 +49,9 @@ def resolve_network(args: argparse.Namespace) -> tuple[NetworkSpec, str]:
             network = load_network(name)
             if args.begin is not None or args.end is not None:
                 network = network.with_horizon(args.begin, args.end)
+    if args.intersections is not None:
+        if not args.intersections.is_file():
+            raise InputError(f"{args.intersections}: intersection override file not found")
+        network = dataclasses.replace(network, override_file=args.intersections)
     scenario = network.scenario(args.scenario).name
     return network, scenario

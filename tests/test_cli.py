@@ -134,3 +134,33 @@ def test_bring_your_own_sumocfg_runs_without_python(tmp_path):
     proc = ondaverde("simulate", "--network", str(cfg), "--controller", "actuated", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["scheduled"] > 0
+
+
+@pytest.mark.sumo
+def test_intersection_override_file_changes_the_timing(tmp_path):
+    override = tmp_path / "timing.yaml"
+    override.write_text("C:\n  phases:\n    1: {min_green_s: 20, max_green_s: 25}\n")
+    base = json.loads(ondaverde("simulate", "--network", "single", "--end", "600", "--controller", "actuated",
+                                "--json").stdout)
+    proc = ondaverde("simulate", "--network", "single", "--end", "600", "--controller", "actuated",
+                     "--intersections", str(override), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["delay"] != base["delay"]
+
+
+def test_bad_override_key_is_named(tmp_path):
+    override = tmp_path / "timing.yaml"
+    override.write_text("C:\n  phasez: {}\n")
+    assert_one_line_error(ondaverde("simulate", "--network", "single", "--end", "60", "--intersections",
+                                    str(override)), "timing.yaml", "phasez")
+
+
+def test_malformed_sumocfg_is_named(tmp_path):
+    cfg = tmp_path / "broken.sumocfg"
+    cfg.write_text("<configuration><input><net-file value=")
+    assert_one_line_error(ondaverde("simulate", "--network", str(cfg)), "broken.sumocfg")
+
+
+def test_malformed_network_yaml_is_named(tmp_path):
+    (tmp_path / "network.yaml").write_text("name: [unclosed\n")
+    assert_one_line_error(ondaverde("evaluate", "--network", str(tmp_path)), "network.yaml")

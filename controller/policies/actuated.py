@@ -3,8 +3,9 @@
 The logic of NEMA TS 2 phase timing and of SUMO's ``actuated`` traffic lights, expressed as
 requests to the phase machine (which owns min green, max green and every clearance):
 
-* **Extension.** While the current phase is green, each actuation on a loop serving it restarts
-  the passage (gap) timer; the policy requests the current phase as long as the last actuation is
+* **Extension.** While the current phase is green, each actuation on a loop of a lane it serves with
+  a protected green restarts the passage (gap) timer (a lane served only permissively never extends:
+  its stop-bar loop sits under left turners waiting for a gap and would hold every green to max-out); the policy requests the current phase as long as the last actuation is
   less than ``passage_s`` old (SUMO's ``max-gap``, 3 s by default; NEMA "passage time").
 * **Gap-out.** Once ``passage_s`` has passed without an actuation, the policy requests the next
   phase *in sequence that has a call*, skipping the others. With no call anywhere it rests in the
@@ -67,8 +68,19 @@ class ActuatedPolicy(Policy):
         for i in range(len(phases)):
             if not serves[i].any():  # no loop for this phase: fall back to its radar zones as presence
                 serves[i] = radar[i]
-        #: serves[i, k]: detector k places calls on and extends phase i
+        #: serves[i, k]: detector k places calls on phase i
         self.serves = serves
+        # extends[i, k]: detector k extends phase i: the loops of lanes the phase serves with a protected
+        # green ('G'). A lane served only permissively ('g', e.g. left turners waiting for a gap in the
+        # opposing flow) is left out: its stop-bar loop sits under a standing queue and would hold every
+        # green to max-out. A phase with only permissive movements falls back to all its loops.
+        protected = [frozenset(l for l in g if p.state[l] == "G") for g, p in zip(vehicle_greens, phases)]
+        extends = serves & np.array([[bool(protected[i] & set(d.links)) for d in dets]
+                                     for i in range(len(phases))], dtype=bool).reshape(len(phases), len(dets))
+        for i in range(len(phases)):
+            if not extends[i].any():
+                extends[i] = serves[i]
+        self.extends = extends
         self.recall = ~serves.any(axis=1)  # phases without detectors are always called
         self._used = serves.any(axis=0)
         # links[i] as a mask over detectors: which detectors have a link green in phase i (any kind of link);
@@ -124,7 +136,7 @@ class ActuatedPolicy(Policy):
 
         p = view.phase
         calls = self.calls(view)
-        gap_s = now - self.last_actuation_s[self.serves[p]].max(initial=-np.inf)
+        gap_s = now - self.last_actuation_s[self.extends[p]].max(initial=-np.inf)
         extending = gap_s + _EPS < self.passage_s
         maxing_out = view.green_elapsed_s + _EPS >= self._max_s[p]
         if extending and not maxing_out:

@@ -1,0 +1,46 @@
+"""``ondaverde bench env`` runs and reports its ratios (no timing assertions: performance is measured, not tested)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from envs.bench import _trivial_actions, bench_env
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.sumo
+
+
+def test_bench_env_reports_every_documented_key():
+    proc = subprocess.run([sys.executable, "-m", "ondaverde", "bench", "env", "--network", "single", "--repeats",
+                           "1", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert {"ratio", "process_ratio", "env_wall_s", "sumo_wall_s", "steps_per_s"} <= result.keys()
+    assert result["env_steps"] == 720  # one hour at one decision every 5 s, reset to horizon
+    assert result["ratio"] == pytest.approx(result["env_wall_s"] / result["sumo_wall_s"])
+    assert all(result[k] > 0 for k in ("env_wall_s", "sumo_wall_s", "steps_per_s", "process_ratio"))
+
+
+def test_trivial_policy_cycles_through_the_program_greens():
+    from envs.gym_env import SignalEnv
+    from networks.catalog import load_network
+
+    env = SignalEnv(load_network("single").with_horizon(None, 60))
+    try:
+        phases = env.episodes.intersections[0].phases
+        seen = [int(_trivial_actions(env, k)[0]) for k in range(400)]
+        assert set(seen) == set(range(len(phases)))  # every phase gets its turn
+        first_switch = seen.index(1) * env.episodes.delta_time_s
+        assert first_switch >= phases[0].program_green_s  # phase 0 keeps its program green
+    finally:
+        env.close()
+
+
+def test_bench_refuses_an_unknown_network():
+    from controller.errors import InputError
+
+    with pytest.raises(InputError, match="atlantis"):
+        bench_env("atlantis", repeats=1)
