@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from envs.episode import DEFAULT_DELTA_TIME_S
 from networks.catalog import largest_bundled_network, load_network
 
 
@@ -63,7 +64,8 @@ def _env_run(network: str, scenario: str | None, seed: int) -> tuple[float, floa
     return wall, cpu, steps
 
 
-def _sumo_command(network: str, scenario: str | None, seed: int, work: Path) -> list[str]:
+def _sumo_command(network: str, scenario: str | None, seed: int, work: Path,
+                  read_period_s: float = DEFAULT_DELTA_TIME_S) -> list[str]:
     from envs.metrics import sumo_output_args
     from envs.simulation import intersections_of
     from envs.sumo_backend import SumoRun
@@ -71,7 +73,8 @@ def _sumo_command(network: str, scenario: str | None, seed: int, work: Path) -> 
 
     spec = load_network(network)
     sc = spec.scenario(scenario)
-    det = write_detector_additional(intersections_of(spec), work / "detectors.add.xml")
+    # the same detector file the env loads (loops aggregated over its decision interval)
+    det = write_detector_additional(intersections_of(spec), work / "detectors.add.xml", read_period_s)
     run = SumoRun(spec.net_file, tuple(sc.route_files), (det,), sc.begin_s, sc.end_s, seed,
                   tuple(sumo_output_args(work / "tripinfo.xml", work / "statistics.xml")))
     return run.command()

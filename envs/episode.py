@@ -12,6 +12,10 @@ from envs.simulation import SignalSimulation, intersections_of
 from networks.catalog import NetworkSpec, load_network
 
 
+#: seconds between agent decisions by default (sumo-rl's default too)
+DEFAULT_DELTA_TIME_S = 5.0
+
+
 class Episodes:
     """Runs SUMO episodes in which some traffic lights take requests from agents every ``delta_time_s``.
 
@@ -27,7 +31,7 @@ class Episodes:
     """
 
     def __init__(self, network: str | NetworkSpec = "grid", scenario: str | None = None,
-                 agents: list[str] | None = None, delta_time_s: float = 5.0, observation: str = "detectors",
+                 agents: list[str] | None = None, delta_time_s: float = DEFAULT_DELTA_TIME_S, observation: str = "detectors",
                  reward: str = "diff-waiting-time", others: str = "fixed", gui: bool = False,
                  use_traci: bool = False) -> None:
         self.network = load_network(network) if isinstance(network, str) else network

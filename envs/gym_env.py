@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.episode import Episodes
+from envs.episode import DEFAULT_DELTA_TIME_S, Episodes
 
 
 class SignalEnv(gym.Env):
@@ -28,7 +28,7 @@ class SignalEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, network="grid", scenario: str | None = None, traffic_light: str | None = None,
-                 delta_time_s: float = 5.0, observation: str = "detectors", reward: str = "diff-waiting-time",
+                 delta_time_s: float = DEFAULT_DELTA_TIME_S, observation: str = "detectors", reward: str = "diff-waiting-time",
                  gui: bool = False, use_traci: bool = False) -> None:
         agents = None if traffic_light is None else [traffic_light]
         self.episodes = Episodes(network, scenario, agents, delta_time_s, observation, reward, gui=gui,

@@ -143,16 +143,17 @@ class SumoBackend:
         The returned arrays are views into buffers reused by the next call: copy what you keep.
         """
         f = self.fast
-        # one list comprehension per variable: the per-call Python overhead is what costs here
+        # one map() per variable: the per-call Python overhead is what costs here
         if self._loops:
-            self._count[self._loops_idx] = [f.loop_count(i) for i in self._loops]
+            self._count[self._loops_idx] = list(map(f.loop_count, self._loops))
         if self._stopbars:
-            self._occupancy[self._stopbars_idx] = [f.loop_occupancy(i) / 100.0 for i in self._stopbars]
+            self._occupancy[self._stopbars_idx] = list(map(f.loop_occupancy, self._stopbars))
+            self._occupancy[self._stopbars_idx] /= 100.0
         if self._zones:
-            self._count[self._zones_idx] = [f.zone_vehicles(i) for i in self._zones]
-            self._halting[self._zones_idx] = [f.zone_halting(i) for i in self._zones]
+            self._count[self._zones_idx] = list(map(f.zone_vehicles, self._zones))
+            self._halting[self._zones_idx] = list(map(f.zone_halting, self._zones))
         if self._radars:
-            self._speed[self._radars_idx] = [f.zone_speed(i) for i in self._radars]
+            self._speed[self._radars_idx] = list(map(f.zone_speed, self._radars))
         np.logical_or(self._count > 0, self._occupancy > 0, out=self._occupied)
         occupied, count, halting, occ, speed = (self._occupied, self._count, self._halting, self._occupancy,
                                                 self._speed)
