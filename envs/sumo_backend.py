@@ -198,31 +198,26 @@ class _FastCalls:
     each one doubles the cost of a call, and these run hundreds of times per simulated second.
     """
 
+    #: attribute → (TraCI domain, method)
+    CALLS = {"loop_count": ("inductionloop", "getLastIntervalVehicleNumber"),
+             "loop_occupancy": ("inductionloop", "getLastStepOccupancy"),
+             "zone_vehicles": ("lanearea", "getLastStepVehicleNumber"),
+             "zone_halting": ("lanearea", "getLastStepHaltingNumber"),
+             "zone_speed": ("lanearea", "getLastStepMeanSpeed"),
+             "lane_halting": ("lane", "getLastStepHaltingNumber"),
+             "lane_vehicles": ("lane", "getLastStepVehicleNumber"),
+             "lane_waiting_time": ("lane", "getWaitingTime"),
+             "set_state": ("trafficlight", "setRedYellowGreenState")}
+
     def __init__(self, api) -> None:
         raw = getattr(getattr(api, "libsumo", None), "_libsumo", None)
+        for attr, (domain, method) in self.CALLS.items():
+            compiled = getattr(raw, f"{domain}_{method}", None) if raw is not None else None
+            setattr(self, attr, compiled or getattr(getattr(api, domain), method))
         if raw is not None:
-            self.loop_count = raw.inductionloop_getLastIntervalVehicleNumber
-            self.loop_occupancy = raw.inductionloop_getLastStepOccupancy
-            self.zone_vehicles = raw.lanearea_getLastStepVehicleNumber
-            self.zone_halting = raw.lanearea_getLastStepHaltingNumber
-            self.zone_speed = raw.lanearea_getLastStepMeanSpeed
-            self.lane_halting = raw.lane_getLastStepHaltingNumber
-            self.lane_vehicles = raw.lane_getLastStepVehicleNumber
-            self.lane_waiting_time = raw.lane_getWaitingTime
-            self.set_state = raw.trafficlight_setRedYellowGreenState
             step = raw.simulation_step
             self.step = lambda: step(0.0)
         else:
-            il, la, lane = api.inductionloop, api.lanearea, api.lane
-            self.loop_count = il.getLastIntervalVehicleNumber
-            self.loop_occupancy = il.getLastStepOccupancy
-            self.zone_vehicles = la.getLastStepVehicleNumber
-            self.zone_halting = la.getLastStepHaltingNumber
-            self.zone_speed = la.getLastStepMeanSpeed
-            self.lane_halting = lane.getLastStepHaltingNumber
-            self.lane_vehicles = lane.getLastStepVehicleNumber
-            self.lane_waiting_time = lane.getWaitingTime
-            self.set_state = api.trafficlight.setRedYellowGreenState
             self.step = api.simulationStep
 
 
