@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -88,7 +89,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     check_controller(args.controller)
     network, scenario = resolve_network(args)
-    result = run_episode(network, scenario, args.controller, args.seed, gui=args.gui, work_dir=args.keep_output)
+    spec = network.scenario(scenario)
+    from tqdm import tqdm
+
+    with tqdm(total=round(spec.duration_s), unit="sim s", desc=f"{args.controller} on {network.name}",
+              leave=False, disable=None) as bar:
+        result = run_episode(network, scenario, args.controller, args.seed, gui=args.gui,
+                             work_dir=args.keep_output, progress=bar.update)
     record = result.record()
     if args.json:
         print(json.dumps(record))
@@ -145,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ondaverde: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader (say, `| head`) went away: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
