@@ -29,11 +29,13 @@ class DetectorReadings:
     """One step of detector data for one intersection; arrays follow ``Intersection.detectors``.
 
     :param time_s: controller clock, seconds.
-    :param occupied: True if the detector saw a vehicle during the last step (loop presence / zone not empty).
-    :param count: loops: vehicles that passed during the last step; zones: vehicles in the zone now.
-    :param halting: zones: vehicles queued (below 0.1 m/s ... per the detector's jam threshold); loops: 0.
-    :param occupancy: fraction of the last step the loop/zone was occupied, 0..1.
-    :param speed_mps: mean speed seen, metres per second (-1 when nothing was seen).
+    :param occupied: True if the detector saw a vehicle since the previous reading (loop actuation or
+        occupancy, zone not empty).
+    :param count: loops: vehicles that passed since the previous reading; zones: vehicles in the zone now.
+    :param halting: zones: queued vehicles as the zone defines them (SUMO's lane-area default: slower
+        than 1.39 m/s for at least 1 s); loops: 0.
+    :param occupancy: stop-bar loops: fraction of the last step the loop was occupied, 0..1; others 0.
+    :param speed_mps: approach radar zones: mean speed, metres per second (-1 when empty or not measured).
     """
 
     time_s: float
