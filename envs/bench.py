@@ -120,3 +120,75 @@ def format_bench(r: dict) -> str:
     return (f"network {r['network']}: env {r['env_wall_s']:.2f} s vs plain sumo {r['sumo_wall_s']:.2f} s "
             f"(best of {r['repeats']}) -> ratio {r['ratio']:.2f}x (CPU time {r['cpu_ratio']:.2f}x, "
             f"whole process {r['process_ratio']:.2f}x), {r['steps_per_s']:.0f} env steps/s ({r['env_steps']} steps)")
+
+
+def bench_reads(network: str | None = None, scenario: str | None = None, seed: int = 0,
+                period_s: float | None = None, repeats: int = 3) -> dict:
+    """Cost of reading every detector once per decision, two ways, against not reading at all.
+
+    Plain libsumo loops over the horizon: ``none`` (no reads), ``subscriptions`` (SUMO evaluates the
+    subscribed values every step, fetched once per decision with ``getAllSubscriptionResults``) and
+    ``direct`` (the backend's way: one getter call per value, only at decisions). Run in a fresh process
+    per variant, since libsumo holds one simulation per process.
+
+    :param network: network name (default: the largest bundled one).
+    :param scenario: scenario (default: the network's default).
+    :param seed: SUMO seed.
+    :param period_s: decision (read) interval, seconds (default: the env's).
+    :param repeats: interleaved repetitions; the fastest run of each variant is kept.
+    :return: wall seconds per variant and the extra seconds of each reading way over ``none``.
+    """
+    network = network or largest_bundled_network()
+    period_s = period_s or DEFAULT_DELTA_TIME_S
+    load_network(network).scenario(scenario)
+    out: dict[str, float] = {}
+    for _ in range(max(1, repeats)):
+        for variant in ("none", "subscriptions", "direct"):
+            code = (f"from envs.bench import _reads_once; print(_reads_once({network!r}, {scenario!r}, {seed}, "
+                    f"{period_s!r}, {variant!r}))")
+            proc = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+            wall = float(proc.stdout.strip().splitlines()[-1])
+            out[variant] = min(out.get(variant, wall), wall)
+    return {"network": network, "period_s": period_s, **{f"{k}_s": v for k, v in out.items()},
+            "subscriptions_extra_s": out["subscriptions"] - out["none"], "direct_extra_s": out["direct"] - out["none"]}
+
+
+def _reads_once(network: str, scenario: str | None, seed: int, period_s: float, variant: str) -> float:
+    import os
+
+    import libsumo
+
+    with tempfile.TemporaryDirectory(prefix="ondaverde-bench-") as tmp:
+        cmd = _sumo_command(network, scenario, seed, Path(tmp), period_s)
+        saved = os.dup(1)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # SUMO's banner would mix with the result on stdout
+        try:
+            libsumo.start(cmd)
+            loops, zones = libsumo.inductionloop.getIDList(), libsumo.lanearea.getIDList()
+            if variant == "subscriptions":
+                for i in loops:
+                    libsumo.inductionloop.subscribe(i, (0x29, 0x13))  # last interval count, occupancy
+                for z in zones:
+                    libsumo.lanearea.subscribe(z, (0x10, 0x14, 0x11))  # vehicles, halting, mean speed
+            il, la = libsumo.inductionloop, libsumo.lanearea
+            every = max(1, round(period_s))
+            end = float(cmd[cmd.index("--end") + 1])
+            start, k = time.perf_counter(), 0
+            while libsumo.simulation.getTime() < end:
+                libsumo.simulationStep()
+                k += 1
+                if k % every:
+                    continue
+                if variant == "subscriptions":
+                    il.getAllSubscriptionResults()
+                    la.getAllSubscriptionResults()
+                elif variant == "direct":
+                    for f in (il.getLastIntervalVehicleNumber, il.getLastStepOccupancy):
+                        list(map(f, loops))
+                    for f in (la.getLastStepVehicleNumber, la.getLastStepHaltingNumber, la.getLastStepMeanSpeed):
+                        list(map(f, zones))
+            wall = time.perf_counter() - start
+            libsumo.close()
+        finally:
+            os.dup2(saved, 1)
+    return wall

@@ -80,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0, help="SUMO seed (default: 0)")
     b.add_argument("--repeats", type=int, default=3, help="timed repetitions; the best of each is kept (default: 3)")
     b.add_argument("--json", action="store_true", help="print the result as JSON")
+    r = bsub.add_parser("reads", help="detector reads: subscriptions vs direct getters vs none",
+                        description="Three plain libsumo runs of the same hour: no detector reads, every "
+                                    "detector read once per decision through subscriptions, and through direct "
+                                    "getter calls (what the env does); prints each wall time.")
+    r.add_argument("--network", default=None, help="network (default: the largest bundled one)")
+    r.add_argument("--scenario", default=None, help="scenario (default: the network's default)")
+    r.add_argument("--seed", type=int, default=0, help="SUMO seed (default: 0)")
+    r.add_argument("--repeats", type=int, default=3, help="interleaved repetitions, best kept (default: 3)")
+    r.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
 
 
@@ -129,10 +138,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from envs.bench import bench_env, format_bench
+    from envs.bench import bench_env, bench_reads, format_bench
 
-    result = bench_env(args.network, args.scenario, args.seed, args.repeats)
-    print(json.dumps(result) if args.json else format_bench(result))
+    if args.bench == "reads":
+        result = bench_reads(args.network, args.scenario, args.seed, repeats=args.repeats)
+        text = (f"network {result['network']}, a read every {result['period_s']:g} s: no reads "
+                f"{result['none_s']:.2f} s, subscriptions {result['subscriptions_s']:.2f} s "
+                f"(+{result['subscriptions_extra_s']:.2f}), direct getters {result['direct_s']:.2f} s "
+                f"(+{result['direct_extra_s']:.2f})")
+    else:
+        result = bench_env(args.network, args.scenario, args.seed, args.repeats)
+        text = format_bench(result)
+    print(json.dumps(result) if args.json else text)
     return 0
 
 

@@ -44,3 +44,12 @@ def test_bench_refuses_an_unknown_network():
 
     with pytest.raises(InputError, match="atlantis"):
         bench_env("atlantis", repeats=1)
+
+
+def test_bench_reads_reports_the_three_variants():
+    from envs.bench import bench_reads
+
+    result = bench_reads("single", repeats=1)
+    assert {"none_s", "subscriptions_s", "direct_s", "subscriptions_extra_s", "direct_extra_s"} <= result.keys()
+    assert result["subscriptions_extra_s"] == pytest.approx(result["subscriptions_s"] - result["none_s"])
+    assert min(result["none_s"], result["subscriptions_s"], result["direct_s"]) > 0
