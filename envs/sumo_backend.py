@@ -55,6 +55,8 @@ class SumoRun:
                "-n", str(self.net_file), "--begin", f"{self.begin_s:g}", "--end", f"{self.end_s:g}",
                "--seed", str(self.seed), "--step-length", "1", "--no-step-log", "true", "--no-warnings", "true",
                "--time-to-teleport", "300", "--duration-log.disable", "true"]
+        if self.gui:  # run at once and close with the horizon, as the headless run does
+            cmd += ["--start", "true", "--quit-on-end", "true"]
         if self.route_files:
             cmd += ["-r", ",".join(map(str, self.route_files))]
         if self.additional_files:
