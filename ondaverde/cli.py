@@ -68,6 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", type=Path, default=None, metavar="PNG", help="bar chart of delay per controller")
     p.add_argument("--json", action="store_true", help="print a JSON list with one record per run")
 
+    p = sub.add_parser("networks", help="list bundled networks, import your own from OpenStreetMap")
+    nsub = p.add_subparsers(dest="networks", required=True, metavar="WHAT")
+    nsub.add_parser("list", help="the bundled networks and their scenarios")
+    o = nsub.add_parser("import-osm", help="build a controllable network from an OSM extract",
+                        description="Build a SUMO network from your OpenStreetMap extract with Lima speeds for "
+                                    "untagged roads (avenues 50 km/h, streets 30 km/h, expressways 80 km/h), "
+                                    "guessed and joined signals, the derived intersection file, field-like "
+                                    "detectors and random (uncalibrated) demand. The extract is not copied.")
+    o.add_argument("osm", type=Path, help="the .osm file")
+    o.add_argument("--name", required=True, help="network name (also the folder name)")
+    o.add_argument("--out", type=Path, default=None, help="parent folder for the network (default: .)")
+    o.add_argument("--seed", type=int, default=0, help="seed of the random demand (default: 0)")
+    o.add_argument("--end", type=float, default=3600.0, help="demand horizon, seconds (default: 3600)")
+
     p = sub.add_parser("bench", help="performance benchmarks (ratios against plain SUMO)")
     bsub = p.add_subparsers(dest="bench", required=True, metavar="WHAT")
     b = bsub.add_parser("env", help="the environment stepped to the horizon vs a plain sumo process",
@@ -137,6 +151,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_networks(args: argparse.Namespace) -> int:
+    from networks.osm_import import import_osm, list_networks
+
+    if args.networks == "list":
+        for name, scenarios, description in list_networks():
+            print(f"{name:<12} scenarios: {', '.join(scenarios):<30} {description}")
+        return 0
+    folder = import_osm(args.osm, args.name, (args.out or Path(".")) / args.name, seed=args.seed, end_s=args.end)
+    print(f"network written to {folder}; try: ondaverde simulate --network {folder}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from envs.bench import bench_env, bench_reads, format_bench
 
@@ -157,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ondaverde`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"simulate": cmd_simulate, "evaluate": cmd_evaluate, "bench": cmd_bench}
+    handlers = {"simulate": cmd_simulate, "evaluate": cmd_evaluate, "networks": cmd_networks, "bench": cmd_bench}
     try:
         return handlers[args.command](args)
     except InputError as exc:

@@ -164,3 +164,31 @@ def test_malformed_sumocfg_is_named(tmp_path):
 def test_malformed_network_yaml_is_named(tmp_path):
     (tmp_path / "network.yaml").write_text("name: [unclosed\n")
     assert_one_line_error(ondaverde("evaluate", "--network", str(tmp_path)), "network.yaml")
+
+
+def test_networks_list_shows_the_bundled_networks():
+    proc = ondaverde("networks", "list")
+    assert proc.returncode == 0, proc.stderr
+    names = {line.split()[0] for line in proc.stdout.splitlines() if line.strip()}
+    assert {"grid", "single"} <= names
+
+
+@pytest.mark.sumo
+def test_import_osm_then_simulate_from_the_command_line(tmp_path):
+    from tests.test_osm_import import write_osm
+
+    osm = write_osm(tmp_path / "barrio.osm")
+    proc = ondaverde("networks", "import-osm", str(osm), "--name", "barrio", "--out", str(tmp_path / "nets"),
+                     "--end", "300")
+    assert proc.returncode == 0, proc.stderr
+    run = ondaverde("simulate", "--network", str(tmp_path / "nets" / "barrio"), "--controller", "maxpressure",
+                    "--json")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["scheduled"] > 0
+
+
+def test_import_osm_refuses_a_file_that_is_not_osm(tmp_path):
+    bogus = tmp_path / "notes.osm"
+    bogus.write_text("hello")
+    assert_one_line_error(ondaverde("networks", "import-osm", str(bogus), "--name", "x", "--out", str(tmp_path)),
+                          "notes.osm")
