@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller.errors import InputError
 from controller.policies.registry import POLICIES, make_policy
-from envs.simulation import SignalSimulation
+from envs.simulation import SignalSimulation, intersections_of
 from envs.sumo_programs import SUMO_REFERENCE_CONTROLLERS
 from networks.catalog import NetworkSpec
 
@@ -59,16 +60,12 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
     :param work_dir: keep SUMO's output files there (a temporary folder otherwise).
     :param progress: called with simulated seconds as the run advances.
     """
-    import time
-
     check_controller(controller)
     scenario = network.scenario(scenario_name)
     start = time.perf_counter()
     if controller in SUMO_REFERENCE_CONTROLLERS:
         sim = SignalSimulation(network, scenario, seed, reference=controller, work_dir=work_dir, gui=gui)
     else:
-        from envs.simulation import intersections_of
-
         policies = {i.id: make_policy(controller) for i in intersections_of(network)}
         sim = SignalSimulation(network, scenario, seed, policies=policies, work_dir=work_dir, gui=gui)
     try:
