@@ -14,7 +14,7 @@ def two_phase_intersection(min_green_s: float = 5.0, max_green_s: float = 40.0) 
 
     Each link has a stop-bar loop, an advance loop, an approach radar zone and an exit zone.
     """
-    ns, ew = {0, 1}, {2, 3}
+    ns = {0, 1}
     compatible = tuple(tuple((i in ns) == (j in ns) for j in range(4)) for i in range(4))
     detectors = []
     for i in range(4):
@@ -34,7 +34,7 @@ def crossroads_with_crosswalks() -> Intersection:
     3 EW through, 4 EW right (permissive over crosswalk 2), 5 crosswalk parallel to EW.
     """
     n = 6
-    ns, ew = {0, 1, 2}, {3, 4, 5}
+    ns = {0, 1, 2}
     compat = [[(i in ns) == (j in ns) for j in range(n)] for i in range(n)]
     for a, b in ((1, 5), (4, 2)):  # a turning vehicle yields to the crosswalk it crosses: permissive pair
         compat[a][b] = compat[b][a] = True

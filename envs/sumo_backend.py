@@ -18,7 +18,7 @@ import numpy as np
 from controller.errors import InputError
 from controller.intersection import Intersection
 from controller.policies.base import DetectorReadings
-from envs.sumo_home import sumo_binary
+from networks.sumo_home import sumo_binary
 
 _E1_KINDS = ("stopbar", "advance")
 

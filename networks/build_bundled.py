@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from networks.derive import derive_intersections, write_intersection_file
+from networks.sumo_home import sumo_binary, sumo_home
 from networks.detectors import write_detector_additional
 
 HERE = Path(__file__).resolve().parent
@@ -39,24 +40,6 @@ VTYPES = (
 )
 #: Share of trucks in every flow.
 TRUCK_SHARE = 0.05
-
-
-def sumo_home() -> Path:
-    """SUMO's home folder (the ``eclipse-sumo`` wheel's, unless ``SUMO_HOME`` is set)."""
-    if os.environ.get("SUMO_HOME"):
-        return Path(os.environ["SUMO_HOME"])
-    import sumo  # the eclipse-sumo wheel
-
-    return Path(sumo.SUMO_HOME)
-
-
-def sumo_binary(name: str) -> str:
-    """Path of a SUMO executable (``sumo``, ``netconvert``, ``duarouter``, ...).
-
-    :param name: executable name without extension.
-    """
-    path = sumo_home() / "bin" / name
-    return str(path if path.exists() or not Path(str(path) + ".exe").exists() else Path(str(path) + ".exe"))
 
 
 def _run(cmd: Sequence[str], cwd: Path) -> str:

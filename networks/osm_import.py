@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from controller.errors import InputError
-from envs.sumo_home import sumo_binary, sumo_home
+from networks.sumo_home import sumo_binary, sumo_home
 
 #: Lima's speed limits (DS 025-2021-MTC, in force since 2022-07-18) by OSM ``highway`` value, km/h; used
 #: only where a way has no ``maxspeed`` tag. Avenues (avenidas) 50, streets (calles/jirones) 30, the

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
@@ -24,12 +23,9 @@ from networks.catalog import (
 
 
 def _sumo() -> str:
-    home = Path(os.environ["SUMO_HOME"]) if os.environ.get("SUMO_HOME") else None
-    if home is None:
-        import sumo
+    from networks.sumo_home import sumo_binary
 
-        home = Path(sumo.SUMO_HOME)
-    return str(home / "bin" / "sumo")
+    return sumo_binary("sumo")
 
 
 def test_bundled_networks_are_listed():

@@ -34,7 +34,7 @@ def broken_files(tmp_path_factory):
     # a valid network with no traffic lights
     (d / "plain.nod.xml").write_text('<nodes><node id="a" x="0" y="0"/><node id="b" x="100" y="0"/></nodes>')
     (d / "plain.edg.xml").write_text('<edges><edge id="ab" from="a" to="b" numLanes="1"/></edges>')
-    from envs.sumo_home import sumo_binary
+    from networks.sumo_home import sumo_binary
 
     subprocess.run([sumo_binary("netconvert"), "-n", str(d / "plain.nod.xml"), "-e", str(d / "plain.edg.xml"),
                     "-o", str(d / "plain.net.xml")], check=True, capture_output=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -22,12 +21,9 @@ BUNDLED = ("single", "grid")
 
 
 def _sumo_home() -> Path:
-    if os.environ.get("SUMO_HOME"):
-        return Path(os.environ["SUMO_HOME"])
-    import sumo
+    from networks.sumo_home import sumo_home
 
-    return Path(sumo.SUMO_HOME)
-
+    return sumo_home()
 
 def _program_states(net_file: Path) -> dict[str, list[str]]:
     """Every phase state of the first program of each traffic light, straight from the XML."""

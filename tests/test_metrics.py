@@ -183,10 +183,9 @@ FLOWS = (MAIN_FLOW, SIDE_FLOW, SIDE_BUS)
 
 
 def _sumo_home() -> Path:
-    import sumo
+    from networks.sumo_home import sumo_home
 
-    return Path(sumo.SUMO_HOME)
-
+    return sumo_home()
 
 def _run(args: list[str], cwd: Path) -> None:
     env = {**os.environ, "SUMO_HOME": str(_sumo_home())}

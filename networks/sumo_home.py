@@ -1,4 +1,9 @@
-"""Locate SUMO from the eclipse-sumo wheel; nothing assumes a system SUMO."""
+"""Locate SUMO from the eclipse-sumo wheel; nothing assumes a system SUMO.
+
+``import libsumo`` sets ``SUMO_HOME`` to the ``sumo-data`` package when it is unset, a folder with no
+binaries or tools; whatever was imported first, the wheel's folder is the one used here and handed to
+child processes.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,8 @@ def sumo_home() -> Path:
     import sumo  # the wheel; importing it sets SUMO_HOME if unset
 
     home = Path(sumo.SUMO_HOME)
-    os.environ.setdefault("SUMO_HOME", str(home))
-    os.environ.setdefault("PROJ_LIB", str(home / "data" / "proj"))
+    os.environ["SUMO_HOME"] = str(home)
+    os.environ["PROJ_LIB"] = str(home / "data" / "proj")
     return home
 
 
