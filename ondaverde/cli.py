@@ -82,6 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--seed", type=int, default=0, help="seed of the random demand (default: 0)")
     o.add_argument("--end", type=float, default=3600.0, help="demand horizon, seconds (default: 3600)")
 
+    c = nsub.add_parser("calibrate", help="demand from hourly edge or turn counts (routeSampler)",
+                        description="Sample routes that reproduce counted flows with SUMO's routeSampler and report "
+                                    "the GEH of every counted edge or turn. Counts CSV: begin_s,end_s,edge,count "
+                                    "or begin_s,end_s,from_edge,to_edge,count (vehicles per interval).")
+    c.add_argument("network", help="bundled network name or network folder")
+    c.add_argument("--counts", type=Path, required=True, help="the counts CSV")
+    c.add_argument("--out", type=Path, default=None,
+                   help="folder for the calibrated route file (default: ./NETWORK-calibrated)")
+    c.add_argument("--scenario", default="calibrated", help="name of the calibrated scenario (default: calibrated)")
+    c.add_argument("--seed", type=int, default=0, help="routeSampler seed (default: 0)")
+
     p = sub.add_parser("bench", help="performance benchmarks (ratios against plain SUMO)")
     bsub = p.add_subparsers(dest="bench", required=True, metavar="WHAT")
     b = bsub.add_parser("env", help="the environment stepped to the horizon vs a plain sumo process",
@@ -152,6 +163,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_networks(args: argparse.Namespace) -> int:
+    if args.networks == "calibrate":
+        from networks.calibrate import calibrate, format_geh
+        from networks.catalog import load_network
+
+        spec = load_network(args.network)
+        out = args.out or Path(f"{spec.name}-calibrated")
+        result = calibrate(spec, args.counts, out, args.seed, args.scenario)
+        print(format_geh(result))
+        print(f"routes written to {result.route_file}")
+        return 0
     from networks.osm_import import import_osm, list_networks
 
     if args.networks == "list":

@@ -192,3 +192,19 @@ def test_import_osm_refuses_a_file_that_is_not_osm(tmp_path):
     bogus.write_text("hello")
     assert_one_line_error(ondaverde("networks", "import-osm", str(bogus), "--name", "x", "--out", str(tmp_path)),
                           "notes.osm")
+
+
+@pytest.mark.sumo
+def test_calibrate_from_counts_on_the_command_line(tmp_path):
+    counts = tmp_path / "counts.csv"
+    counts.write_text("begin_s,end_s,edge,count\n0,3600,A0B0,400\n0,3600,B0C0,350\n")
+    proc = ondaverde("networks", "calibrate", "grid", "--counts", str(counts), "--out", str(tmp_path / "cal"))
+    assert proc.returncode == 0, proc.stderr
+    assert "A0B0" in proc.stdout and (tmp_path / "cal" / "calibrated.rou.xml").is_file()
+
+
+def test_calibrate_refuses_a_bad_counts_file(tmp_path):
+    counts = tmp_path / "counts.csv"
+    counts.write_text("when,where,how many\n1,2,3\n")
+    assert_one_line_error(ondaverde("networks", "calibrate", "grid", "--counts", str(counts), "--out",
+                                    str(tmp_path / "cal")), "counts.csv")
