@@ -37,12 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
     from envs.runner import controller_names
     from ondaverde.netargs import add_network_args
 
-    controllers = ", ".join(controller_names())
     parser = argparse.ArgumentParser(
         prog="ondaverde",
         description="Adaptive traffic-signal control: one safe signal-timing core, trained and judged in SUMO.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    controllers = ", ".join(controller_names())
+    _add_run_commands(sub, controllers, add_network_args)
+    _add_network_commands(sub)
+    _add_bench_commands(sub)
+    return parser
 
+
+def _add_run_commands(sub, controllers: str, add_network_args) -> None:
+    """``simulate`` and ``evaluate``."""
     p = sub.add_parser("simulate", help="run one controller on one scenario and print its metrics",
                        description="Run one controller for one scenario and seed; metrics come from SUMO's "
                                    "tripinfo (delay = timeLoss + departDelay over every scheduled vehicle, "
@@ -68,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", type=Path, default=None, metavar="PNG", help="bar chart of delay per controller")
     p.add_argument("--json", action="store_true", help="print a JSON list with one record per run")
 
+
+def _add_network_commands(sub) -> None:
+    """``networks list|import-osm|calibrate``."""
     p = sub.add_parser("networks", help="list bundled networks, import your own from OpenStreetMap")
     nsub = p.add_subparsers(dest="networks", required=True, metavar="WHAT")
     nsub.add_parser("list", help="the bundled networks and their scenarios")
@@ -93,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--scenario", default="calibrated", help="name of the calibrated scenario (default: calibrated)")
     c.add_argument("--seed", type=int, default=0, help="routeSampler seed (default: 0)")
 
+
+def _add_bench_commands(sub) -> None:
+    """``bench env|reads``."""
     p = sub.add_parser("bench", help="performance benchmarks (ratios against plain SUMO)")
     bsub = p.add_subparsers(dest="bench", required=True, metavar="WHAT")
     b = bsub.add_parser("env", help="the environment stepped to the horizon vs a plain sumo process",
@@ -114,7 +127,6 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0, help="SUMO seed (default: 0)")
     r.add_argument("--repeats", type=int, default=3, help="interleaved repetitions, best kept (default: 3)")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
-    return parser
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
