@@ -90,22 +90,23 @@ class DetectorObservation(ObservationFunction):
         if len(functions) < 2:
             return super().batch(functions, controllers, readings)
         flat = cls.batch_flat(functions, controllers, readings)
-        return np.split(flat, cls._group[4])
+        return np.split(flat, functions[0]._group[4])
 
     @classmethod
     def batch_flat(cls, functions, controllers, readings) -> np.ndarray:
         """The agents' observations concatenated in one vector (what a single agent over all lights sees)."""
-        key = tuple(map(id, functions))
-        if cls._group_key != key:  # layout of this group of intersections, computed once
+        key = tuple(functions)  # the objects themselves (identity), so a cached layout never outlives them
+        lead = functions[0]
+        if getattr(lead, "_group_key", None) != key:  # layout of this group of intersections, computed once
             sizes = [f._size for f in functions]
             starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
             body_pos = np.concatenate([s + f._head + np.arange(3 * len(f.intersection.detectors))
                                        for s, f in zip(starts, functions)]).astype(np.int64)
             weights = tuple(np.concatenate([getattr(f, w) for f in functions])
                             for w in ("_w_occupancy", "_w_count", "_w_halting"))
-            cls._group_key = key
-            cls._group = (*weights, body_pos, starts[1:], starts.tolist(), int(sum(sizes)))
-        w_occ, w_count, w_halt, body_pos, _, starts, total = cls._group
+            lead._group_key = key
+            lead._group = (*weights, body_pos, starts[1:], starts.tolist(), int(sum(sizes)))
+        w_occ, w_count, w_halt, body_pos, _, starts, total = lead._group
         body = np.empty((w_occ.size, 3), dtype=np.float32)
         body[:, 0] = np.concatenate([r.occupancy for r in readings]) * w_occ \
             + np.concatenate([r.count for r in readings]) * w_count
@@ -122,7 +123,6 @@ class DetectorObservation(ObservationFunction):
             out[start + f._n_phases + 2] = c.interval is not Interval.GREEN
         return out
 
-    _group_key: tuple = ()
 
 
 OBSERVATIONS: dict[str, type[ObservationFunction]] = {DetectorObservation.name: DetectorObservation}
