@@ -77,7 +77,7 @@ def _add_run_commands(sub, controllers: str, add_network_args) -> None:
 
 
 def _add_network_commands(sub) -> None:
-    """``networks list|import-osm|calibrate``."""
+    """``networks list|build|import-osm|calibrate``."""
     p = sub.add_parser("networks", help="list bundled networks, import your own from OpenStreetMap")
     nsub = p.add_subparsers(dest="networks", required=True, metavar="WHAT")
     nsub.add_parser("list", help="the bundled networks and their scenarios")
@@ -91,6 +91,14 @@ def _add_network_commands(sub) -> None:
     o.add_argument("--out", type=Path, default=None, help="parent folder for the network (default: .)")
     o.add_argument("--seed", type=int, default=0, help="seed of the random demand (default: 0)")
     o.add_argument("--end", type=float, default=3600.0, help="demand horizon, seconds (default: 3600)")
+
+    b = nsub.add_parser("build", help="rebuild a bundled network from its sources",
+                        description="Regenerate a bundled network (net, intersection file, detectors, demand) from "
+                                    "its plain-XML sources with fixed seeds; the result is byte-identical to what "
+                                    "is committed.")
+    b.add_argument("name", help="bundled network name")
+    b.add_argument("--out", type=Path, default=None,
+                   help="write into this folder instead of the package's (miraflores only)")
 
     c = nsub.add_parser("calibrate", help="demand from hourly edge or turn counts (routeSampler)",
                         description="Sample routes that reproduce counted flows with SUMO's routeSampler and report "
@@ -185,6 +193,8 @@ def cmd_networks(args: argparse.Namespace) -> int:
         print(format_geh(result))
         print(f"routes written to {result.route_file}")
         return 0
+    if args.networks == "build":
+        return _build_network(args.name, args.out)
     from networks.osm_import import import_osm, list_networks
 
     if args.networks == "list":
@@ -194,6 +204,19 @@ def cmd_networks(args: argparse.Namespace) -> int:
     folder = import_osm(args.osm, args.name, (args.out or Path(".")) / args.name, seed=args.seed, end_s=args.end)
     print(f"network written to {folder}; try: ondaverde simulate --network {folder}")
     return 0
+
+
+def _build_network(name: str, out: Path | None) -> int:
+    from networks import build_bundled, build_miraflores
+    from networks.catalog import bundled_networks
+
+    if name == "miraflores":
+        return build_miraflores.main(["--out", str(out)] if out else [])
+    if name not in build_bundled.BUILDERS:
+        raise InputError(f"no builder for network {name!r}; bundled: {', '.join(bundled_networks())}")
+    if out is not None:
+        raise InputError(f"--out is only supported for miraflores; {name} is rebuilt in place")
+    return build_bundled.main([name])
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
