@@ -208,7 +208,10 @@ def read_metrics(
             continue
         n[rec.status] += 1
         delay_sum += rec.delay_s
-        acc = by_class.setdefault(classes.get(rec.vtype, rec.vtype), [0.0, 0])
+        # SUMO names a vehicle's private copy of its type "type@vehicle" (e.g. when a route attribute
+        # modifies the type): the class is that of the type before the "@"
+        base = rec.vtype.split("@", 1)[0]
+        acc = by_class.setdefault(classes.get(base, base), [0.0, 0])
         acc[0] += rec.delay_s
         acc[1] += 1
         if rec.status != "undeparted":

@@ -11,7 +11,13 @@
 * ``detectors.add.xml`` and ``intersections.derived.json`` - from :mod:`networks.derive` /
   :mod:`networks.detectors` (stop-bar and advance loops per lane, one radar zone per approach lane, exit zones);
 * ``smoke.rou.xml`` - an UNCALIBRATED random demand for smoke runs (randomTrips, fixed seed, 900 s, routed
-  by duarouter), ``smoke.sumocfg`` and ``network.yaml``.
+  by duarouter), ``smoke.sumocfg`` and ``network.yaml``;
+* the calibrated scenarios (:func:`build_demand`, skipped with ``--no-demand``): ``am-peak.counts.csv`` and
+  ``pm-peak.counts.csv`` (the documented PMU peak-hour intersection volumes split over the approach edges by
+  lane count, CAPPED at :data:`DEMAND_CAP`), ``am-peak.rou.xml`` / ``pm-peak.rou.xml`` (routeSampler via
+  :func:`networks.calibrate.calibrate`, hourly intervals), ``midday.rou.xml`` / ``night.rou.xml`` (seeded
+  subsets of am-peak) and per scenario ``<name>.extra.rou.xml`` (Corredor Azul and combi buses with kerbside
+  stops, bicycles, emergency vehicles, Arequipa probe cars, pedestrians on the Larco/Diagonal crosswalks).
 
 ``--out DIR`` writes to another folder (the sources are always read from ``networks/miraflores``);
 ``--net-only`` stops after the net (used by the byte-identical rebuild test); ``--check`` runs the smoke
@@ -21,6 +27,7 @@ scenario once in plain SUMO and prints the outcome. The whole build takes a few 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 import tempfile
@@ -185,7 +192,266 @@ def build_smoke(out: Path) -> int:
     return (out / "smoke.rou.xml").read_text(encoding="utf-8").count("<vehicle ")
 
 
-def finish(out: Path, vehicles: int) -> list:
+# ============================================================================================ calibrated demand
+#
+# Documented peak-hour intersection volumes (PMU Miraflores 2017-2020, counts of about 2016; ref s6) of the
+# modelled intersections: node -> (veh/h, period the PMU gives, evidence). Intersection totals only; see
+# DEMAND_ASSUMPTIONS for how they become approach-edge counts.
+PMU_VOLUMES: dict[str, tuple[float, str, str]] = {
+    "O": (5329, "AM", "PMU 5,329 AM (ref s6 O)"),
+    "A1": (4338, "AM", "PMU 4,338 AM, LOS F (ref s6 A1)"),
+    "A6": (3408, "AM", "PMU 3,408 AM, LOS E (ref s6 A6)"),
+    "L3": (3598, "AM", "PMU 3,390-3,805 AM, LOS C (ref s6 L3); midpoint used"),
+    "L4": (2255, "AM", "PMU 2,255 AM, LOS C (ref s6 L4)"),
+    "J2": (2209, "AM", "PMU 2,209 AM, LOS D (ref s6 J2)"),
+    "J3": (4271, "PM", "PMU 4,271 PM, LOS E (ref s6 J3)"),
+    "P4": (4377, "AM", "PMU 4,377 AM, LOS F (ref s6 P4)"),
+    "R2": (3796, "AM", "PMU 3,796 AM (ref s6 R2)"),
+    "R3": (3818, "PM", "PMU 3,818 PM, LOS D (ref s6 R3)"),
+}
+#: PMU count sites that are not (or not fully) nodes of the model, so they are not counted.
+PMU_NOT_MODELLED = {"B5": "3,778 AM: east side of the trench, a boundary node", "B6": "4,358 AM: beyond the Via Expresa",
+                    "J4": "3,978 AM: 28 de Julio x Paseo is not a node", "G5": "5,931 AM: east side of the trench, a boundary node"}
+#: Joined signals: counted node -> its member nodes (approaches from outside the cluster are counted).
+NODE_MEMBERS = {"O": ("O_N", "O_W", "O_SE", "O_E")}
+
+#: Scenarios: name -> (begin s, hourly factors applied to the documented peak-hour volume, description).
+#: am-peak 07-09 and pm-peak 18-21 are the TomTom peak windows (ref s2); factor 1.0 = the PMU peak hour.
+PEAK_PROFILES: dict[str, tuple[int, tuple[float, ...]]] = {
+    "am-peak": (25200, (0.85, 1.0)),        # 07-08 ramps up, 08-09 = documented peak hour [assumption]
+    "pm-peak": (64800, (1.0, 0.9, 0.7)),    # 18-19 = documented peak hour, then decaying [assumption]
+}
+#: Scaled scenarios: name -> (source peak scenario, begin s, scale of its vehicles, description).
+SCALED = {
+    "midday": ("am-peak", 43200, 0.5),  # 12-14: peak ~1.9-2x the midday rate (TomTom, ref s2/s5) [assumption]
+    "night": ("am-peak", 79200, 0.2),   # 22-24: 20 % of the peak [assumption]
+}
+DEMAND_SEED = 7
+#: Share of the documented volumes the modelled lanes carry without gridlock under the placeholder programs: the full
+#: PMU volumes (about 18,000 veh/h entering) gridlock the net (only 1/3 of the vehicles got in over 2 h, ~1,900
+#: teleports), so the counts are CAPPED at this share of the documented volumes [measured, see README].
+DEMAND_CAP = 0.2
+#: Default scenario of network.yaml once the demand is built.
+DEFAULT_SCENARIO = "am-peak"
+#: Candidate routes per hour for routeSampler (randomTrips fringe trips routed by duarouter).
+CANDIDATES_PER_HOUR = 4000
+#: Private-traffic mix of the sampled vehicles (shares; ref s2: high taxi share in Lima Sur Central).
+PRIVATE_MIX = (("car", 0.55), ("taxi", 0.35), ("motorcycle", 0.10))
+VTYPES = {
+    "car": '<vType id="car" vClass="passenger" length="4.5" sigma="0.5"/>',
+    "taxi": '<vType id="taxi" vClass="taxi" length="4.3" sigma="0.6" guiShape="passenger/sedan" color="yellow"/>',
+    "motorcycle": '<vType id="motorcycle" vClass="motorcycle" length="2.2" maxSpeed="16.7" sigma="0.6"/>',
+    "combi": '<vType id="combi" vClass="bus" length="7.5" maxSpeed="16.7" accel="1.2" guiShape="bus" color="white"/>',
+    "corredor_azul": '<vType id="corredor_azul" vClass="bus" length="12.0" accel="1.0" guiShape="bus" color="blue"/>',
+    "bicycle": '<vType id="bicycle" vClass="bicycle" length="1.8" maxSpeed="5.5"/>',
+    "emergency": '<vType id="emergency" vClass="emergency" length="5.5" guiShape="emergency" color="red" '
+                 'speedFactor="1.3"><param key="has.bluelight.device" value="true"/></vType>',
+    "probe": '<vType id="probe" vClass="passenger" length="4.5" sigma="0.5" color="green"/>',
+}
+#: Corredor Azul lines (ref s2/s3): Arequipa -> Ovalo -> Diagonal southbound, Larco -> Ovalo -> Arequipa northbound.
+CORREDOR_AZUL = {"azul_s": ("AQ_N_A1", "D3_DIAG_S"), "azul_n": ("LARCOMAR_L4", "A1_AQ_N")}
+CORREDOR_PER_HOUR = 20          # per direction at the peak (3 min headway) [assumption]
+#: Combi/coaster lines (origin, destination) on the main avenues [assumption: no route data].
+COMBI_LINES = (("AQ_N_A1", "B4_BEN_E"), ("BEN_E_B4", "A1_AQ_N"), ("A6_W_A6", "G4_ANG_E"), ("ANG_E_G4", "A6_A6_W"),
+               ("PARDO_W_P4", "R3_RP_E"), ("RP_E_R3", "P4_PARDO_W"), ("J28_E_J3", "L4_J28_W"), ("J28_W_L4", "J3_J28_E"))
+COMBI_PER_HOUR = 15             # per line at the peak [assumption]
+BUS_DWELL_S = {"corredor_azul": 20, "combi": 25}   # kerbside stop on the right lane, blocking it [assumption]
+#: Bicycle routes (Larco northbound and two-way south of 28 de Julio, Arequipa both ways, Pardo to Espinar).
+BICYCLE_ROUTES = (("LARCOMAR_L4", "L2_O_SE"), ("AQ_N_A1", "A8_O_N"), ("O_N_A8", "A1_AQ_N"), ("P1_P2", "P4_ESP_N"))
+BICYCLES_PER_HOUR = 25          # per route at the peak [assumption; bike mode share 4.6 %, ref s2]
+EMERGENCY_PER_HOUR = 3          # every scenario, fixed [assumption]
+PEDESTRIANS_PER_HOUR = 120      # per crossing pair at the peak [assumption]
+#: Walks across the signalised crosswalks (Larco x Schell / Benavides / 28 de Julio, Diagonal D1/D2).
+WALKS = (("L3_L2", "D3_L3"), ("D3_L3", "L3_B2"), ("L4_L3", "L4_J2"), ("J28_W_L4", "L4_LARCOMAR"),
+         ("L2_O_SE", "L3_L2"), ("O_SW_D1", "D2_D3"))
+PROBE_PERIOD_S = 300            # one probe car along the whole modelled Arequipa (AQ_N -> Ovalo) every 5 min
+AREQUIPA_PROBE = ("AQ_N_A1", "A8_O_N")
+
+DEMAND_ASSUMPTIONS = (
+    "PMU intersection totals are split over the approach edges in proportion to their number of (vehicle) lanes",
+    "PMU AM and PM volumes are used for both peaks (only one peak hour is documented per intersection)",
+    "am-peak hourly factors 0.85, 1.0 (08-09 = PMU peak hour); pm-peak 1.0, 0.9, 0.7",
+    "midday = 0.5 x am-peak, night = 0.2 x am-peak (vehicles kept by a seeded draw, departures shifted)",
+    "private mix 55 % car, 35 % taxi, 10 % motorcycle; buses, bicycles, emergency and pedestrians are added on top",
+)
+
+
+def _sumolib():
+    tools = str(sumo_home() / "tools")
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    import sumolib
+    return sumolib
+
+
+def approach_counts(net_file: Path) -> dict[str, list[tuple[str, int]]]:
+    """Counted node -> [(approach edge, vehicle lanes)] (edges into the node from outside its cluster)."""
+    root = ET.parse(net_file).getroot()
+    out: dict[str, list[tuple[str, int]]] = {}
+    for node in PMU_VOLUMES:
+        members = NODE_MEMBERS.get(node, (node,))
+        rows = []
+        for e in root.iter("edge"):
+            if e.get("function") is None and e.get("to") in members and e.get("from") not in members:
+                lanes = sum(1 for ln in e.iter("lane") if ln.get("allow") != "pedestrian")
+                rows.append((e.get("id"), lanes))
+        out[node] = sorted(rows)
+    return out
+
+
+def counts_csv_text(name: str, net_file: Path) -> str:
+    """The edge-count CSV of a peak scenario: PMU totals x hourly factor, split by approach lanes."""
+    begin, factors = PEAK_PROFILES[name]
+    lines = [f"# {name}: counts DERIVED from the documented PMU peak-hour intersection volumes (ref s6) by",
+             "# networks/build_miraflores.py. Source per node in the comment above its rows. Assumptions:"]
+    lines += [f"#  - {a}" for a in DEMAND_ASSUMPTIONS[:3]]
+    lines += [f"#  - CAPPED: every count is {DEMAND_CAP:g} x the documented volume (the model gridlocks at 1.0; README)"]
+    lines += ["# Not counted (not model nodes): " + "; ".join(f"{k} {v}" for k, v in PMU_NOT_MODELLED.items()),
+              ",".join(("begin_s", "end_s", "edge", "count"))]
+    for node, approaches in approach_counts(net_file).items():
+        vph, _, src = PMU_VOLUMES[node]
+        total_lanes = sum(n for _, n in approaches)
+        lines.append(f"# {node}: {src} (x {DEMAND_CAP:g} = {DEMAND_CAP * vph:.0f} veh/h); approaches {' '.join(f'{e}({n})' for e, n in approaches)}")
+        for h, f in enumerate(factors):
+            for edge, n in approaches:
+                lines.append(f"{begin + 3600 * h},{begin + 3600 * (h + 1)},{edge},"
+                             f"{round(DEMAND_CAP * vph * f * n / total_lanes)}")
+    return "\n".join(lines) + "\n"
+
+
+def _candidates(net: Path, begin: int, end: int, work: Path, seed: int) -> Path:
+    """Fringe-to-fringe candidate routes with the private vehicle mix (types assigned round-robin)."""
+    trips, routes = work / "cand.trips.xml", work / "cand.rou.xml"
+    _run([sys.executable, str(sumo_home() / "tools" / "randomTrips.py"), "-n", str(net), "-o", str(trips),
+          "--seed", str(seed), "-b", str(begin), "-e", str(end), "-p", f"{3600 / CANDIDATES_PER_HOUR:.6f}",
+          "--fringe-factor", "max", "--min-distance", "200", "--vclass", "passenger", "--prefix", "c"], work)
+    _run([sumo_binary("duarouter"), "-n", str(net), "-r", str(trips), "-o", str(routes), "--seed", str(seed),
+          "--ignore-errors", "true", "--no-step-log", "--no-warnings", "--routing-algorithm", "dijkstra",
+          "--write-license", "false"], work)
+    slots = [k for k, share in PRIVATE_MIX for _ in range(round(share * 20))]
+    text = routes.read_text(encoding="utf-8")
+    counter = iter(range(10 ** 9))
+    text = re.sub(r'<vehicle id="([^"]+)"', lambda m: f'<vehicle id="{m.group(1)}" type="{slots[next(counter) % len(slots)]}"', text)
+    types = "\n    ".join(VTYPES[k] for k, _ in PRIVATE_MIX)
+    text = re.sub(r"(<routes\b[^>]*>)", lambda m: m.group(1) + "\n    " + types, text, count=1)
+    routes.write_text(text, encoding="utf-8")
+    return routes
+
+
+def _route(net, frm: str, to: str) -> list[str]:
+    path, _ = net.getShortestPath(net.getEdge(frm), net.getEdge(to), vClass="bus")
+    if not path:
+        raise RuntimeError(f"no route {frm} -> {to}")
+    return [e.getID() for e in path]
+
+
+def _stops(net, edges: list[str], vtype: str) -> str:
+    """Kerbside stops on the right lane (index 0) of every edge of the route longer than 120 m but the first/last."""
+    out = []
+    for eid in edges[1:-1]:
+        edge = net.getEdge(eid)
+        if edge.getLength() < 120:
+            continue
+        lane = next(ln for ln in edge.getLanes() if ln.allows("bus"))
+        mid = edge.getLength() / 2
+        out.append(f'<stop lane="{lane.getID()}" startPos="{mid - 10:.1f}" endPos="{mid + 10:.1f}" '
+                   f'duration="{BUS_DWELL_S[vtype]}"/>')
+    return "".join(out)
+
+
+def extras_xml(net_file: Path, begin: int, hours: int, scale: float, tag: str) -> str:
+    """Buses with stops, bicycles, emergency vehicles, Arequipa probes and pedestrians (flows, deterministic)."""
+    sumolib = _sumolib()
+    net = sumolib.net.readNet(str(net_file), withPedestrianConnections=True)
+    end = begin + 3600 * hours
+    flows = []
+
+    def flow(fid, vtype, edges, per_hour, stops=""):
+        if per_hour <= 0:
+            return
+        period = 3600.0 / per_hour
+        flows.append((begin, f'    <flow id="{tag}.{fid}" type="{vtype}" begin="{begin}" end="{end}" period="{period:.1f}" '
+                             f'departLane="best" departSpeed="max"><route edges="{" ".join(edges)}"/>{stops}</flow>'))
+
+    for lid, (a, b) in CORREDOR_AZUL.items():
+        edges = _route(net, a, b)
+        flow(lid, "corredor_azul", edges, round(CORREDOR_PER_HOUR * scale), _stops(net, edges, "corredor_azul"))
+    for k, (a, b) in enumerate(COMBI_LINES):
+        edges = _route(net, a, b)
+        flow(f"combi{k}", "combi", edges, round(COMBI_PER_HOUR * scale), _stops(net, edges, "combi"))
+    for k, (a, b) in enumerate(BICYCLE_ROUTES):
+        flow(f"bike{k}", "bicycle", _route(net, a, b), round(BICYCLES_PER_HOUR * scale))
+    for k, (a, b) in enumerate((("AQ_N_A1", "D3_DIAG_S"), ("LARCOMAR_L4", "A1_AQ_N"), ("PARDO_W_P4", "G4_ANG_E"))):
+        flow(f"emergency{k}", "emergency", _route(net, a, b), EMERGENCY_PER_HOUR / 3)
+    flow("probe", "probe", _route(net, *AREQUIPA_PROBE), 3600 / PROBE_PERIOD_S)
+    persons = []
+    for k, (a, b) in enumerate(WALKS):
+        n = round(PEDESTRIANS_PER_HOUR * scale)
+        if n:
+            persons.append(f'    <personFlow id="{tag}.ped{k}" begin="{begin}" end="{end}" period="{3600 / n:.1f}">'
+                           f'<walk from="{a}" to="{b}"/></personFlow>')
+    body = [VTYPES[k] for k in ("combi", "corredor_azul", "bicycle", "emergency", "probe")]
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<!-- generated by networks/build_miraflores.py: {tag} buses (kerbside stops on the right lane), bicycles,\n"
+            f"     emergency vehicles, Arequipa probe cars and pedestrians; scale {scale:g} of the peak [assumptions: README] -->\n"
+            "<routes>\n" + "".join(f"    {t}\n" for t in body)
+            + "\n".join(f for _, f in flows) + "\n" + "\n".join(persons) + "\n</routes>\n")
+
+
+def _scaled_routes(src: Path, dst: Path, shift_s: int, keep: float, seed: int, prefix: str) -> int:
+    """Keep a seeded share ``keep`` of the vehicles of ``src``, departures shifted by ``shift_s``."""
+    import random
+
+    rng = random.Random(seed)
+    text = src.read_text(encoding="utf-8")
+    head, _, rest = text.partition("<vehicle ")
+    parts = ("<vehicle " + rest).split("</vehicle>")
+    kept = []
+    for part in parts[:-1]:
+        if rng.random() < keep:
+            part = re.sub(r'depart="([0-9.]+)"', lambda m: f'depart="{float(m.group(1)) + shift_s:.2f}"', part, count=1)
+            part = re.sub(r'<vehicle id="[^.]*\.', f'<vehicle id="{prefix}.', part, count=1)
+            kept.append(part + "</vehicle>")
+    old = f"{src.name.split('.')[0]}.mix"
+    dst.write_text((head + "".join(kept) + parts[-1]).replace(old, f"{prefix}.mix"), encoding="utf-8")
+    return len(kept)
+
+
+def build_demand(out: Path, seed: int = DEMAND_SEED) -> dict[str, dict]:
+    """Counts CSVs, calibrated routes (routeSampler via :func:`networks.calibrate.calibrate`) and extras.
+
+    :return: scenario -> {"begin", "end", "vehicles", "max_geh", ...}.
+    """
+    from networks.calibrate import calibrate, format_geh
+    from networks.catalog import NetworkSpec, ScenarioSpec
+
+    net = out / NET
+    info: dict[str, dict] = {}
+    for name, (begin, factors) in PEAK_PROFILES.items():
+        end = begin + 3600 * len(factors)
+        csv_path = out / f"{name}.counts.csv"
+        _write(csv_path, counts_csv_text(name, net))
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            cand = _candidates(net, begin, end, work, seed)
+            spec = NetworkSpec("miraflores", out, net, {"candidates": ScenarioSpec("candidates", (cand,), begin, end)},
+                               "candidates")
+            result = calibrate(spec, csv_path, work / "cal", seed=seed, scenario_name=name)
+            shutil.copyfile(result.route_file, out / f"{name}.rou.xml")
+        print(format_geh(result))
+        _write(out / f"{name}.extra.rou.xml", extras_xml(net, begin, len(factors), 1.0, name))
+        info[name] = {"begin": begin, "end": end, "vehicles": result.vehicles, "max_geh": result.max_geh,
+                      "share_below_5": result.share_below_5}
+    for name, (src, begin, scale) in SCALED.items():
+        sbegin, sfactors = PEAK_PROFILES[src]
+        hours = len(sfactors)
+        n = _scaled_routes(out / f"{src}.rou.xml", out / f"{name}.rou.xml", begin - sbegin, scale, seed, name)
+        _write(out / f"{name}.extra.rou.xml", extras_xml(net, begin, hours, scale, name))
+        info[name] = {"begin": begin, "end": begin + 3600 * hours, "vehicles": n, "scale": scale, "source": src}
+    return info
+
+
+def finish(out: Path, vehicles: int, demand: dict | None = None) -> list:
     """Detectors, intersection file, smoke.sumocfg and network.yaml."""
     inters = derive_intersections(out / NET)
     write_detector_additional(inters, out / "detectors.add.xml")
@@ -203,20 +469,30 @@ def finish(out: Path, vehicles: int) -> list:
            f'        <end value="{SMOKE_END_S}"/>\n'
            "    </time>\n"
            "</configuration>\n")
-    _write(out / "network.yaml",
-           "# miraflores: Miraflores (Lima) corridor network - Arequipa, Larco/Diagonal, Pardo, Ricardo Palma, Benavides,\n"
-           "# 28 de Julio, Angamos to the Via Expresa. Signal timings are PLACEHOLDERS (except J3's documented 41/115 s).\n"
-           "# Built by `python -m networks.build_miraflores` (see README.md); do not edit the generated files by hand.\n"
-           "name: miraflores\n"
-           f"net: {NET}\n"
-           "default_scenario: smoke\n"
-           "scenarios:\n"
-           "  smoke:\n"
-           "    routes: [smoke.rou.xml]\n"
-           "    begin: 0\n"
-           f"    end: {SMOKE_END_S}\n"
-           f"    description: \"UNCALIBRATED smoke demand: {vehicles} random fringe trips (randomTrips seed {SMOKE_SEED}) "
-           f"in {SMOKE_END_S} s; not Miraflores traffic\"\n")
+    text = ("# miraflores: Miraflores (Lima) corridor network - Arequipa, Larco/Diagonal, Pardo, Ricardo Palma, Benavides,\n"
+            "# 28 de Julio, Angamos to the Via Expresa. Signal timings are PLACEHOLDERS (except J3's documented 41/115 s).\n"
+            "# Built by `python -m networks.build_miraflores` (see README.md); do not edit the generated files by hand.\n"
+            "name: miraflores\n"
+            f"net: {NET}\n"
+            f"default_scenario: {DEFAULT_SCENARIO if demand else 'smoke'}\n"
+            "scenarios:\n"
+            "  smoke:\n"
+            "    routes: [smoke.rou.xml]\n"
+            "    begin: 0\n"
+            f"    end: {SMOKE_END_S}\n"
+            f"    description: \"UNCALIBRATED smoke demand: {vehicles} random fringe trips (randomTrips seed {SMOKE_SEED}) "
+            f"in {SMOKE_END_S} s; not Miraflores traffic\"\n")
+    for name, d in (demand or {}).items():
+        if "scale" in d:
+            what = (f"{d['scale']:g} x {d['source']} (scaling ASSUMED), shifted to {d['begin'] // 3600:02d}-"
+                    f"{d['end'] // 3600:02d} h: {d['vehicles']} private vehicles plus scaled buses/bicycles/pedestrians")
+        else:
+            what = (f"{d['begin'] // 3600:02d}-{d['end'] // 3600:02d} h, routeSampler-calibrated to {DEMAND_CAP:g} x the PMU "
+                    f"peak-hour volumes (CAPPED: the net gridlocks at 1.0; {name}.counts.csv): {d['vehicles']} private vehicles, max GEH {d['max_geh']:.2f}; "
+                    "plus buses, bicycles, emergency vehicles, probes and pedestrians")
+        text += (f"  {name}:\n    routes: [{name}.rou.xml, {name}.extra.rou.xml]\n    begin: {d['begin']}\n"
+                 f"    end: {d['end']}\n    description: \"{what}\"\n")
+    _write(out / "network.yaml", text)
     return inters
 
 
@@ -242,6 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=SOURCES, help="output folder (default: networks/miraflores)")
     parser.add_argument("--net-only", action="store_true", help="stop after miraflores.tll.xml and miraflores.net.xml")
     parser.add_argument("--check", action="store_true", help="run the smoke scenario once in plain SUMO")
+    parser.add_argument("--no-demand", action="store_true", help="skip the calibrated scenarios (am-peak, pm-peak, ...)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     out = args.out.resolve()
@@ -254,7 +531,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if (SOURCES / name).exists():
                 shutil.copyfile(SOURCES / name, out / name)
     vehicles = build_smoke(out)
-    inters = finish(out, vehicles)
+    demand = None if args.no_demand else build_demand(out)
+    inters = finish(out, vehicles, demand)
     print(f"miraflores: {len(inters)} traffic lights, {sum(len(i.links) for i in inters)} signal links, "
           f"{vehicles} smoke vehicles, built in {time.perf_counter() - t0:.1f} s")
     if args.check:

@@ -274,3 +274,12 @@ def test_tripinfo_without_undeparted_is_refused(starved: Path) -> None:
           "-e", "60", "--no-step-log", "--no-warnings", "--tripinfo-output", "plain.xml"], starved)
     with pytest.raises(InputError, match="plain.xml.*write-unfinished"):
         read_metrics(starved / "plain.xml", None, 0.0, 60.0)
+
+
+def test_vehicle_private_type_copies_count_in_their_types_class(tmp_path: Path) -> None:
+    # SUMO writes vType="bus1@e" when a vehicle got its own copy of type bus1: still a bus
+    header = _SUMO_HEADER.format(flags=_FLAGS_OK)
+    text = _tripinfo(tmp_path, header).read_text().replace('vType="bus1"', 'vType="bus1@copy"')
+    trips = _write(tmp_path / "copies.xml", text)
+    m = read_metrics(trips, _write(tmp_path / "stats.xml", _STATISTIC), 5.0, 100.0, _CLASSES)
+    assert set(m.delay_by_vclass) == {"passenger", "bus"} and m.delay_by_vclass["bus"] == 3.0

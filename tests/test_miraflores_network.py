@@ -158,8 +158,9 @@ def test_detector_file_loads_in_sumo(tmp_path):
 
 def test_catalog_loads_the_smoke_scenario():
     spec = load_network("miraflores")
-    sc = spec.scenario()
+    sc = spec.scenario("smoke")
     assert sc.name == "smoke" and "UNCALIBRATED" in sc.description and sc.end_s == 900
+    assert spec.scenario().name == "am-peak"  # the default
 
 
 def test_rebuild_is_byte_identical(tmp_path):
