@@ -69,13 +69,18 @@ def _sumo_command(network: str, scenario: str | None, seed: int, work: Path,
     from envs.metrics import sumo_output_args
     from envs.simulation import intersections_of
     from envs.sumo_backend import SumoRun
+    from envs.sumo_programs import STATIC_PROGRAM, write_reference_program
     from networks.detectors import write_detector_additional
 
     spec = load_network(network)
     sc = spec.scenario(scenario)
     # the same detector file the env loads (loops aggregated over its decision interval)
-    det = write_detector_additional(intersections_of(spec), work / "detectors.add.xml", read_period_s)
-    run = SumoRun(spec.net_file, tuple(sc.route_files), (det,), sc.begin_s, sc.end_s, seed,
+    inters = intersections_of(spec)
+    det = write_detector_additional(inters, work / "detectors.add.xml", read_period_s)
+    # the net's own program with the core's yellow and all-red: the same signal timing as the env's trivial
+    # policy, so both sides carry the same traffic and the ratio measures the env, not congestion
+    program = write_reference_program(spec.net_file, STATIC_PROGRAM, work / "program.add.xml", inters)
+    run = SumoRun(spec.net_file, tuple(sc.route_files), (det, program), sc.begin_s, sc.end_s, seed,
                   tuple(sumo_output_args(work / "tripinfo.xml", work / "statistics.xml")))
     return run.command()
 

@@ -15,6 +15,8 @@ from controller.intersection import Intersection
 
 #: command-line name → SUMO tlLogic type
 SUMO_REFERENCE_CONTROLLERS = {"sumo-actuated": "actuated", "sumo-delay-based": "delay_based"}
+#: pseudo-controller name: the net's own static program, given the core's clearance intervals
+STATIC_PROGRAM = "static"
 #: min green given to SUMO's logics, seconds (its own default minDur for actuated lights)
 REFERENCE_MIN_GREEN_S = 5.0
 #: max green: at least this, seconds, or 1.5 × the program's green
@@ -33,12 +35,13 @@ def write_reference_program(net_file: Path, controller: str, out_path: Path,
     than the controllers they are compared with. Loaded last, the new program is the active one.
 
     :param net_file: the ``.net.xml``.
-    :param controller: ``sumo-actuated`` or ``sumo-delay-based``.
+    :param controller: ``sumo-actuated``, ``sumo-delay-based`` or ``static`` (the program itself).
     :param out_path: where to write the additional file.
     :param intersections: the derived intersections (their links' yellow and red clearance, seconds).
     :return: ``out_path``.
     """
-    kind = SUMO_REFERENCE_CONTROLLERS[controller]
+    # "static": the network's own fixed program with the core's clearances (the benchmark's baseline)
+    kind = "static" if controller == STATIC_PROGRAM else SUMO_REFERENCE_CONTROLLERS[controller]
     try:
         logics = [el for _, el in ET.iterparse(net_file) if el.tag == "tlLogic"]
     except (ET.ParseError, OSError) as exc:
@@ -52,7 +55,7 @@ def write_reference_program(net_file: Path, controller: str, out_path: Path,
         for phase in logic.findall("phase"):
             state = phase.get("state")
             attrs = {"duration": phase.get("duration"), "state": state}
-            if any(c in "Gg" for c in state) and "y" not in state:
+            if kind != "static" and any(c in "Gg" for c in state) and "y" not in state:
                 dur = float(attrs["duration"])
                 attrs["minDur"] = f"{min(REFERENCE_MIN_GREEN_S, dur):g}"
                 attrs["maxDur"] = f"{max(REFERENCE_MAX_GREEN_S, 1.5 * dur):g}"

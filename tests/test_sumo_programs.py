@@ -31,3 +31,15 @@ def test_reference_program_keeps_the_phases_and_gets_the_core_clearances(tmp_pat
         red = max(math.ceil(inter.links[i].red_clearance_s) for i in ending)
         after = phases[k + 1]
         assert after.get("state") == state.replace("y", "r") and float(after.get("duration")) == red
+
+
+def test_static_program_with_core_clearances_for_the_benchmark(tmp_path):
+    network = load_network("single")
+    inter = intersections_of(network)[0]
+    path = write_reference_program(network.net_file, "static", tmp_path / "static.add.xml", [inter])
+    logic = ET.parse(path).getroot().find("tlLogic")
+    assert logic.get("type") == "static"
+    phases = logic.findall("phase")
+    assert not any(p.get("minDur") for p in phases)  # a fixed program: no actuation bounds
+    yellows = [p for p in phases if "y" in p.get("state")]
+    assert yellows and all(float(p.get("duration")) >= 4 for p in yellows)  # ITE 3.3 s, rounded up
