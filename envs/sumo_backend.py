@@ -20,8 +20,6 @@ from controller.intersection import Intersection
 from controller.policies.base import DetectorReadings
 from networks.sumo_home import sumo_binary
 
-_E1_KINDS = ("stopbar", "advance")
-
 _libsumo_busy = False
 _labels = itertools.count()
 

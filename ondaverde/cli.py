@@ -112,6 +112,13 @@ def _add_network_commands(sub) -> None:
     c.add_argument("--seed", type=int, default=0, help="routeSampler seed (default: 0)")
 
 
+def _add_bench_target(parser: argparse.ArgumentParser) -> None:
+    """--network/--scenario/--seed of a benchmark."""
+    parser.add_argument("--network", default=None, help="network (default: the largest bundled one)")
+    parser.add_argument("--scenario", default=None, help="scenario (default: the network's default)")
+    parser.add_argument("--seed", type=int, default=0, help="SUMO seed (default: 0)")
+
+
 def _add_bench_commands(sub) -> None:
     """``bench env|reads``."""
     p = sub.add_parser("bench", help="performance benchmarks (ratios against plain SUMO)")
@@ -119,20 +126,17 @@ def _add_bench_commands(sub) -> None:
     b = bsub.add_parser("env", help="the environment stepped to the horizon vs a plain sumo process",
                         description="Step the Gymnasium env (all intersections, a trivial policy) from reset to "
                                     "the horizon, and run a plain sumo process on the same net, routes, "
-                                    "detectors, seed and horizon; print the wall-time ratio, the whole-process "
-                                    "ratio and env steps per second.")
-    b.add_argument("--network", default=None, help="network (default: the largest bundled one)")
-    b.add_argument("--scenario", default=None, help="scenario (default: the network's default)")
-    b.add_argument("--seed", type=int, default=0, help="SUMO seed (default: 0)")
+                                    "detectors, seed, horizon and signal timing (the net's program with the "
+                                    "core's clearances); print the wall-time ratio, the whole-process ratio and "
+                                    "env steps per second.")
+    _add_bench_target(b)
     b.add_argument("--repeats", type=int, default=3, help="timed repetitions; the best of each is kept (default: 3)")
     b.add_argument("--json", action="store_true", help="print the result as JSON")
     r = bsub.add_parser("reads", help="detector reads: subscriptions vs direct getters vs none",
                         description="Three plain libsumo runs of the same hour: no detector reads, every "
                                     "detector read once per decision through subscriptions, and through direct "
                                     "getter calls (what the env does); prints each wall time.")
-    r.add_argument("--network", default=None, help="network (default: the largest bundled one)")
-    r.add_argument("--scenario", default=None, help="scenario (default: the network's default)")
-    r.add_argument("--seed", type=int, default=0, help="SUMO seed (default: 0)")
+    _add_bench_target(r)
     r.add_argument("--repeats", type=int, default=3, help="interleaved repetitions, best kept (default: 3)")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
 
