@@ -192,6 +192,32 @@ class PhaseMachine:
         self._steady = self._steady_ticks()
         return self._state
 
+    @property
+    def state(self) -> str:
+        """The state shown during the last tick (all red before the first)."""
+        return self._state
+
+    @property
+    def quiet_ticks(self) -> int:
+        """How many next ticks are known to show the current state with only the clocks running, absent
+        new requests or calls: :meth:`skip` may take that many at once."""
+        return self._steady
+
+    def skip(self, ticks: int) -> None:
+        """Run ``ticks`` quiet ticks at once: exactly what that many :meth:`tick` calls would do (they
+        would all return the current state).
+
+        :param ticks: number of steps, at most :attr:`quiet_ticks`.
+        :raises ValueError: when more ticks are asked than are known to be quiet.
+        """
+        if not 0 <= ticks <= self._steady:
+            raise ValueError(f"cannot skip {ticks} ticks: only {self._steady} are known to be quiet")
+        self._steady -= ticks
+        self.now += ticks
+        self.interval_ticks += ticks
+        if self.interval is Interval.GREEN:
+            self.green_ticks += ticks
+
     def _steady_ticks(self) -> int:
         """How many next ticks are sure to show the same state with no transition, absent new inputs.
 

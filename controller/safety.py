@@ -259,6 +259,20 @@ class SafetyMonitor:
         self._judge(state, 0)
         return self._flash if self._latched else state
 
+    def check_held(self, state: str, steps: int) -> str:
+        """Judge ``state`` shown for ``steps`` consecutive steps: the same as ``steps`` calls of :meth:`check`.
+
+        :param state: one character per link from ``STATE_CHARS``.
+        :param steps: number of steps the state is shown (0 does nothing).
+        :return: ``state`` when it is safe, else the fault-flash state.
+        """
+        if steps <= 0:
+            return self._flash if self._latched else state
+        shown = self.check(state)
+        if steps > 1:
+            self._now += steps - 1  # a repeated state adds no transition (see check)
+        return shown
+
     def check_lamps(self, lamps: Sequence[int] | Sequence[Iterable[Lamp]]) -> bool:
         """Judge one step of lamp readback (per link an int bitmask of :class:`Lamp`, or a set of lamps).
 

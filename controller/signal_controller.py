@@ -62,6 +62,26 @@ class SignalController:
         self.state = self.monitor.check(self.machine.tick())
         return self.state
 
+    @property
+    def quiet_steps(self) -> int:
+        """Steps known to show the current state unchanged if no request, call or reading arrives (0 with a
+        policy attached, which may decide any step): :meth:`skip` may take that many at once."""
+        return 0 if self.policy is not None else self.machine.quiet_ticks
+
+    def skip(self, steps: int) -> str:
+        """Run ``steps`` quiet steps at once (no readings, no policy): what ``steps`` calls of ``step(None)``
+        would do, the held state still judged by the monitor.
+
+        :param steps: number of steps, at most :attr:`quiet_steps`.
+        :return: the state shown.
+        """
+        if self.policy is not None:
+            raise ValueError("a controller with a policy decides every step and cannot skip")
+        self.machine.skip(steps)
+        self._steps += steps
+        self.state = self.monitor.check_held(self.machine.state, steps)
+        return self.state
+
     def _register_calls(self, occupied: np.ndarray) -> None:
         """Detector presence on a phase's approach lanes places a (locking) vehicle call on that phase."""
         occ = occupied.tolist()  # plain Python on a few dozen detectors beats numpy's per-call overhead

@@ -90,6 +90,10 @@ class SignalSimulation:
             policies = policies or {}
             self.controllers = [SignalController(i, policies.get(i.id), 1.0, decision_period_s)
                                 for i in self.intersections]
+        #: skip controllers known to hold their state between detector reads (off: step every one, every second)
+        self.skip_quiet = True
+        self._quiet = [0] * len(self.controllers)
+        self._owed = [0] * len(self.controllers)
         self.backend = SumoBackend(self.run, self.intersections if self.controlled else [], use_traci)
         self.readings: list[DetectorReadings] = (self.backend.read_detectors() if self.controlled else [])
         self._fresh = self.controlled
@@ -114,16 +118,51 @@ class SignalSimulation:
         """
         if requests:
             for k, phase in requests.items():
+                self._settle(k)
                 self.controllers[k].request(int(phase))
+                self._quiet[k] = 0
         backend = self.backend
         # detector data reach the controllers only when fresh: calls and policies never see a reading twice
         readings = self.readings if self._fresh else None
-        for k, ctrl in enumerate(self.controllers):
-            backend.set_state(ctrl.intersection.id, ctrl.step(readings[k] if readings else None))
+        if readings:
+            if any(self._owed):
+                self.settle()
+            self._quiet = [0] * len(self.controllers)
+            for k, ctrl in enumerate(self.controllers):
+                backend.set_state(ctrl.intersection.id, ctrl.step(readings[k]))
+        else:
+            self._step_unread()
         backend.step()
         self._fresh = read and self.controlled
         if self._fresh:
             self.readings = backend.read_detectors()
+        if self._fresh or self.done:
+            self.settle()
+
+    def _step_unread(self) -> None:
+        """One step with no detector data (agents between decisions): a controller known to hold its state
+        this step is not stepped now; its owed steps are run at once (and judged) before it is next used."""
+        quiet, owed, backend = self._quiet, self._owed, self.backend
+        for k, ctrl in enumerate(self.controllers):
+            if quiet[k] > 0 and self.skip_quiet:
+                quiet[k] -= 1
+                owed[k] += 1
+                continue
+            if owed[k]:
+                self._settle(k)
+            backend.set_state(ctrl.intersection.id, ctrl.step(None))
+            quiet[k] = ctrl.quiet_steps
+
+    def _settle(self, k: int) -> None:
+        if self._owed[k]:
+            state = self.controllers[k].skip(self._owed[k])
+            self._owed[k] = 0
+            self.backend.set_state(self.controllers[k].intersection.id, state)
+
+    def settle(self) -> None:
+        """Bring every controller's clocks up to the simulation time (steps skipped while quiet)."""
+        for k in range(len(self.controllers)):
+            self._settle(k)
 
     def run_to_end(self, progress=None) -> None:
         """Advance until the horizon; ``progress(seconds)`` is called every simulated 60 s if given."""

@@ -96,3 +96,28 @@ def test_flat_observation_of_all_agents_equals_the_concatenated_ones():
         assert np.array_equal(obs, np.concatenate([ep.observation(a) for a in ep.agents]))
     finally:
         env.close()
+
+
+def test_skipping_quiet_controllers_between_decisions_changes_nothing():
+    """Controllers known to hold their state are stepped lazily between reads: same observations, rewards and
+    signal states as stepping every controller every second."""
+    def episode(skip: bool):
+        env = SignalEnv(_short("grid", 300.0))
+        try:
+            obs, _ = env.reset(seed=5)
+            env.episodes.sim.skip_quiet = skip
+            rng = np.random.default_rng(1)
+            out = [obs]
+            for _ in range(40):
+                obs, reward, _, _, info = env.step(rng.integers(0, 2, env.action_space.shape))
+                sim = env.episodes.sim
+                out += [obs, np.array([reward, info["violations"]]),
+                        np.array([c.machine.now for c in sim.controllers]),
+                        np.array([hash(c.state) for c in sim.controllers])]
+            return out
+        finally:
+            env.close()
+
+    lazy, every = episode(True), episode(False)
+    assert all(np.array_equal(a, b) for a, b in zip(lazy, every))
+    assert len(lazy) == len(every) and sum(float(o.sum()) for o in lazy[1::4]) > 0  # observations saw traffic

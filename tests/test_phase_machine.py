@@ -141,3 +141,57 @@ def _stream(inter, plan, fast: bool, ticks: int = 600) -> list[tuple[str, str]]:
 @given(inter=intersections(), plan=request_plans())
 def test_fast_path_gives_exactly_the_full_path_stream(inter, plan):
     assert _stream(inter, plan, fast=True) == _stream(inter, plan, fast=False)
+
+
+def _skipping_stream(inter, plan, ticks: int = 600) -> list[tuple[str, str, float]]:
+    """Like :func:`_stream`, but every quiet stretch is run with one ``skip`` and its state repeated."""
+    import random
+
+    rng = random.Random(plan.seed)
+    n = len(inter.phases)
+    m = PhaseMachine(inter, plan.step_s, int(plan.initial_phase * n), plan.ped_recall)
+    out = []
+    while len(out) < ticks:
+        if rng.random() < plan.request_p:
+            m.request(rng.randrange(n))
+        if rng.random() < plan.vehicle_call_p:
+            m.call_vehicle(rng.randrange(n))
+        if rng.random() < plan.ped_call_p:
+            m.call_pedestrian(rng.randrange(n))
+        out.append((m.tick(), m.interval.value, m.green_elapsed_s))
+        quiet = min(m.quiet_ticks, ticks - len(out), 7)
+        if quiet:
+            m.skip(quiet)
+            out.extend([(m.state, m.interval.value, None)] * quiet)
+    return out
+
+
+@settings(max_examples=100, deadline=None)
+@given(inter=intersections(), plan=request_plans())
+def test_skipping_quiet_ticks_shows_what_ticking_would(inter, plan):
+    """``skip`` over the quiet ticks the machine announces changes neither the states shown nor the clocks."""
+    import random
+
+    skipping = _skipping_stream(inter, plan)
+    # replay with plain ticks, asking nothing during the stretches that were skipped
+    rng = random.Random(plan.seed)
+    n = len(inter.phases)
+    m = PhaseMachine(inter, plan.step_s, int(plan.initial_phase * n), plan.ped_recall)
+    for state, interval, elapsed in skipping:
+        if elapsed is not None:
+            if rng.random() < plan.request_p:
+                m.request(rng.randrange(n))
+            if rng.random() < plan.vehicle_call_p:
+                m.call_vehicle(rng.randrange(n))
+            if rng.random() < plan.ped_call_p:
+                m.call_pedestrian(rng.randrange(n))
+        assert (m.tick(), m.interval.value) == (state, interval)
+        if elapsed is not None:
+            assert m.green_elapsed_s == elapsed
+
+
+def test_skip_refuses_more_than_the_quiet_ticks():
+    m = PhaseMachine(two_phase_intersection())
+    m.tick()
+    with pytest.raises(ValueError, match="quiet"):
+        m.skip(m.quiet_ticks + 1)

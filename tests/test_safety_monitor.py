@@ -301,3 +301,26 @@ def test_verdict_does_not_depend_on_the_phase_list():
     for states in (START + CYCLE * 2, START + ["GGrr", "GGGr"], START + NS_GREEN + ["rrrr"]):
         a, b = SafetyMonitor(base), SafetyMonitor(other)
         assert feed(a, states) == feed(b, states) and a.violations == b.violations
+
+
+# ------------------------------------------------------------------ a held state judged at once
+def _runs(states: list[str]) -> list[tuple[str, int]]:
+    runs: list[tuple[str, int]] = []
+    for s in states:
+        if runs and runs[-1][0] == s:
+            runs[-1] = (s, runs[-1][1] + 1)
+        else:
+            runs.append((s, 1))
+    return runs
+
+
+@pytest.mark.parametrize("states", [START + CYCLE * 2, START + NS_GREEN + ["yyrr"] * 2 + ["rrrr"] * 3 + EW_GREEN,
+                                    START + NS_GREEN + ["yyrr"] * 3 + ["rrGG"] + CYCLE])
+def test_check_held_judges_like_one_check_per_step(states):
+    """Each run of equal states given once with its length gives the verdicts, time and reason of step-by-step."""
+    stepwise, held = SafetyMonitor(two_phase_intersection()), SafetyMonitor(two_phase_intersection())
+    feed(stepwise, states)
+    shown = [held.check_held(s, n) for s, n in _runs(states)]
+    assert held.in_flash == stepwise.in_flash and held.reason == stepwise.reason
+    assert held.time_s == stepwise.time_s
+    assert shown[-1] == (held.fault_state if held.in_flash else states[-1])
