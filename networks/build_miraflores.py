@@ -107,6 +107,8 @@ def programs_xml(net_file: Path) -> str:
         phases = [(int(float(p.get("duration"))), p.get("state")) for p in logic.iter("phase")]
         if tl == J3_TL:
             phases = _retime_j3(phases, links[tl])
+        elif tl == OVALO_TL:
+            phases = _ovalo_phases(links[tl], {e.get("id"): e.get("to") for e in root.iter("edge")})
         what = "PLACEHOLDER timing"
         out.append(f'    <tlLogic id="{tl}" type="{logic.get("type")}" programID="{logic.get("programID")}" '
                    f'offset="{logic.get("offset")}">')
@@ -125,6 +127,32 @@ def programs_xml(net_file: Path) -> str:
         out.append("    </tlLogic>")
     out.append("</additional>")
     return "\n".join(out) + "\n"
+
+
+#: The Óvalo: one joined light over its ring nodes (a signalised cluster); ring edges are named ``O_*``.
+OVALO_TL = "O"
+OVALO_GREEN_S = 15
+OVALO_YELLOW_S = 3
+
+
+def _ovalo_phases(links: dict[int, tuple[str, bool]], edge_to_node: dict[str, str]) -> list[tuple[int, str]]:
+    """A PLACEHOLDER program for the Óvalo that keeps the ring moving: one phase per signalised entry, in ring
+    order, in which that entry is green and the circulating flow stops only at that entry's node; every other
+    ring link stays green. (netconvert's guess for the joined cluster held ring segments red for most of the
+    cycle, and every adaptive controller that skipped those phases locked the ring up.)"""
+    n = 1 + max(links)
+    node_of = {i: edge_to_node[edge] for i, (edge, _) in links.items()}
+    is_ring = {i: edge.startswith(OVALO_TL + "_") for i, (edge, _) in links.items()}
+    entry_nodes = sorted({node_of[i] for i in links if not is_ring[i]})
+    phases: list[tuple[int, str]] = []
+    greens = []
+    for node in entry_nodes:
+        greens.append("".join("G" if i in links and (node_of[i] == node) != is_ring[i] else "r" for i in range(n)))
+    for k, state in enumerate(greens):
+        following = greens[(k + 1) % len(greens)]
+        yellow = "".join("y" if c == "G" and d != "G" else c for c, d in zip(state, following))
+        phases += [(OVALO_GREEN_S, state), (OVALO_YELLOW_S, yellow)]
+    return phases
 
 
 def _retime_j3(phases: list[tuple[int, str]], links: dict[int, tuple[str, bool]]) -> list[tuple[int, str]]:

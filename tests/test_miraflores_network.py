@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from networks.build_bundled import sumo_binary
-from networks.build_miraflores import J3_DOCUMENTED_APPROACH, J3_GREEN_S, J3_RED_S, build_net
+from networks.build_miraflores import J3_DOCUMENTED_APPROACH, J3_GREEN_S, J3_RED_S, OVALO_TL, build_net
 from networks.catalog import load_network
 from networks.derive import derive_intersections, intersection_to_dict, load_intersection_file
 
@@ -147,6 +147,24 @@ def test_reducto_28_de_julio_has_the_documented_split(net):
     for t in net.iter("tlLogic"):  # every timing is labelled
         for p in t.iter("phase"):
             assert "PLACEHOLDER" in p.get("name", "") or "DOCUMENTED" in p.get("name", ""), (t.get("id"), p.get("state"))
+
+
+def test_ovalo_ring_stops_only_at_the_entry_being_served(inters):
+    """The Óvalo cluster keeps its ring moving: each green phase serves one entry and stops the circulating
+    flow only at that entry's node, so no controller can hold a ring segment red while it skips phases."""
+    ovalo = next(i for i in inters if i.id == OVALO_TL)
+    ring = {k for k, lk in enumerate(ovalo.links) if lk.from_lane.startswith(OVALO_TL + "_")}
+    entries = {k for k, lk in enumerate(ovalo.links) if lk.kind == "vehicle"} - ring
+    assert ring and entries
+    assert len(ovalo.phases) >= 4
+    for link in ring:
+        assert sum(link not in p.greens for p in ovalo.phases) <= 1, ovalo.links[link]
+    for p in ovalo.phases:
+        served = p.greens & entries
+        assert served, p
+        # the ring links stopped in this phase are those arriving where the served entry joins the ring
+        stopped = ring - p.greens
+        assert len({ovalo.links[k].from_lane.rsplit("_", 1)[0] for k in stopped}) == 1, p
 
 
 def test_detector_file_loads_in_sumo(tmp_path):
