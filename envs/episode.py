@@ -7,9 +7,10 @@ import numpy as np
 from controller.errors import InputError
 from controller.policies.registry import make_policy
 from envs.observations import OBSERVATIONS
+from envs import phase_observation  # noqa: F401  (registers the "phases" observation)
 from envs.rewards import REWARDS
 from envs.simulation import SignalSimulation, intersections_of
-from networks.catalog import NetworkSpec, load_network
+from networks.catalog import DEFAULT_NETWORK, NetworkSpec, load_network
 
 
 #: seconds between agent decisions by default (sumo-rl's default too)
@@ -30,7 +31,7 @@ class Episodes:
     :param use_traci: force TraCI.
     """
 
-    def __init__(self, network: str | NetworkSpec = "grid", scenario: str | None = None,
+    def __init__(self, network: str | NetworkSpec = DEFAULT_NETWORK, scenario: str | None = None,
                  agents: list[str] | None = None, delta_time_s: float = DEFAULT_DELTA_TIME_S, observation: str = "detectors",
                  reward: str = "diff-waiting-time", others: str = "fixed", gui: bool = False,
                  use_traci: bool = False) -> None:
@@ -58,16 +59,24 @@ class Episodes:
         self._base_seed = 0
         self._episode = 0
 
-    def start(self, seed: int | None) -> None:
-        """Begin a new episode. The SUMO seed changes every episode (base seed + episode number)."""
+    def start(self, seed: int | None, scenario: str | None = None, demand_scale: float = 1.0) -> None:
+        """Begin a new episode. The SUMO seed changes every episode (base seed + episode number).
+
+        :param seed: new base seed (None: keep counting from the last one).
+        :param scenario: switch to this scenario of the network from now on (None: keep the current one).
+        :param demand_scale: multiplies this episode's demand (SUMO ``--scale``).
+        """
         self.close()
+        if scenario is not None:
+            self.scenario = self.network.scenario(scenario)
         if seed is not None:
             self._base_seed, self._episode = int(seed), 0
         sumo_seed = self._base_seed + self._episode
         self._episode += 1
         policies = {i.id: make_policy(self._others) for i in self.intersections if i.id not in self.agent_index}
         self.sim = SignalSimulation(self.network, self.scenario, sumo_seed, policies=policies, gui=self._gui,
-                                    use_traci=self._use_traci, read_period_s=self.delta_time_s)
+                                    use_traci=self._use_traci, read_period_s=self.delta_time_s,
+                                    demand_scale=demand_scale)
         self.rewards = {a: self._reward_cls(self.intersections[k], self.sim.backend.fast)
                         for a, k in self.agent_index.items()}
         for r in self.rewards.values():

@@ -11,12 +11,13 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.episode import DEFAULT_DELTA_TIME_S, Episodes
+from networks.catalog import DEFAULT_NETWORK
 
 
 class SignalEnv(gym.Env):
     """Traffic-signal control on a SUMO network.
 
-    :param network: network name or folder (bundled: ``single``, ``grid``) or a NetworkSpec.
+    :param network: network name or folder (bundled: ``miraflores``, the default, ``grid``, ``single``) or a NetworkSpec.
     :param scenario: scenario name (the network's default if None).
     :param traffic_light: one traffic-light id to control, or None for all (MultiDiscrete action).
     :param delta_time_s: seconds between decisions.
@@ -27,7 +28,7 @@ class SignalEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, network="grid", scenario: str | None = None, traffic_light: str | None = None,
+    def __init__(self, network=DEFAULT_NETWORK, scenario: str | None = None, traffic_light: str | None = None,
                  delta_time_s: float = DEFAULT_DELTA_TIME_S, observation: str = "detectors", reward: str = "diff-waiting-time",
                  gui: bool = False, use_traci: bool = False) -> None:
         agents = None if traffic_light is None else [traffic_light]

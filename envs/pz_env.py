@@ -8,6 +8,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from envs.episode import DEFAULT_DELTA_TIME_S, Episodes
+from networks.catalog import DEFAULT_NETWORK
 
 
 class SignalParallelEnv(ParallelEnv):
@@ -18,7 +19,7 @@ class SignalParallelEnv(ParallelEnv):
 
     metadata = {"render_modes": [], "name": "ondaverde_signals_v0"}
 
-    def __init__(self, network="grid", scenario: str | None = None, agents: list[str] | None = None,
+    def __init__(self, network=DEFAULT_NETWORK, scenario: str | None = None, agents: list[str] | None = None,
                  delta_time_s: float = DEFAULT_DELTA_TIME_S, observation: str = "detectors", reward: str = "diff-waiting-time",
                  gui: bool = False, use_traci: bool = False) -> None:
         self.episodes = Episodes(network, scenario, agents, delta_time_s, observation, reward, gui=gui,

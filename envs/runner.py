@@ -7,20 +7,41 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller.errors import InputError
+from controller.policies.learned import LearnedPolicy, PolicyFile
 from controller.policies.registry import POLICIES, make_policy
 from envs.simulation import SignalSimulation, intersections_of
 from envs.sumo_programs import SUMO_REFERENCE_CONTROLLERS
 from networks.catalog import NetworkSpec
 
 
+#: The learned controller: a policy file run by the core (``controller/policies/learned.py``).
+LEARNED = "rl"
+#: Policy file a network folder may hold, loaded by ``rl`` when no other file is given.
+DEFAULT_POLICY_FILE = "rl-policy.npz"
+
+
 def controller_names() -> list[str]:
     """Every controller name ``--controller`` accepts."""
-    return sorted(POLICIES) + sorted(SUMO_REFERENCE_CONTROLLERS)
+    return sorted(POLICIES) + [LEARNED] + sorted(SUMO_REFERENCE_CONTROLLERS)
+
+
+def policy_file_for(network: NetworkSpec, policy_file: Path | None = None) -> Path:
+    """The policy file ``rl`` runs on ``network``: the one given, else the network folder's ``rl-policy.npz``.
+
+    :raises InputError: when there is none.
+    """
+    path = Path(policy_file) if policy_file is not None else network.folder / DEFAULT_POLICY_FILE
+    if not path.is_file():
+        if policy_file is not None:
+            raise InputError(f"{path}: policy file not found")
+        raise InputError(f"network {network.name!r} has no trained policy ({path} not found): train one with "
+                         "`ondaverde train` and pass --policy FILE")
+    return path
 
 
 def check_controller(name: str) -> str:
     """Return ``name`` if it is a known controller, else raise a one-line :class:`InputError`."""
-    if name not in POLICIES and name not in SUMO_REFERENCE_CONTROLLERS:
+    if name not in POLICIES and name not in SUMO_REFERENCE_CONTROLLERS and name != LEARNED:
         raise InputError(f"unknown controller {name!r}; choose from: {', '.join(controller_names())}")
     return name
 
@@ -49,7 +70,7 @@ class RunResult:
 
 
 def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed: int, gui: bool = False,
-                work_dir: Path | None = None, progress=None) -> RunResult:
+                work_dir: Path | None = None, progress=None, policy_file: Path | None = None) -> RunResult:
     """Simulate ``scenario_name`` of ``network`` under ``controller`` with SUMO seed ``seed``.
 
     :param network: the network.
@@ -59,12 +80,19 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
     :param gui: show sumo-gui.
     :param work_dir: keep SUMO's output files there (a temporary folder otherwise).
     :param progress: called with simulated seconds as the run advances.
+    :param policy_file: the trained policy ``rl`` runs (default: the network folder's ``rl-policy.npz``).
     """
     check_controller(controller)
     scenario = network.scenario(scenario_name)
     start = time.perf_counter()
     if controller in SUMO_REFERENCE_CONTROLLERS:
         sim = SignalSimulation(network, scenario, seed, reference=controller, work_dir=work_dir, gui=gui)
+    elif controller == LEARNED:
+        loaded = PolicyFile(policy_file_for(network, policy_file))
+        policies = {i.id: LearnedPolicy(loaded) for i in intersections_of(network)}
+        for i in intersections_of(network):  # refuse a mismatch before SUMO starts
+            loaded.check(i)
+        sim = SignalSimulation(network, scenario, seed, policies=policies, work_dir=work_dir, gui=gui)
     else:
         policies = {i.id: make_policy(controller) for i in intersections_of(network)}
         sim = SignalSimulation(network, scenario, seed, policies=policies, work_dir=work_dir, gui=gui)

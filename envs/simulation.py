@@ -53,11 +53,13 @@ class SignalSimulation:
     :param decision_period_s: how often attached policies decide, seconds.
     :param read_period_s: how often detectors are read, seconds (loop counts cover this period); every
         second whenever a policy is attached.
+    :param demand_scale: multiplies the scenario's demand (SUMO ``--scale``; 1.0 = as written).
     """
 
     def __init__(self, network: NetworkSpec, scenario: ScenarioSpec, seed: int, policies=None,
                  reference: str | None = None, work_dir: Path | None = None, gui: bool = False,
-                 use_traci: bool = False, decision_period_s: float = 1.0, read_period_s: float = 1.0) -> None:
+                 use_traci: bool = False, decision_period_s: float = 1.0, read_period_s: float = 1.0,
+                 demand_scale: float = 1.0) -> None:
         self.network, self.scenario, self.seed = network, scenario, seed
         self.intersections = intersections_of(network)
         self._tmp = None
@@ -82,8 +84,11 @@ class SignalSimulation:
                                                       self.intersections))
         self.tripinfo = work_dir / "tripinfo.xml"
         self.statistics = work_dir / "statistics.xml"
+        if demand_scale <= 0:
+            raise InputError(f"demand scale {demand_scale} must be positive")
+        scale = ("--scale", f"{demand_scale:g}") if demand_scale != 1.0 else ()
         self.run = SumoRun(network.net_file, tuple(scenario.route_files), tuple(additional), scenario.begin_s,
-                           scenario.end_s, seed, tuple(sumo_output_args(self.tripinfo, self.statistics)), gui)
+                           scenario.end_s, seed, (*sumo_output_args(self.tripinfo, self.statistics), *scale), gui)
         self.controlled = reference is None
         self.controllers: list[SignalController] = []
         if self.controlled:

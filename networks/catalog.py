@@ -29,8 +29,8 @@ from controller.errors import InputError
 
 #: Folder holding the bundled network folders (this package).
 BUNDLED_DIR = Path(__file__).resolve().parent
-#: The network used when none is named.
-DEFAULT_NETWORK = "grid"
+#: The network used when none is named (its default scenario: am-peak).
+DEFAULT_NETWORK = "miraflores"
 #: Name of the self-description file in a network folder.
 NETWORK_FILE = "network.yaml"
 

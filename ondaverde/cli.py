@@ -45,7 +45,44 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_commands(sub, controllers, add_network_args)
     _add_network_commands(sub)
     _add_bench_commands(sub)
+    _add_train_command(sub)
     return parser
+
+
+def _scale_range(text: str) -> tuple[float, float]:
+    try:
+        parts = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"demand scale must be LOW,HIGH or one number, got {text!r}") from None
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"demand scale must be LOW,HIGH or one number, got {text!r}")
+    return parts[0], parts[1]
+
+
+def _add_train_command(sub) -> None:
+    """``train``."""
+    p = sub.add_parser("train", help="train one policy shared by every light of a network (PPO or DQN)",
+                       description="Train a signal-timing policy shared by all traffic lights of a network, over "
+                                   "several SUMO processes, through the core's phase machine and safety monitor. "
+                                   "Every --eval-every decisions the policy is exported and measured with the "
+                                   "delay metric on held-out seeds; the best and the final policy are kept in the "
+                                   "run folder (load either with --controller rl --policy FILE).")
+    p.add_argument("--network", default="miraflores", help="network name or folder (default: miraflores)")
+    p.add_argument("--scenario", type=_names, default=["am-peak", "pm-peak"], dest="scenarios",
+                   help="comma-separated scenarios drawn per episode (default: am-peak,pm-peak)")
+    p.add_argument("--algo", choices=["ppo", "dqn"], default="ppo", help="algorithm (default: ppo)")
+    p.add_argument("--timesteps", type=int, default=1_000_000,
+                   help="agent decisions in total, all lights together (default: 1000000)")
+    p.add_argument("--n-envs", type=int, default=2, help="SUMO processes (default: 2)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
+    p.add_argument("--demand-scale", type=_scale_range, default=(0.8, 1.2), metavar="LOW,HIGH",
+                   help="per-episode demand scale range (default: 0.8,1.2)")
+    p.add_argument("--eval-every", type=int, default=250_000, metavar="N",
+                   help="decisions between evaluations on held-out seeds (default: 250000)")
+    p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/NETWORK-ALGO-SEED)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
 
 
 def _add_run_commands(sub, controllers: str, add_network_args) -> None:
@@ -61,6 +98,8 @@ def _add_run_commands(sub, controllers: str, add_network_args) -> None:
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
     p.add_argument("--keep-output", type=Path, default=None, metavar="DIR",
                    help="keep SUMO's tripinfo and statistics files in DIR")
+    p.add_argument("--policy", type=Path, default=None, metavar="NPZ",
+                   help="trained policy file for the rl controller (default: the network folder's rl-policy.npz)")
 
     p = sub.add_parser("evaluate", help="controllers side by side on the same seeds",
                        description="Run controllers side by side on the same scenarios and seeds, in parallel "
@@ -73,6 +112,8 @@ def _add_run_commands(sub, controllers: str, add_network_args) -> None:
     p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="comma-separated SUMO seeds (default: 0,1,2)")
     p.add_argument("--jobs", type=int, default=None, help="parallel processes (default: CPU cores)")
     p.add_argument("--plot", type=Path, default=None, metavar="PNG", help="bar chart of delay per controller")
+    p.add_argument("--policy", type=Path, default=None, metavar="NPZ",
+                   help="trained policy file for the rl controller (default: the network folder's rl-policy.npz)")
     p.add_argument("--json", action="store_true", help="print a JSON list with one record per run")
 
 
@@ -153,7 +194,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     with tqdm(total=round(spec.duration_s), unit="sim s", desc=f"{args.controller} on {network.name}",
               leave=False, disable=None) as bar:
         result = run_episode(network, scenario, args.controller, args.seed, gui=args.gui,
-                             work_dir=args.keep_output, progress=bar.update)
+                             work_dir=args.keep_output, progress=bar.update, policy_file=args.policy)
     record = result.record()
     if args.json:
         print(json.dumps(record))
@@ -172,7 +213,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         check_controller(c)
     network, scenario = resolve_network(args)
     scenarios = args.scenarios or [scenario]
-    records = evaluate(network, scenarios, args.controllers, args.seeds, args.jobs)
+    records = evaluate(network, scenarios, args.controllers, args.seeds, args.jobs, policy_file=args.policy)
     rows = summarise(records)
     if args.json:
         print(json.dumps(records))
@@ -239,11 +280,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.train import TrainConfig, train
+
+    out = args.out or Path("runs") / f"{Path(args.network).name}-{args.algo}-{args.seed}"
+    config = TrainConfig(network=args.network, scenarios=tuple(args.scenarios), algo=args.algo,
+                         timesteps=args.timesteps, n_envs=args.n_envs, seed=args.seed,
+                         demand_scale=args.demand_scale, eval_every_steps=args.eval_every, out=out)
+    summary = train(config, resume=args.resume)
+    final, best = summary["final"], summary["best"]
+    print(f"trained {summary['timesteps']} decisions in {summary['train_wall_s']:.0f} s; final policy delay "
+          f"{final['delay']:.1f} s" + (f", best {best['delay']:.1f} s" if best else "") + f"; run folder {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ondaverde`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"simulate": cmd_simulate, "evaluate": cmd_evaluate, "networks": cmd_networks, "bench": cmd_bench}
+    handlers = {"simulate": cmd_simulate, "evaluate": cmd_evaluate, "networks": cmd_networks, "bench": cmd_bench,
+                "train": cmd_train}
     try:
         return handlers[args.command](args)
     except InputError as exc:

@@ -8,7 +8,7 @@ import statistics
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from envs.runner import check_controller, run_episode
+from envs.runner import LEARNED, check_controller, policy_file_for, run_episode
 from networks.catalog import NetworkSpec
 
 #: columns of the on-screen table: (record key, header, format)
@@ -19,12 +19,12 @@ TABLE_COLUMNS = [("delay", "delay s", "{:.1f}"), ("travel_time", "travel s", "{:
 
 
 def _one(args: tuple) -> dict:
-    network, scenario, controller, seed = args
-    return run_episode(network, scenario, controller, seed).record()
+    network, scenario, controller, seed, policy_file = args
+    return run_episode(network, scenario, controller, seed, policy_file=policy_file).record()
 
 
 def evaluate(network: NetworkSpec, scenarios: list[str], controllers: list[str], seeds: list[int],
-             jobs: int | None = None, progress: bool = True) -> list[dict]:
+             jobs: int | None = None, progress: bool = True, policy_file: Path | None = None) -> list[dict]:
     """Run every controller × scenario × seed; return one record per run (see RunResult.record).
 
     :param network: the network.
@@ -33,12 +33,15 @@ def evaluate(network: NetworkSpec, scenarios: list[str], controllers: list[str],
     :param seeds: SUMO seeds, the same for every controller.
     :param jobs: parallel processes (default: the number of CPU cores, at most the number of runs).
     :param progress: show a progress bar on stderr.
+    :param policy_file: the trained policy ``rl`` runs (default: the network folder's ``rl-policy.npz``).
     """
     for c in controllers:
         check_controller(c)
+        if c == LEARNED:
+            policy_file = policy_file_for(network, policy_file)
     for s in scenarios:
         network.scenario(s)
-    tasks = [(network, s, c, seed) for s in scenarios for c in controllers for seed in seeds]
+    tasks = [(network, s, c, seed, policy_file) for s in scenarios for c in controllers for seed in seeds]
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
     from tqdm import tqdm
 
@@ -58,7 +61,7 @@ def evaluate(network: NetworkSpec, scenarios: list[str], controllers: list[str],
                     bar.update()
     finally:
         bar.close()
-    order = {(s, c, seed): k for k, (_, s, c, seed) in enumerate(tasks)}
+    order = {(s, c, seed): k for k, (_, s, c, seed, _) in enumerate(tasks)}
     records.sort(key=lambda r: order[(r["scenario"], r["controller"], r["seed"])])
     return records
 
@@ -108,7 +111,7 @@ def plot_delay(rows: list[dict], path: Path, title: str) -> Path:
     scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
     controllers = list(dict.fromkeys(r["controller"] for r in rows))
     width = 0.8 / max(len(controllers), 1)
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(scenarios) * len(controllers)), 4.5))
+    fig, ax = plt.subplots(figsize=(min(14, max(6, 1.2 * len(scenarios) * len(controllers))), 4.5))
     for k, c in enumerate(controllers):
         xs, ys, es = [], [], []
         for j, s in enumerate(scenarios):

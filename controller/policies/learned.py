@@ -1,0 +1,124 @@
+"""A learned policy at the curb: the trained network's forward pass in numpy, on the core's phase features.
+
+The policy file (``.npz``, written by ``training/export.py``) holds the actor's weights, the observation layout
+it was trained on, the decision interval and a signature of every intersection it was trained for. Loading it
+for an intersection whose signature differs — other phases, other detectors, another layout — is refused with
+a one-line :class:`InputError`, never a silent mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from controller.errors import InputError
+from controller.intersection import Intersection
+from controller.phase_features import HEAD_FEATURES, MAX_PHASES, PHASE_FEATURES, SIZE, PhaseFeatures
+from controller.policies.base import Interval, Policy, SignalView
+
+#: Name of the observation layout a policy file must declare.
+LAYOUT = "phase-features-v1"
+_ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0)}
+
+
+def intersection_signature(intersection: Intersection) -> dict:
+    """What must not change between training and use: phases (green links) and detectors (id, kind, links)."""
+    return {"phases": [sorted(p.greens) for p in intersection.phases],
+            "detectors": [[d.id, d.kind, sorted(d.links)] for d in intersection.detectors]}
+
+
+def layout_description() -> dict:
+    """The observation layout, as stored in a policy file."""
+    return {"name": LAYOUT, "size": SIZE, "max_phases": MAX_PHASES, "head": list(HEAD_FEATURES),
+            "phase_features": list(PHASE_FEATURES)}
+
+
+class PolicyFile:
+    """A loaded policy file.
+
+    :param path: the ``.npz`` file.
+    :raises InputError: when the file is missing, unreadable or not a policy of this layout.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                self.weights = [(data[f"w{k}"], data[f"b{k}"]) for k in range(int(meta["layers"]))]
+        except FileNotFoundError:
+            raise InputError(f"{path}: policy file not found") from None
+        except (OSError, KeyError, ValueError) as exc:
+            raise InputError(f"{path}: not a policy file ({exc})") from None
+        if meta.get("layout") != layout_description():
+            raise InputError(f"{path}: observation layout {meta.get('layout', {}).get('name')!r} differs from this "
+                             f"version's {LAYOUT!r}")
+        self.path = path
+        self.meta = meta
+        self.delta_time_s = float(meta["delta_time_s"])
+        self.activation = _ACTIVATIONS[meta["activation"]]
+        self.signatures: dict[str, dict] = meta["intersections"]
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        """The actor's action logits for one feature vector (or a batch, one per row)."""
+        x = np.asarray(features, dtype=np.float64)
+        for w, b in self.weights[:-1]:
+            x = self.activation(x @ w.T + b)
+        w, b = self.weights[-1]
+        return x @ w.T + b
+
+    def check(self, intersection: Intersection) -> None:
+        """Refuse an intersection this policy was not trained for (one line naming what differs)."""
+        sig = self.signatures.get(intersection.id)
+        if sig is None:
+            raise InputError(f"{self.path}: trained for traffic lights {', '.join(sorted(self.signatures))}; "
+                             f"{intersection.id!r} is not one of them")
+        mine = intersection_signature(intersection)
+        for key in ("phases", "detectors"):
+            if sig[key] != mine[key]:
+                raise InputError(f"{self.path}: traffic light {intersection.id!r} has other {key} than the policy "
+                                 f"was trained on ({len(mine[key])} here, {len(sig[key])} in training)")
+
+
+class LearnedPolicy(Policy):
+    """Asks for the phase slot with the highest logit among the light's own phases, every ``delta_time_s``
+    (the interval it was trained with); loop counts and occupancy are accumulated over the interval, as the
+    training environment's detectors aggregate them.
+
+    :param path: the policy file.
+    """
+
+    name = "rl"
+
+    def __init__(self, path: Path | str) -> None:
+        self.file = path if isinstance(path, PolicyFile) else PolicyFile(path)
+
+    def reset(self, intersection: Intersection, step_s: float) -> None:
+        super().reset(intersection, step_s)
+        self.file.check(intersection)
+        self.features = PhaseFeatures(intersection)
+        self._every = max(1, round(self.file.delta_time_s / step_s))
+        self._steps = 0
+        self._count = np.zeros(len(intersection.detectors))
+        self._occupancy = np.zeros(len(intersection.detectors))
+        self._choice: int | None = None
+
+    def decide(self, view: SignalView) -> int:
+        r = view.readings
+        self._count += r.count
+        self._occupancy += r.occupancy
+        self._steps += 1
+        if self._choice is None or self._steps >= self._every:
+            n = self._steps
+            summed = type(r)(r.time_s, r.occupied, self._count, r.halting, self._occupancy / n, r.speed_mps)
+            features = self.features(view.phase, view.next_phase, view.interval is Interval.GREEN,
+                                     view.green_elapsed_s, view.min_green_done, summed, n * self.step_s)
+            slot = int(np.argmax(self.file.logits(features)))
+            # as in training: a slot beyond this light's phases asks to keep the current one
+            self._choice = slot if slot < self.features.n_phases else view.phase
+            self._count = np.zeros_like(self._count)
+            self._occupancy = np.zeros_like(self._occupancy)
+            self._steps = 0
+        return self._choice

@@ -1,0 +1,212 @@
+"""Train one signal-timing policy shared by every traffic light of a network (stable-baselines3 PPO or DQN).
+
+Read top to bottom: the configuration is :class:`TrainConfig`; :func:`train` builds the shared VecEnv (several
+SUMO processes, every light a slot), the model, and a callback that every ``eval_every_steps`` exports the policy
+as the core runs it and measures it with the project's delay metric on held-out seeds (never trained on),
+keeping the best. The run folder holds the configuration, versions, TensorBoard logs, checkpoints (resumable),
+the evaluations and the final policy with its evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from controller.errors import InputError
+
+#: Seeds used by the periodic and final evaluations: never used by a training episode (those count from 0).
+EVAL_SEEDS = (900001, 900002)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (written to ``config.json`` in the run folder).
+
+    :param network: network name or folder.
+    :param scenarios: scenarios episodes are drawn from (uniformly).
+    :param eval_scenarios: scenarios of the periodic evaluation (default: the training ones).
+    :param algo: ``ppo`` or ``dqn``.
+    :param timesteps: total agent decisions (one per light per decision interval, all lights together).
+    :param n_envs: SUMO processes.
+    :param seed: training seed (SUMO seeds of the episodes and the network initialisation).
+    :param demand_scale: (low, high) of the uniform per-episode demand scale.
+    :param delta_time_s: seconds between decisions.
+    :param reward: reward function name.
+    :param net_arch: hidden layer sizes of the (small) MLP.
+    :param learning_rate: optimiser step size.
+    :param n_steps: PPO rollout length per slot, decisions.
+    :param eval_every_steps: agent decisions between evaluations.
+    :param eval_seeds: SUMO seeds of the evaluations.
+    :param out: run folder.
+    """
+
+    network: str = "miraflores"
+    scenarios: tuple[str, ...] = ("am-peak", "pm-peak")
+    eval_scenarios: tuple[str, ...] = ()
+    algo: str = "ppo"
+    timesteps: int = 1_000_000
+    n_envs: int = 2
+    seed: int = 0
+    demand_scale: tuple[float, float] = (0.8, 1.2)
+    delta_time_s: float = 5.0
+    reward: str = "diff-waiting-time"
+    net_arch: tuple[int, ...] = (64, 64)
+    learning_rate: float = 3e-4
+    n_steps: int = 256
+    eval_every_steps: int = 250_000
+    eval_seeds: tuple[int, ...] = EVAL_SEEDS
+    out: Path = field(default_factory=lambda: Path("runs/latest"))
+
+    def check(self) -> None:
+        """Refuse a configuration that cannot run, with a one-line error."""
+        if self.algo not in ("ppo", "dqn"):
+            raise InputError(f"unknown algorithm {self.algo!r}; choose from: ppo, dqn")
+        if self.timesteps <= 0 or self.n_envs <= 0 or self.eval_every_steps <= 0:
+            raise InputError("timesteps, n-envs and eval-every must be positive")
+        low, high = self.demand_scale
+        if not 0 < low <= high:
+            raise InputError(f"demand scale range {low}..{high} must be positive and increasing")
+        if set(self.eval_seeds) & set(range(self.seed, self.seed + 1000 * self.n_envs)):
+            raise InputError("evaluation seeds overlap the training seeds")
+
+
+def versions() -> dict:
+    """Versions of what a result depends on."""
+    out = {"python": platform.python_version()}
+    for pkg in ("eclipse-sumo", "libsumo", "stable-baselines3", "torch", "numpy", "gymnasium"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _model(config: TrainConfig, env, resume: Path | None):
+    from stable_baselines3 import DQN, PPO
+
+    cls = PPO if config.algo == "ppo" else DQN
+    if resume is not None:
+        return cls.load(resume, env=env, tensorboard_log=str(config.out / "tb"))
+    common = dict(learning_rate=config.learning_rate, seed=config.seed, verbose=0, device="cpu",
+                  tensorboard_log=str(config.out / "tb"), policy_kwargs={"net_arch": list(config.net_arch)})
+    if cls is PPO:
+        batch = config.n_steps * env.num_envs // 4  # four minibatches per epoch
+        return PPO("MlpPolicy", env, n_steps=config.n_steps, batch_size=batch, n_epochs=5, gamma=0.95,
+                   ent_coef=0.01, **common)
+    return DQN("MlpPolicy", env, buffer_size=200_000, learning_starts=10_000, train_freq=4, gamma=0.95,
+               exploration_fraction=0.2, target_update_interval=2_000, **common)
+
+
+def evaluate_policy_file(config: TrainConfig, policy: Path) -> dict:
+    """Mean delay (s) of a policy file per evaluation scenario, on the evaluation seeds, through the core."""
+    from networks.catalog import load_network
+    from training.evaluate import evaluate, summarise
+
+    network = load_network(config.network)
+    scenarios = list(config.eval_scenarios or config.scenarios)
+    rows = summarise(evaluate(network, scenarios, ["rl"], list(config.eval_seeds), progress=False,
+                              policy_file=policy))
+    by = {r["scenario"]: {"delay": r["delay"], "delay_sd": r["delay_sd"], "teleports": r["teleports"],
+                          "violations": r["violations"]} for r in rows}
+    return {"per_scenario": by, "delay": float(np.mean([v["delay"] for v in by.values()]))}
+
+
+def train(config: TrainConfig, resume: bool = False) -> dict:
+    """Train, evaluate periodically, export; return the final summary (also in ``final.json``)."""
+    import torch
+    from stable_baselines3.common.callbacks import BaseCallback
+    from tqdm import tqdm
+
+    from envs.simulation import intersections_of
+    from networks.catalog import load_network
+    from training.export import export_policy
+    from training.shared_env import EpisodeDraw, SharedSignalVecEnv
+
+    config.check()
+    torch.set_num_threads(1)
+    network = load_network(config.network)
+    for s in (*config.scenarios, *config.eval_scenarios):
+        network.scenario(s)
+    inters = intersections_of(network)
+    out = config.out
+    checkpoint = out / "last.zip"
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise InputError(f"{out}: run folder exists; pass --resume to continue it or choose another --out")
+    if resume and not checkpoint.is_file():
+        raise InputError(f"{checkpoint}: nothing to resume")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(config), default=str, indent=2) + "\n")
+    (out / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
+
+    draw = EpisodeDraw(str(network.folder), tuple(config.scenarios), tuple(config.demand_scale), config.seed,
+                       config.delta_time_s, config.reward)
+    env = SharedSignalVecEnv(draw, config.n_envs)
+    model = _model(config, env, checkpoint if resume else None)
+    evaluations = out / "evaluations.jsonl"
+    best = json.loads((out / "best.json").read_text())["delay"] if (out / "best.json").is_file() else float("inf")
+    start = time.perf_counter()
+
+    def export(path: Path) -> Path:
+        return export_policy(model, path, inters, config.delta_time_s,
+                             {"network": network.name, "scenarios": list(config.scenarios),
+                              "timesteps": int(model.num_timesteps)})
+
+    class Progress(BaseCallback):
+        """Progress bar, episode records for TensorBoard, periodic evaluation and checkpoints."""
+
+        def _on_training_start(self) -> None:
+            self.bar = tqdm(total=config.timesteps, initial=0, unit="decision", desc="training", disable=None)
+            self.next_eval = config.eval_every_steps
+            self.seen = 0
+
+        def _on_step(self) -> bool:
+            nonlocal best
+            self.bar.update(env.num_envs)
+            for info in env.episode_infos[self.seen:]:
+                for key in ("delay", "teleports", "deferred"):
+                    self.logger.record_mean(f"episode/{key}", info[key])
+                self.bar.set_postfix(delay=f"{info['delay']:.0f}s", scenario=info["scenario"])
+            self.seen = len(env.episode_infos)
+            if self.num_timesteps >= self.next_eval:
+                self.next_eval += config.eval_every_steps
+                model.save(checkpoint)
+                result = evaluate_policy_file(config, export(out / "policy-latest.npz"))
+                result.update(timesteps=int(self.num_timesteps), wall_s=round(time.perf_counter() - start, 1))
+                with evaluations.open("a") as f:
+                    f.write(json.dumps(result) + "\n")
+                self.logger.record("eval/delay", result["delay"])
+                if result["delay"] < best:
+                    best = result["delay"]
+                    shutil.copyfile(out / "policy-latest.npz", out / "policy-best.npz")
+                    (out / "best.json").write_text(json.dumps(result, indent=2) + "\n")
+                self.bar.write(f"evaluation at {self.num_timesteps} decisions: delay {result['delay']:.1f} s "
+                               f"(best {best:.1f} s)")
+            return True
+
+        def _on_training_end(self) -> None:
+            self.bar.close()
+
+    try:
+        model.learn(config.timesteps, callback=Progress(), reset_num_timesteps=not resume, tb_log_name=config.algo)
+        model.save(checkpoint)
+    finally:
+        env.close()
+    wall = time.perf_counter() - start
+    final = evaluate_policy_file(config, export(out / "policy-final.npz"))
+    episodes = env.episode_infos
+    summary = {"final": final, "best": json.loads((out / "best.json").read_text()) if (out / "best.json").is_file()
+               else None, "train_wall_s": round(wall, 1), "timesteps": int(model.num_timesteps),
+               "episodes": len(episodes),
+               "core_overrides": {"requests": sum(c.get("requests", 0) for c in env.counters),
+                                  "deferred_by_phase_machine": sum(c.get("deferred", 0) for c in env.counters),
+                                  "not_a_phase_of_the_light": sum(c.get("invalid", 0) for c in env.counters)},
+               "violations": sum(e["violations"] for e in episodes)}
+    (out / "final.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
