@@ -65,8 +65,10 @@ class RunResult:
 
     def record(self) -> dict:
         """Flat JSON record: controller, network, scenario, seed, then the metrics."""
+        by_class = self.metrics.get("delay_by_vclass") or {}
         return {"controller": self.controller, "network": self.network, "scenario": self.scenario,
-                "seed": self.seed, **self.metrics, "violations": self.violations, **self.machine}
+                "seed": self.seed, **self.metrics, "bus_delay": by_class.get("bus"),
+                "emergency_delay": by_class.get("emergency"), "violations": self.violations, **self.machine}
 
 
 def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed: int, gui: bool = False,

@@ -83,6 +83,9 @@ def _add_train_command(sub) -> None:
                    help="decisions between evaluations on held-out seeds (default: 250000)")
     p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/NETWORK-ALGO-SEED)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--max-minutes", type=float, default=0.0,
+                   help="stop training after this wall time, minutes; the final policy is still exported and "
+                        "evaluated (default: no limit)")
 
 
 def _add_run_commands(sub, controllers: str, add_network_args) -> None:
@@ -286,7 +289,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / f"{Path(args.network).name}-{args.algo}-{args.seed}"
     config = TrainConfig(network=args.network, scenarios=tuple(args.scenarios), algo=args.algo,
                          timesteps=args.timesteps, n_envs=args.n_envs, seed=args.seed,
-                         demand_scale=args.demand_scale, eval_every_steps=args.eval_every, out=out)
+                         demand_scale=args.demand_scale, eval_every_steps=args.eval_every, out=out,
+                         max_minutes=args.max_minutes)
     summary = train(config, resume=args.resume)
     final, best = summary["final"], summary["best"]
     print(f"trained {summary['timesteps']} decisions in {summary['train_wall_s']:.0f} s; final policy delay "

@@ -117,6 +117,16 @@ from hypothesis import given, settings  # noqa: E402
 from tests.strategies import intersections, request_plans  # noqa: E402
 
 
+def _random_inputs(m: PhaseMachine, rng, plan, n: int) -> None:
+    """The plan's random requests and calls for one tick."""
+    if rng.random() < plan.request_p:
+        m.request(rng.randrange(n))
+    if rng.random() < plan.vehicle_call_p:
+        m.call_vehicle(rng.randrange(n))
+    if rng.random() < plan.ped_call_p:
+        m.call_pedestrian(rng.randrange(n))
+
+
 def _stream(inter, plan, fast: bool, ticks: int = 600) -> list[tuple[str, str]]:
     import random
 
@@ -127,12 +137,7 @@ def _stream(inter, plan, fast: bool, ticks: int = 600) -> list[tuple[str, str]]:
         m._steady_ticks = lambda: 0  # every tick takes the full path
     out = []
     for _ in range(ticks):
-        if rng.random() < plan.request_p:
-            m.request(rng.randrange(n))
-        if rng.random() < plan.vehicle_call_p:
-            m.call_vehicle(rng.randrange(n))
-        if rng.random() < plan.ped_call_p:
-            m.call_pedestrian(rng.randrange(n))
+        _random_inputs(m, rng, plan, n)
         out.append((m.tick(), m.interval.value))
     return out
 
@@ -152,12 +157,7 @@ def _skipping_stream(inter, plan, ticks: int = 600) -> list[tuple[str, str, floa
     m = PhaseMachine(inter, plan.step_s, int(plan.initial_phase * n), plan.ped_recall)
     out = []
     while len(out) < ticks:
-        if rng.random() < plan.request_p:
-            m.request(rng.randrange(n))
-        if rng.random() < plan.vehicle_call_p:
-            m.call_vehicle(rng.randrange(n))
-        if rng.random() < plan.ped_call_p:
-            m.call_pedestrian(rng.randrange(n))
+        _random_inputs(m, rng, plan, n)
         out.append((m.tick(), m.interval.value, m.green_elapsed_s))
         quiet = min(m.quiet_ticks, ticks - len(out), 7)
         if quiet:
@@ -179,12 +179,7 @@ def test_skipping_quiet_ticks_shows_what_ticking_would(inter, plan):
     m = PhaseMachine(inter, plan.step_s, int(plan.initial_phase * n), plan.ped_recall)
     for state, interval, elapsed in skipping:
         if elapsed is not None:
-            if rng.random() < plan.request_p:
-                m.request(rng.randrange(n))
-            if rng.random() < plan.vehicle_call_p:
-                m.call_vehicle(rng.randrange(n))
-            if rng.random() < plan.ped_call_p:
-                m.call_pedestrian(rng.randrange(n))
+            _random_inputs(m, rng, plan, n)
         assert (m.tick(), m.interval.value) == (state, interval)
         if elapsed is not None:
             assert m.green_elapsed_s == elapsed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import os
 import statistics
@@ -15,7 +16,8 @@ from networks.catalog import NetworkSpec
 TABLE_COLUMNS = [("delay", "delay s", "{:.1f}"), ("travel_time", "travel s", "{:.1f}"),
                  ("waiting_time", "waiting s", "{:.1f}"), ("stops", "stops", "{:.2f}"),
                  ("throughput", "arrived", "{:.0f}"), ("undeparted", "never in", "{:.0f}"),
-                 ("teleports", "teleports", "{:.0f}"), ("violations", "faults", "{:.0f}")]
+                 ("teleports", "teleports", "{:.0f}"), ("violations", "faults", "{:.0f}"),
+                 ("bus_delay", "bus delay s", "{:.1f}"), ("emergency_delay", "emergency delay s", "{:.1f}")]
 
 
 def _one(args: tuple) -> dict:
@@ -75,8 +77,8 @@ def summarise(records: list[dict]) -> list[dict]:
     for (scenario, controller), rs in groups.items():
         row = {"scenario": scenario, "controller": controller, "runs": len(rs)}
         for key, _, _ in TABLE_COLUMNS:
-            values = [float(r.get(key, 0) or 0) for r in rs]
-            row[key] = statistics.fmean(values)
+            values = [float(r[key]) for r in rs if r.get(key) is not None]  # None: no such vehicles
+            row[key] = statistics.fmean(values) if values else math.nan
             row[key + "_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
         rows.append(row)
     return rows
@@ -89,8 +91,8 @@ def format_table(rows: list[dict]) -> str:
     for row in rows:
         cells = [row["scenario"], row["controller"], str(row["runs"])]
         for key, _, fmt in TABLE_COLUMNS:
-            cell = fmt.format(row[key])
-            if key == "delay":
+            cell = fmt.format(row[key]) if not math.isnan(row[key]) else "-"
+            if key == "delay" and not math.isnan(row[key]):
                 cell += " ± " + fmt.format(row[key + "_sd"])
             cells.append(cell)
         lines.append(cells)

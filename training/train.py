@@ -41,9 +41,12 @@ class TrainConfig:
     :param reward: reward function name.
     :param net_arch: hidden layer sizes of the (small) MLP.
     :param learning_rate: optimiser step size.
-    :param n_steps: PPO rollout length per slot, decisions.
+    :param n_steps: PPO rollout length per slot, decisions (small: many slots fill a rollout quickly).
+    :param n_epochs: PPO passes over each rollout.
     :param eval_every_steps: agent decisions between evaluations.
     :param eval_seeds: SUMO seeds of the evaluations.
+    :param max_minutes: stop training after this wall time, minutes (0: no limit); the final export and
+        evaluation still run.
     :param out: run folder.
     """
 
@@ -58,10 +61,12 @@ class TrainConfig:
     delta_time_s: float = 5.0
     reward: str = "diff-waiting-time"
     net_arch: tuple[int, ...] = (64, 64)
-    learning_rate: float = 3e-4
-    n_steps: int = 256
+    learning_rate: float = 5e-4
+    n_steps: int = 64
+    n_epochs: int = 10
     eval_every_steps: int = 250_000
     eval_seeds: tuple[int, ...] = EVAL_SEEDS
+    max_minutes: float = 0.0
     out: Path = field(default_factory=lambda: Path("runs/latest"))
 
     def check(self) -> None:
@@ -98,7 +103,7 @@ def _model(config: TrainConfig, env, resume: Path | None):
                   tensorboard_log=str(config.out / "tb"), policy_kwargs={"net_arch": list(config.net_arch)})
     if cls is PPO:
         batch = config.n_steps * env.num_envs // 4  # four minibatches per epoch
-        return PPO("MlpPolicy", env, n_steps=config.n_steps, batch_size=batch, n_epochs=5, gamma=0.95,
+        return PPO("MlpPolicy", env, n_steps=config.n_steps, batch_size=batch, n_epochs=config.n_epochs, gamma=0.95,
                    ent_coef=0.01, **common)
     return DQN("MlpPolicy", env, buffer_size=200_000, learning_starts=10_000, train_freq=4, gamma=0.95,
                exploration_fraction=0.2, target_update_interval=2_000, **common)
@@ -188,6 +193,9 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
                     (out / "best.json").write_text(json.dumps(result, indent=2) + "\n")
                 self.bar.write(f"evaluation at {self.num_timesteps} decisions: delay {result['delay']:.1f} s "
                                f"(best {best:.1f} s)")
+            if config.max_minutes and time.perf_counter() - start > 60 * config.max_minutes:
+                self.bar.write(f"time budget of {config.max_minutes:g} min reached at {self.num_timesteps} decisions")
+                return False
             return True
 
         def _on_training_end(self) -> None:
