@@ -208,6 +208,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         env.close()
     wall = time.perf_counter() - start
     final = evaluate_policy_file(config, export(out / "policy-final.npz"))
+    if final["delay"] < best:  # the final policy is a candidate like any periodic one
+        shutil.copyfile(out / "policy-final.npz", out / "policy-best.npz")
+        (out / "best.json").write_text(json.dumps({**final, "timesteps": int(model.num_timesteps),
+                                                   "wall_s": round(wall, 1)}, indent=2) + "\n")
     episodes = env.episode_infos
     summary = {"final": final, "best": json.loads((out / "best.json").read_text()) if (out / "best.json").is_file()
                else None, "train_wall_s": round(wall, 1), "timesteps": int(model.num_timesteps),
