@@ -41,10 +41,7 @@ class EpisodeDraw:
 
 
 def _worker(conn, draw: EpisodeDraw, worker: int) -> None:
-    """One SUMO process: answers ``reset``/``step``/``close`` from the parent."""
-    import torch  # noqa: F401  (kept to one thread: the parent batches the policy)
-
-    torch.set_num_threads(1)
+    """One SUMO process: answers ``reset``/``step``/``close`` from the parent (which runs the policy)."""
     from envs.episode import Episodes
 
     rng = np.random.default_rng(draw.base_seed * 7919 + worker)
