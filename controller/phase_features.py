@@ -12,7 +12,7 @@ import numpy as np
 
 from controller.errors import InputError
 from controller.intersection import Intersection
-from controller.policies.base import DetectorReadings, Interval, SignalView
+from controller.policies.base import DetectorReadings
 
 #: Phase slots of the layout; an intersection with more green phases cannot use it.
 MAX_PHASES = 8
@@ -94,8 +94,3 @@ class PhaseFeatures:
         out[1] = float(not in_green)
         out[len(HEAD_FEATURES):] = np.clip(slots, 0.0, 1.0).ravel()
         return out
-
-    def of_view(self, view: SignalView, counted_s: float) -> np.ndarray:
-        """The feature vector from a policy's view (see :meth:`__call__`)."""
-        return self(view.phase, view.next_phase, view.interval is Interval.GREEN, view.green_elapsed_s,
-                    view.min_green_done, view.readings, counted_s)

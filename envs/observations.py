@@ -11,11 +11,10 @@ import numpy as np
 from gymnasium import spaces
 
 from controller.intersection import Intersection
+from controller.phase_features import JAM_SPACING_M
 from controller.policies.base import DetectorReadings, Interval
 from controller.signal_controller import SignalController
 
-#: vehicle spacing in a standing queue, metres (for zone capacity normalisation)
-JAM_SPACING_M = 7.5
 
 
 class ObservationFunction(ABC):

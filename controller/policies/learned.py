@@ -87,12 +87,12 @@ class LearnedPolicy(Policy):
     (the interval it was trained with); loop counts and occupancy are accumulated over the interval, as the
     training environment's detectors aggregate them.
 
-    :param path: the policy file.
+    :param path: the policy file, or one already loaded (shared by all lights of a run).
     """
 
     name = "rl"
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str | PolicyFile) -> None:
         self.file = path if isinstance(path, PolicyFile) else PolicyFile(path)
 
     def reset(self, intersection: Intersection, step_s: float) -> None:
