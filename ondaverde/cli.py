@@ -72,7 +72,7 @@ def _add_train_command(sub) -> None:
     p.add_argument("--network", default="miraflores", help="network name or folder (default: miraflores)")
     p.add_argument("--scenario", type=_names, default=["am-peak", "pm-peak"], dest="scenarios",
                    help="comma-separated scenarios drawn per episode (default: am-peak,pm-peak)")
-    p.add_argument("--algo", choices=["ppo", "dqn"], default="ppo", help="algorithm (default: ppo)")
+    p.add_argument("--algo", choices=["ppo", "dqn"], default="ppo", help="algorithm: ppo (masked to each light's own phases, sb3-contrib MaskablePPO) or dqn (default: ppo)")
     p.add_argument("--timesteps", type=int, default=1_000_000,
                    help="agent decisions in total, all lights together (default: 1000000)")
     p.add_argument("--n-envs", type=int, default=2, help="SUMO processes (default: 2)")

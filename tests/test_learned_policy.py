@@ -31,11 +31,12 @@ class _Features(gym.Env):
         return self.observation_space.sample(), 0.0, False, False, {}
 
 
-@pytest.fixture(scope="module", params=["ppo", "dqn"])
+@pytest.fixture(scope="module", params=["ppo", "maskable-ppo", "dqn"])
 def model(request):
+    from sb3_contrib import MaskablePPO
     from stable_baselines3 import DQN, PPO
 
-    cls = PPO if request.param == "ppo" else DQN
+    cls = {"ppo": PPO, "maskable-ppo": MaskablePPO, "dqn": DQN}[request.param]
     return cls("MlpPolicy", _Features(), policy_kwargs={"net_arch": [16, 8]}, seed=1, device="cpu")
 
 
@@ -56,6 +57,22 @@ def test_exported_policy_computes_the_trained_network_without_torch(model, tmp_p
     # the greedy action of the file is the model's own deterministic action
     actions, _ = model.predict(obs, deterministic=True)
     assert np.array_equal(np.argmax(loaded.logits(obs), axis=1), actions)
+
+
+def test_a_masked_policy_chooses_among_the_lights_own_phases_as_in_training(tmp_path):
+    from sb3_contrib import MaskablePPO
+
+    model = MaskablePPO("MlpPolicy", _Features(), policy_kwargs={"net_arch": [16, 8]}, seed=2, device="cpu")
+    inter = two_phase_intersection()
+    loaded = PolicyFile(export_policy(model, tmp_path / "p.npz", [inter], 5.0))
+    assert loaded.action_mask
+    obs = np.random.default_rng(1).random((200, SIZE)).astype(np.float32)
+    masks = np.zeros((200, MAX_PHASES), dtype=bool)
+    masks[:, : len(inter.phases)] = True
+    actions, _ = model.predict(obs, deterministic=True, action_masks=masks)
+    assert np.array_equal(np.argmax(loaded.logits(obs)[:, : len(inter.phases)], axis=1), actions)
+    # unmasked, the same network would often name a slot the light does not have
+    assert (np.argmax(loaded.logits(obs), axis=1) >= len(inter.phases)).any()
 
 
 def test_a_policy_refuses_a_light_it_was_not_trained_for(model, tmp_path):

@@ -39,6 +39,7 @@ def test_a_run_folder_holds_config_versions_logs_checkpoint_and_policies(run):
     assert summary["final"]["delay"] > 0 and summary["best"]["delay"] > 0
     overrides = summary["core_overrides"]
     assert overrides["requests"] == summary["timesteps"]  # every slot's decision went through the core
+    assert overrides["not_a_phase_of_the_light"] == 0  # PPO is masked to each light's own phases
     assert summary["violations"] == 0
     assert PolicyFile(out / "policy-final.npz").meta["network"] == "single"
 

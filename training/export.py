@@ -33,7 +33,7 @@ def export_policy(model, path: Path, intersections: list[Intersection], delta_ti
     """Write ``path`` (``.npz``): the actor's weights, the observation layout, the decision interval and the
     signature of every intersection trained for.
 
-    :param model: a stable-baselines3 PPO or DQN model with an MLP policy.
+    :param model: a stable-baselines3 PPO or DQN model (or sb3-contrib MaskablePPO) with an MLP policy.
     :param path: output file.
     :param intersections: the intersections the policy was trained on.
     :param delta_time_s: seconds between decisions in training.
@@ -42,6 +42,8 @@ def export_policy(model, path: Path, intersections: list[Intersection], delta_ti
     linears, activation = _actor_layers(model)
     meta = {"layout": layout_description(), "delta_time_s": delta_time_s, "activation": activation,
             "layers": len(linears), "algo": type(model).__name__,
+            # trained with action masking: only the light's own phase slots were ever chosen
+            "action_mask": type(model).__name__.startswith("Maskable"),
             "intersections": {i.id: intersection_signature(i) for i in intersections}, **(extra or {})}
     arrays = {"meta": np.array(json.dumps(meta))}
     for k, layer in enumerate(linears):

@@ -2,8 +2,9 @@
 
 Each worker process runs one SUMO simulation (libsumo holds one per process) in which all lights take requests
 from the agent through the core. A slot's observation is its light's fixed per-phase feature vector
-(:mod:`controller.phase_features`) and its action is a phase slot; a slot beyond the light's own phases asks to
-keep the current phase (counted as a request the core could not follow). Every episode draws its scenario, demand
+(:mod:`controller.phase_features`) and its action is a phase slot. :meth:`SharedSignalVecEnv.action_masks` names each
+light's own slots (for sb3-contrib's MaskablePPO); an unmasked learner's slot beyond the light's phases asks to keep
+the current phase (counted as a request the core could not follow). Every episode draws its scenario, demand
 scale and seed from the training configuration, so the policy does not memorise one route file.
 """
 
@@ -108,7 +109,8 @@ class SharedSignalVecEnv(VecEnv):
         from envs.simulation import intersections_of
         from networks.catalog import load_network
 
-        self.lights = [i.id for i in intersections_of(load_network(draw.network))]
+        inters = intersections_of(load_network(draw.network))
+        self.lights = [i.id for i in inters]
         ctx = mp.get_context("spawn")
         self._conns, self._procs = [], []
         for w in range(n_workers):
@@ -119,6 +121,9 @@ class SharedSignalVecEnv(VecEnv):
             self._conns.append(parent)
             self._procs.append(proc)
         self.n_lights = len(self.lights)
+        phases = [len(i.phases) for i in inters]
+        #: per slot, which phase slots are phases of its light (the same in every worker)
+        self.masks = np.tile(np.arange(MAX_PHASES)[None, :] < np.array(phases)[:, None], (n_workers, 1))
         self.episode_infos: list[dict] = []
         #: per worker, cumulative: decisions asked, slots that are not a phase of the light, requests the
         #: phase machine had to defer (min green, clearances)
@@ -180,7 +185,13 @@ class SharedSignalVecEnv(VecEnv):
     def set_attr(self, attr_name, value, indices=None) -> None:
         setattr(self, attr_name, value)
 
+    def action_masks(self) -> np.ndarray:
+        """(slots, MAX_PHASES) booleans: True where the slot's action is a phase of its light."""
+        return self.masks
+
     def env_method(self, method_name, *args, indices=None, **kwargs):
+        if method_name == "action_masks":  # what sb3-contrib's MaskablePPO asks every step
+            return list(self.masks[list(self._indices(indices))])
         raise NotImplementedError("the slots of a SharedSignalVecEnv are not separate environments")
 
     def env_is_wrapped(self, wrapper_class, indices=None):

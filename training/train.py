@@ -94,16 +94,18 @@ def versions() -> dict:
 
 
 def _model(config: TrainConfig, env, resume: Path | None):
-    from stable_baselines3 import DQN, PPO
+    """PPO with action masking (sb3-contrib's MaskablePPO: only a light's own phases can be asked for), or DQN."""
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3 import DQN
 
-    cls = PPO if config.algo == "ppo" else DQN
+    cls = MaskablePPO if config.algo == "ppo" else DQN
     if resume is not None:
         return cls.load(resume, env=env, tensorboard_log=str(config.out / "tb"))
     common = dict(learning_rate=config.learning_rate, seed=config.seed, verbose=0, device="cpu",
                   tensorboard_log=str(config.out / "tb"), policy_kwargs={"net_arch": list(config.net_arch)})
-    if cls is PPO:
+    if cls is MaskablePPO:
         batch = config.n_steps * env.num_envs // 4  # four minibatches per epoch
-        return PPO("MlpPolicy", env, n_steps=config.n_steps, batch_size=batch, n_epochs=config.n_epochs, gamma=0.95,
+        return MaskablePPO("MlpPolicy", env, n_steps=config.n_steps, batch_size=batch, n_epochs=config.n_epochs, gamma=0.95,
                    ent_coef=0.01, **common)
     return DQN("MlpPolicy", env, buffer_size=200_000, learning_starts=10_000, train_freq=4, gamma=0.95,
                exploration_fraction=0.2, target_update_interval=2_000, **common)

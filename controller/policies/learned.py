@@ -60,6 +60,8 @@ class PolicyFile:
         self.delta_time_s = float(meta["delta_time_s"])
         self.activation = _ACTIVATIONS[meta["activation"]]
         self.signatures: dict[str, dict] = meta["intersections"]
+        #: trained with action masking: choose among the light's own phases only
+        self.action_mask = bool(meta.get("action_mask", False))
 
     def logits(self, features: np.ndarray) -> np.ndarray:
         """The actor's action logits for one feature vector (or a batch, one per row)."""
@@ -83,8 +85,8 @@ class PolicyFile:
 
 
 class LearnedPolicy(Policy):
-    """Asks for the phase slot with the highest logit among the light's own phases, every ``delta_time_s``
-    (the interval it was trained with); loop counts and occupancy are accumulated over the interval, as the
+    """Asks for the phase slot with the highest logit (among the light's own phases when the policy was trained
+    with action masking), every ``delta_time_s`` (the interval it was trained with); loop counts and occupancy are accumulated over the interval, as the
     training environment's detectors aggregate them.
 
     :param path: the policy file, or one already loaded (shared by all lights of a run).
@@ -115,8 +117,12 @@ class LearnedPolicy(Policy):
             summed = type(r)(r.time_s, r.occupied, self._count, r.halting, self._occupancy / n, r.speed_mps)
             features = self.features(view.phase, view.next_phase, view.interval is Interval.GREEN,
                                      view.green_elapsed_s, view.min_green_done, summed, n * self.step_s)
-            slot = int(np.argmax(self.file.logits(features)))
-            # as in training: a slot beyond this light's phases asks to keep the current one
+            logits = self.file.logits(features)
+            if self.file.action_mask:  # as in training: only the light's own phases
+                slot = int(np.argmax(logits[: self.features.n_phases]))
+            else:
+                slot = int(np.argmax(logits))
+            # as in unmasked training: a slot beyond this light's phases asks to keep the current one
             self._choice = slot if slot < self.features.n_phases else view.phase
             self._count = np.zeros_like(self._count)
             self._occupancy = np.zeros_like(self._occupancy)
