@@ -1,0 +1,227 @@
+"""A field controller cabinet as the core models it: its own phase machine and conflict monitor, local timing,
+and remote phase commands honoured only through its own safety rules.
+
+Both virtual field controllers (Modbus and NTCIP) put a protocol in front of this class; the central side
+(:mod:`hw.commands`) turns the core's decisions into the same commands. Remote commands are requests: the local
+phase machine decides when (min green, yellow, all-red, pedestrian clearance), and the local monitor flashes the
+intersection on a fault. When the central system stops refreshing its commands for ``backup_time_s`` (NTCIP's
+``unitBackupTime``, a Modbus heartbeat), the cabinet drops every remote hold, force-off and call and runs its own
+local policy, as a real cabinet falls back to its local plan.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from controller.intersection import Intersection
+from controller.policies.base import DetectorReadings, Interval, Policy
+from controller.signal_controller import SignalController
+
+#: NTCIP 1202 unitFlashStatus codes used here.
+FLASH_NOT = 2
+FLASH_FAULT_MONITOR = 5
+#: NTCIP 1202 unitControlStatus codes used here.
+CONTROL_SYSTEM = 2
+CONTROL_BACKUP = 4
+
+
+@dataclass(frozen=True)
+class PhaseCommands:
+    """What a central system asks of a field controller (NTCIP phase control groups, Modbus coils).
+
+    Phase indices are 0-based (phase *k* here is NEMA-style phase number *k + 1* on the wire).
+
+    :param hold: keep this phase green while it is green.
+    :param force_off: end this phase's green (after its min green) and go to the next called phase.
+    :param vehicle_calls: phases with a vehicle call from the central system.
+    :param pedestrian_calls: phases with a pedestrian call from the central system.
+    :param omit: phases not to serve.
+    """
+
+    hold: frozenset[int] = frozenset()
+    force_off: frozenset[int] = frozenset()
+    vehicle_calls: frozenset[int] = frozenset()
+    pedestrian_calls: frozenset[int] = frozenset()
+    omit: frozenset[int] = frozenset()
+
+
+def phase_mask(phases) -> int:
+    """Bitmask of phase indices: bit *k* = phase index *k* (NTCIP group packing: bit 0 = phase 1)."""
+    mask = 0
+    for p in phases:
+        mask |= 1 << int(p)
+    return mask
+
+
+def phases_of(mask: int) -> frozenset[int]:
+    """Phase indices set in a bitmask (inverse of :func:`phase_mask`)."""
+    return frozenset(k for k in range(int(mask).bit_length()) if mask >> k & 1)
+
+
+@dataclass(frozen=True)
+class PhaseStatus:
+    """What a field controller reports of its phases (NTCIP phase status groups), as bitmasks of phase indices,
+    plus its unit status.
+
+    :param greens: phases timing green.
+    :param yellows: phases timing yellow.
+    :param reds: phases red (all others).
+    :param walks: phases whose crosswalks show walk.
+    :param ped_clears: phases whose crosswalks show flashing don't walk (pedestrian clearance).
+    :param dont_walks: phases with crosswalks showing don't walk.
+    :param phase_ons: the active phase (green, yellow or its red clearance).
+    :param phase_nexts: the phase committed next during a change.
+    :param flash_status: NTCIP unitFlashStatus (2 not flashing, 5 fault monitor).
+    :param control_status: NTCIP unitControlStatus (2 system control, 4 backup mode).
+    :param clock_s: the cabinet's clock, whole seconds.
+    """
+
+    greens: int = 0
+    yellows: int = 0
+    reds: int = 0
+    walks: int = 0
+    ped_clears: int = 0
+    dont_walks: int = 0
+    phase_ons: int = 0
+    phase_nexts: int = 0
+    flash_status: int = FLASH_NOT
+    control_status: int = CONTROL_BACKUP
+    clock_s: int = 0
+
+
+@dataclass
+class CabinetLog:
+    """What happened to the cabinet's remote control (for the operator and for tests).
+
+    :param took_control: times the central system (re)gained control, clock seconds.
+    :param lost_control: times the backup timer lapsed, clock seconds.
+    """
+
+    took_control: list[float] = field(default_factory=list)
+    lost_control: list[float] = field(default_factory=list)
+
+
+class FieldCabinet:
+    """One intersection's field controller.
+
+    :param intersection: the intersection it runs.
+    :param local_policy: its local timing (e.g. the network's fixed program, or actuated), used whenever the
+        central system is not in control.
+    :param step_s: tick length, seconds.
+    :param backup_time_s: seconds without a refresh from the central system before the cabinet falls back to
+        local timing (0: never under remote control).
+    """
+
+    def __init__(self, intersection: Intersection, local_policy: Policy, step_s: float = 1.0,
+                 backup_time_s: float = 3.0) -> None:
+        self.intersection = intersection
+        self.controller = SignalController(intersection, None, step_s)
+        self.local = local_policy
+        self.local.reset(intersection, step_s)
+        self.step_s = step_s
+        self.backup_time_s = backup_time_s
+        self.commands = PhaseCommands()
+        self.time_s = 0.0
+        self._remote_until = -math.inf
+        self._was_remote = False
+        self.log = CabinetLog()
+        self._ped_links = {k: sorted(i for i in p.greens if intersection.links[i].kind == "pedestrian")
+                           for k, p in enumerate(intersection.phases)}
+        self._ped_phases = frozenset(k for k, links in self._ped_links.items() if links)
+
+    @property
+    def remote(self) -> bool:
+        """True while the central system's commands are fresh (its backup timer has not lapsed)."""
+        return self.time_s < self._remote_until
+
+    def receive(self, commands: PhaseCommands) -> None:
+        """New commands from the central system (phase indices beyond this intersection are ignored)."""
+        n = len(self.intersection.phases)
+
+        def own(s: frozenset[int]) -> frozenset[int]:
+            return frozenset(p for p in s if 0 <= p < n)
+
+        self.commands = PhaseCommands(own(commands.hold), own(commands.force_off), own(commands.vehicle_calls),
+                                      own(commands.pedestrian_calls), own(commands.omit))
+
+    def refresh(self) -> None:
+        """The central system showed it is alive (a new heartbeat, a re-sent control object): restart the
+        backup timer."""
+        if self.backup_time_s > 0:
+            self._remote_until = self.time_s + self.backup_time_s
+
+    def step(self, readings: DetectorReadings) -> str:
+        """One tick of local timing with this tick's detector data; returns the checked state to show."""
+        remote = self.remote
+        if remote != self._was_remote:
+            (self.log.took_control if remote else self.log.lost_control).append(self.time_s)
+            if not remote:
+                self.commands = PhaseCommands()  # a lapsed master's holds and calls are dropped
+            self._was_remote = remote
+        ctrl = self.controller
+        if not ctrl.monitor.in_flash:
+            if remote:
+                self._apply(self.commands)
+            else:
+                ctrl.request(self.local.decide(ctrl.view(readings)))
+        # under remote control the central system places the calls; its own detectors place them otherwise
+        state = ctrl.step(None if remote else readings)
+        self.time_s += self.step_s
+        return state
+
+    def _apply(self, c: PhaseCommands) -> None:
+        m = self.controller.machine
+        allowed = [p for p in range(len(self.intersection.phases)) if p not in c.omit]
+        for p in c.vehicle_calls:
+            if p in allowed:
+                m.call_vehicle(p)
+        for p in c.pedestrian_calls:
+            if p in allowed and p in self._ped_phases:
+                m.call_pedestrian(p)
+        if m.interval is not Interval.GREEN:
+            return  # a change is under way: the machine finishes it
+        if m.phase in c.hold and m.phase not in c.force_off and m.phase not in c.omit:
+            m.request(m.phase)  # hold: extend (also withdraws a change asked for but not begun)
+            return
+        # not held (or forced off, or omitted): give way to the next called phase in sequence, if any
+        called = c.vehicle_calls | c.pedestrian_calls
+        n = len(self.intersection.phases)
+        for k in range(1, n):
+            q = (m.phase + k) % n
+            if q in called and q in allowed:
+                m.request(q)
+                return
+
+    def status(self) -> PhaseStatus:
+        """The phase status as a field controller reports it."""
+        ctrl, m = self.controller, self.controller.machine
+        if ctrl.monitor.in_flash:
+            n = len(self.intersection.phases)
+            return PhaseStatus(reds=(1 << n) - 1, dont_walks=phase_mask(self._ped_phases),
+                               flash_status=FLASH_FAULT_MONITOR, control_status=self._control(),
+                               clock_s=int(self.time_s))
+        n = len(self.intersection.phases)
+        green = yellow = 0
+        if m.interval is Interval.GREEN:
+            green = 1 << m.phase
+        elif m.interval is Interval.YELLOW:
+            yellow = 1 << m.phase
+        all_phases = (1 << n) - 1
+        walks = clears = 0
+        state = ctrl.state
+        for p in self._ped_phases:  # crosswalk links show G (walk), y (pedestrian clearance) or r (don't walk)
+            shown = {state[i] for i in self._ped_links[p]}
+            if "G" in shown or "g" in shown:
+                walks |= 1 << p
+            elif "y" in shown:
+                clears |= 1 << p
+        upcoming = m.pending if m.pending is not None else m.target
+        nexts = 1 << upcoming if upcoming != m.phase else 0
+        return PhaseStatus(greens=green, yellows=yellow, reds=all_phases & ~(green | yellow), walks=walks,
+                           ped_clears=clears, dont_walks=phase_mask(self._ped_phases) & ~(walks | clears),
+                           phase_ons=1 << m.phase, phase_nexts=nexts, flash_status=FLASH_NOT,
+                           control_status=self._control(), clock_s=int(self.time_s))
+
+    def _control(self) -> int:
+        return CONTROL_SYSTEM if self.remote else CONTROL_BACKUP

@@ -1,0 +1,137 @@
+"""The core at the centre driving field intersections through an adapter: once per cabinet second, read status
+and detectors, let the core decide (policy → phase machine → safety monitor), write the commands that realise it.
+
+:class:`FieldLink` keeps the connection: on any :class:`~hw.errors.FieldError` it closes, logs one line and
+reconnects with a capped backoff, so a controller that restarts is driven again within about a second of its
+return. While the link is down nothing is sent and the cabinet runs its own local timing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from controller.intersection import Intersection
+from controller.policies.base import Interval, Policy
+from controller.signal_controller import SignalController
+from hw.commands import commands_for
+from hw.errors import FieldError
+from hw.modbus_adapter import FieldInputs, ModbusAdapter, is_in_control, readings_from
+
+
+@dataclass
+class LinkLog:
+    """What happened on a link: one line per error, and when it came up and went down (monotonic seconds)."""
+
+    errors: list[str] = field(default_factory=list)
+    up: list[float] = field(default_factory=list)
+    down: list[float] = field(default_factory=list)
+
+
+class FieldLink:
+    """An adapter plus reconnection with backoff.
+
+    :param adapter: the protocol adapter.
+    :param backoff_s: first wait after a failure, seconds (doubles per failure).
+    :param max_backoff_s: longest wait between attempts, seconds.
+    :param log: called with each one-line error (e.g. ``logging.warning``).
+    """
+
+    def __init__(self, adapter: ModbusAdapter, backoff_s: float = 0.1, max_backoff_s: float = 1.0,
+                 log=None) -> None:
+        self.adapter = adapter
+        self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
+        self._wait = backoff_s
+        self._next_try = 0.0
+        self.history = LinkLog()
+        self._log = log
+
+    @property
+    def up(self) -> bool:
+        """True while connected."""
+        return self.adapter.connected
+
+    async def ensure(self) -> bool:
+        """Connect if down and the backoff has passed; True when the link is up."""
+        if self.adapter.connected:
+            return True
+        now = time.monotonic()
+        if now < self._next_try:
+            return False
+        try:
+            await self.adapter.connect()
+        except FieldError as exc:
+            self._note(str(exc))
+            return False
+        self._wait = self.backoff_s
+        self.history.up.append(time.monotonic())
+        return True
+
+    async def failed(self, error: FieldError) -> None:
+        """Record a failure, close the connection and schedule the next attempt."""
+        self._note(str(error))
+        if self.adapter.connected:
+            self.history.down.append(time.monotonic())
+        await self.adapter.close()
+
+    def _note(self, message: str) -> None:
+        self.history.errors.append(message)
+        if self._log is not None:
+            self._log(message)
+        self._next_try = time.monotonic() + self._wait
+        self._wait = min(self._wait * 2, self.max_backoff_s)
+
+
+class CentralIntersection:
+    """One field intersection driven by the core.
+
+    :param intersection: its description (the same the cabinet runs).
+    :param policy: the policy proposing phases.
+    :param link: the link to the device.
+    :param unit: the intersection's unit (Modbus device id).
+    """
+
+    def __init__(self, intersection: Intersection, policy: Policy, link: FieldLink, unit: int) -> None:
+        self.intersection = intersection
+        self.controller = SignalController(intersection, policy)
+        self.link, self.unit = link, unit
+        self.heartbeat = 0
+        self.last_clock: int | None = None
+        self._counts = None
+        #: (cabinet clock s, state the core commanded for that second, its green and yellow phase bitmasks)
+        self.commanded: list[tuple[int, str, int, int]] = []
+        #: (cabinet clock s, phase status the cabinet reported)
+        self.reported: list[tuple[int, FieldInputs]] = []
+        self.in_control = False
+
+    async def cycle(self) -> bool:
+        """Poll once; when the cabinet's clock moved on, decide and command. True when a decision was sent.
+
+        Never raises for field trouble: errors go to the link, which reconnects.
+        """
+        if not await self.link.ensure():
+            self.in_control = False
+            return False
+        adapter = self.link.adapter
+        try:
+            inputs = await adapter.read(self.unit, len(self.intersection.detectors))
+            clock = inputs.status.clock_s
+            self.in_control = is_in_control(inputs)
+            if clock == self.last_clock:
+                return False
+            self.reported.append((clock, inputs))
+            readings = readings_from(inputs, self.intersection, self._counts, float(clock))
+            self._counts = inputs.counts
+            self.last_clock = clock
+            state = self.controller.step(readings)
+            self.heartbeat = (self.heartbeat + 1) % 65536
+            await adapter.write(self.unit, commands_for(self.controller.machine), self.heartbeat)
+            m = self.controller.machine
+            green = 1 << m.phase if self.controller.interval is Interval.GREEN else 0
+            yellow = 1 << m.phase if self.controller.interval is Interval.YELLOW else 0
+            self.commanded.append((clock, state, green, yellow))
+            return True
+        except FieldError as exc:
+            await self.link.failed(exc)
+            self.in_control = False
+            return False

@@ -1,0 +1,66 @@
+"""The field-side commands of the shell: ``ondaverde virtual-controller``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from controller.errors import InputError
+
+
+def add_virtual_controller_command(sub) -> None:
+    """Add ``virtual-controller`` to the shell's subcommands."""
+    p = sub.add_parser(
+        "virtual-controller", help="virtual field controllers (a Modbus TCP server) for a network's intersections",
+        description="Run a virtual signal cabinet for every intersection of a network behind one Modbus TCP "
+                    "server (unit k+1 = intersection k; register map: docs/modbus-register-map.md). Each cabinet "
+                    "runs its own phase machine and conflict monitor, follows the central system's holds, "
+                    "force-offs and calls while its heartbeat keeps changing, and falls back to its local "
+                    "timing when the heartbeat stops. With --sumo its signals drive a SUMO simulation and "
+                    "SUMO's detectors drive its inputs (software in the loop).")
+    p.add_argument("--protocol", choices=["modbus"], default="modbus",
+                   help="field protocol (default: modbus; NTCIP 1202 is not built yet)")
+    p.add_argument("--port", type=int, default=15020, help="TCP port (default: 15020)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
+    p.add_argument("--network", default="single", help="network whose intersections the cabinets run "
+                   "(default: single)")
+    p.add_argument("--sumo", nargs="?", const=True, default=False, metavar="NETWORK",
+                   help="couple to SUMO: the cabinets drive the simulation of --network (or of NETWORK)")
+    p.add_argument("--scenario", default=None, help="demand scenario with --sumo (default: the network's)")
+    p.add_argument("--seed", type=int, default=0, help="SUMO seed (default: 0)")
+    p.add_argument("--time-scale", type=float, default=1.0,
+                   help="cabinet seconds per wall second (default: 1, real time)")
+    p.add_argument("--seconds", type=float, default=0.0,
+                   help="stop after this many cabinet seconds (default: the scenario's end with --sumo, else never)")
+    p.add_argument("--local-policy", default="fixed",
+                   help="the cabinets' own timing without central control (default: fixed)")
+    p.add_argument("--backup-time", type=float, default=3.0,
+                   help="seconds without a heartbeat change before local timing takes over (default: 3)")
+    p.add_argument("--intersection", action="append", default=[],
+                   help="serve only this traffic-light id (repeat for more; default: all)")
+    p.add_argument("--modbus-map", default=None, help="YAML file moving register blocks (default map otherwise)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+
+
+def cmd_virtual_controller(args: argparse.Namespace) -> int:
+    """Run the virtual controllers until the end (or Ctrl-C)."""
+    from hw.virtual import VirtualConfig, run_virtual
+
+    if not 0 < args.port < 65536:
+        raise InputError(f"port {args.port} is not a TCP port")
+    network = args.sumo if isinstance(args.sumo, str) else args.network
+    config = VirtualConfig(network=network, scenario=args.scenario, sumo=bool(args.sumo), seed=args.seed,
+                           host=args.host, port=args.port, time_scale=args.time_scale, seconds=args.seconds,
+                           local_policy=args.local_policy, backup_time_s=args.backup_time,
+                           intersections=tuple(args.intersection), modbus_map=args.modbus_map)
+    try:
+        summary = asyncio.run(run_virtual(config, ready=lambda where: print(f"listening on {where}", flush=True)))
+    except OSError as exc:  # the port is taken, the address is not ours
+        raise InputError(f"cannot serve on {args.host}:{args.port} ({exc.strerror or exc})") from None
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"ran {summary['seconds']} cabinet seconds, {summary['faults']} safety faults"
+              + (f", delay {summary['delay']:.1f} s" if summary["delay"] is not None else ""))
+    return 0
