@@ -141,6 +141,16 @@ class PhaseMachine:
             if phase not in self._calls:
                 self.call_vehicle(phase)
 
+    def set_vehicle_calls(self, phases) -> None:
+        """Replace the vehicle calls by ``phases`` (non-locking calls, as a central system's call bits: a call
+        withdrawn is gone). Calls on the phase now green are ignored, as in :meth:`call_vehicle`."""
+        for phase in phases:
+            self._check_phase(phase)
+        calls = {p for p in phases if not (self.interval is Interval.GREEN and p == self.phase)}
+        if calls != self._calls:
+            self._calls = calls
+            self._steady = 0
+
     def call_pedestrian(self, phase: int) -> None:
         """Register a pedestrian push-button call for the crosswalks of ``phase``."""
         self._check_phase(phase)

@@ -173,9 +173,7 @@ class FieldCabinet:
     def _apply(self, c: PhaseCommands) -> None:
         m = self.controller.machine
         allowed = [p for p in range(len(self.intersection.phases)) if p not in c.omit]
-        for p in c.vehicle_calls:
-            if p in allowed:
-                m.call_vehicle(p)
+        m.set_vehicle_calls([p for p in c.vehicle_calls if p in allowed])  # the central calls, as they are now
         for p in c.pedestrian_calls:
             if p in allowed and p in self._ped_phases:
                 m.call_pedestrian(p)

@@ -60,6 +60,19 @@ def test_max_green_forces_the_change_only_when_another_phase_waits():
     assert states[0] == "yyrr" and m.stats.max_outs == 1
 
 
+def test_withdrawn_non_locking_calls_no_longer_force_a_max_out():
+    m = PhaseMachine(two_phase_intersection(min_green_s=5, max_green_s=20))
+    run(m, 5)
+    m.set_vehicle_calls([1])
+    m.set_vehicle_calls([])  # a central system set, then cleared, its call bit
+    states = run(m, 40)
+    assert all(s == "GGrr" for s in states) and m.stats.max_outs == 0
+    m.set_vehicle_calls([1, 0])  # the call on the green phase is ignored, the other one counts
+    assert run(m, 1) == ["yyrr"]
+    with pytest.raises(InputError):
+        m.set_vehicle_calls([5])
+
+
 def test_extend_request_holds_green_until_max_out_with_a_call():
     m = PhaseMachine(two_phase_intersection(min_green_s=5, max_green_s=20))
     m.call_vehicle(1)
