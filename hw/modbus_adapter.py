@@ -10,6 +10,7 @@ checks, and it is read back: a write that does not read back is reported, not as
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,6 +80,7 @@ class ModbusAdapter:
         """
         from pymodbus.client import AsyncModbusTcpClient
 
+        logging.getLogger("pymodbus").setLevel(logging.WARNING)  # its DEBUG dumps every frame
         await self.close()
         # reconnect_delay=0: reconnection (with backoff) is the caller's loop, not a hidden background task
         self.client = AsyncModbusTcpClient(self.host, port=self.port, timeout=self.timeout_s, retries=self.retries,

@@ -105,8 +105,10 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
             await asyncio.sleep(max(delay, 0.0))
     finally:
         await server.stop()
-        metrics = sim.close() if sim is not None else None
+        metrics = None
         if sim is not None:
+            # SUMO's trip metrics need the whole horizon; a run stopped early reports none
+            metrics = sim.close() if sim.done else None
             sim.cleanup()
     return {"seconds": ticks, "faults": sum(len(c.controller.monitor.violations) for c in cabinets),
             "delay": None if metrics is None else metrics.delay_s}
