@@ -112,26 +112,34 @@ class CentralIntersection:
         if not await self.link.ensure():
             self.in_control = False
             return False
-        adapter = self.link.adapter
         try:
-            inputs = await adapter.read(self.unit, len(self.intersection.detectors))
-            clock = inputs.status.clock_s
+            inputs = await self.link.adapter.read(self.unit, len(self.intersection.detectors))
             self.in_control = is_in_control(inputs)
-            if clock == self.last_clock:
+            if inputs.status.clock_s == self.last_clock:
                 return False
-            self.reported.append((clock, inputs))
-            readings = readings_from(inputs, self.intersection, self._counts, float(clock))
-            self._counts = inputs.counts
-            self.last_clock = clock
-            state = self.controller.step(readings)
-            self.heartbeat = (self.heartbeat + 1) % 65536
-            await adapter.write(self.unit, commands_for(self.controller.machine), self.heartbeat)
-            m = self.controller.machine
-            green = 1 << m.phase if self.controller.interval is Interval.GREEN else 0
-            yellow = 1 << m.phase if self.controller.interval is Interval.YELLOW else 0
-            self.commanded.append((clock, state, green, yellow))
+            await self.decide_and_command(inputs)
             return True
         except FieldError as exc:
             await self.link.failed(exc)
             self.in_control = False
             return False
+
+    async def decide_and_command(self, inputs: FieldInputs) -> str:
+        """One core step on a poll's inputs and the write of the commands that realise it; returns the state the
+        core decided.
+
+        :raises FieldError: when the write fails (:meth:`cycle` hands it to the link).
+        """
+        clock = inputs.status.clock_s
+        self.reported.append((clock, inputs))
+        readings = readings_from(inputs, self.intersection, self._counts, float(clock))
+        self._counts = inputs.counts
+        self.last_clock = clock
+        state = self.controller.step(readings)
+        self.heartbeat = (self.heartbeat + 1) % 65536
+        await self.link.adapter.write(self.unit, commands_for(self.controller.machine), self.heartbeat)
+        m = self.controller.machine
+        green = 1 << m.phase if self.controller.interval is Interval.GREEN else 0
+        yellow = 1 << m.phase if self.controller.interval is Interval.YELLOW else 0
+        self.commanded.append((clock, state, green, yellow))
+        return state

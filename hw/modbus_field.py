@@ -10,9 +10,11 @@ run/flash/all-red, or a heartbeat echo write, is refused with Modbus exception 3
 from __future__ import annotations
 
 import functools
+import logging
 
 import numpy as np
 
+from controller.errors import InputError
 from controller.policies.base import DetectorReadings
 from hw.cabinet import FieldCabinet, PhaseCommands
 from hw.modbus_map import COMMAND_ALL_RED, COMMAND_FLASH, COMMAND_RUN, DETECTORS, PHASES, ModbusMap
@@ -56,7 +58,17 @@ class ModbusFieldServer:
                          [SimData(0, count=m.size("holding_registers"), values=0, datatype=DataType.REGISTERS)],
                          [SimData(0, count=m.size("input_registers"), values=0, datatype=DataType.REGISTERS)])))
         self.server = ModbusTcpServer(devices, address=(self.host, self.port))
-        await self.server.serve_forever(background=True)
+        log = logging.getLogger("pymodbus")
+        level = log.level
+        log.setLevel(logging.CRITICAL)  # a port in use is our one-line error, not pymodbus' log and traceback
+        try:
+            await self.server.serve_forever(background=True)
+        except (RuntimeError, OSError) as exc:
+            self.server = None
+            raise InputError(f"cannot serve Modbus on {self.host}:{self.port} (in use, or not an address of this "
+                             f"machine: {str(exc).splitlines()[0]})") from None
+        finally:
+            log.setLevel(level)
         for k in range(len(self.cabinets)):
             await self._publish(k, None)
 

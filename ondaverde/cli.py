@@ -26,6 +26,16 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes must be whole numbers separated by commas, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be at least 1, got {text!r}")
+    return sizes
+
+
 def _names(text: str) -> list[str]:
     names = [s.strip() for s in text.split(",") if s.strip()]
     if not names:
@@ -166,8 +176,8 @@ def _add_bench_target(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_bench_commands(sub) -> None:
-    """``bench env|reads``."""
-    p = sub.add_parser("bench", help="performance benchmarks (ratios against plain SUMO)")
+    """``bench env|reads|hw``."""
+    p = sub.add_parser("bench", help="performance benchmarks (ratios against a baseline run in the same command)")
     bsub = p.add_subparsers(dest="bench", required=True, metavar="WHAT")
     b = bsub.add_parser("env", help="the environment stepped to the horizon vs a plain sumo process",
                         description="Step the Gymnasium env (all intersections, a trivial policy) from reset to "
@@ -185,6 +195,17 @@ def _add_bench_commands(sub) -> None:
     _add_bench_target(r)
     r.add_argument("--repeats", type=int, default=3, help="interleaved repetitions, best kept (default: 3)")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
+    h = bsub.add_parser("hw", help="field protocol round trips: read-decide-write cycles on loopback",
+                        description="Start a virtual field controller in another process on a free loopback port "
+                                    "and time full cycles of the central side (read status and detectors, run "
+                                    "the core, write commands and heartbeat, read them back), for one "
+                                    "intersection and for many polled concurrently; the baseline is a bare "
+                                    "one-register read in the same command.")
+    h.add_argument("--protocol", choices=["modbus"], default="modbus", help="protocol (default: modbus)")
+    h.add_argument("--network", default="miraflores", help="network of the virtual controller (default: miraflores)")
+    h.add_argument("--sizes", type=_sizes, default=(1, 20), help="intersections per round, comma-separated (default: 1,20)")
+    h.add_argument("--cycles", type=int, default=300, help="rounds per size (default: 300)")
+    h.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -272,6 +293,12 @@ def _build_network(name: str, out: Path | None) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from envs.bench import bench_env, bench_reads, format_bench
 
+    if args.bench == "hw":
+        from hw.bench import bench_hw, format_bench_hw
+
+        result = bench_hw(args.protocol, args.network, args.sizes, args.cycles)
+        print(json.dumps(result) if args.json else format_bench_hw(result))
+        return 0
     if args.bench == "reads":
         result = bench_reads(args.network, args.scenario, args.seed, repeats=args.repeats)
         text = (f"network {result['network']}, a read every {result['period_s']:g} s: no reads "

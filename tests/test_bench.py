@@ -53,3 +53,19 @@ def test_bench_reads_reports_the_three_variants():
     assert {"none_s", "subscriptions_s", "direct_s", "subscriptions_extra_s", "direct_extra_s"} <= result.keys()
     assert result["subscriptions_extra_s"] == pytest.approx(result["subscriptions_s"] - result["none_s"])
     assert min(result["none_s"], result["subscriptions_s"], result["direct_s"]) > 0
+
+
+def test_bench_hw_reports_percentiles_for_each_size_against_a_bare_read():
+    proc = subprocess.run([sys.executable, "-m", "ondaverde.cli", "bench", "hw", "--network", "grid", "--sizes", "1,3",
+                           "--cycles", "20", "--json"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    for key in ("baseline_read", "1_intersections", "3_intersections"):
+        assert r[key]["cycles"] == 20 and 0 < r[key]["p50_ms"] <= r[key]["p99_ms"] <= r[key]["max_ms"]
+    assert r["3_intersections"]["ratio_p50_to_bare_read"] > 0
+
+
+def test_bench_hw_refuses_more_intersections_than_the_network_has():
+    proc = subprocess.run([sys.executable, "-m", "ondaverde.cli", "bench", "hw", "--network", "single", "--sizes", "2"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "cannot poll 2" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

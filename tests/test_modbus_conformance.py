@@ -15,7 +15,7 @@ from hw.cabinet import CONTROL_SYSTEM, PhaseCommands
 from hw.errors import FieldError
 from hw.modbus_adapter import ModbusAdapter
 from hw.modbus_map import ModbusMap
-from tests.modbus_helpers import free_port, virtual_controller
+from hw.process import free_port, virtual_controller
 
 MAP = ModbusMap()
 

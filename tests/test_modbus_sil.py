@@ -15,7 +15,7 @@ from hw.cabinet import CONTROL_SYSTEM
 from hw.central import CentralIntersection, FieldLink
 from hw.modbus_adapter import ModbusAdapter
 from networks.catalog import load_network
-from tests.modbus_helpers import free_port, virtual_controller
+from hw.process import free_port, virtual_controller
 
 pytestmark = pytest.mark.sumo
 

@@ -1,4 +1,4 @@
-"""Helpers for the Modbus tests: free loopback ports and a virtual controller in its own process."""
+"""A virtual controller in its own process, on a free loopback port (for tests and benchmarks)."""
 
 from __future__ import annotations
 
