@@ -16,7 +16,12 @@ from controller.policies.base import Interval, Policy
 from controller.signal_controller import SignalController
 from hw.commands import commands_for
 from hw.errors import FieldError
-from hw.modbus_adapter import FieldInputs, ModbusAdapter, is_in_control, readings_from
+from hw.field import FieldInputs, is_in_control, readings_from
+from hw.modbus_adapter import ModbusAdapter
+
+
+#: most seconds the core catches up after a late poll
+MAX_CATCH_UP_S = 5
 
 
 @dataclass
@@ -67,6 +72,12 @@ class FieldLink:
         self.history.up.append(time.monotonic())
         return True
 
+    def report(self, message: str) -> None:
+        """Record (and log) an event that does not break the link, e.g. a controller that dropped to backup mode."""
+        self.history.errors.append(message)
+        if self._log is not None:
+            self._log(message)
+
     async def failed(self, error: FieldError) -> None:
         """Record a failure, close the connection and schedule the next attempt."""
         self._note(str(error))
@@ -103,6 +114,8 @@ class CentralIntersection:
         #: (cabinet clock s, phase status the cabinet reported)
         self.reported: list[tuple[int, FieldInputs]] = []
         self.in_control = False
+        #: times the controller dropped central control while the link was up (backup mode, fault)
+        self.lost_control = 0
 
     async def cycle(self) -> bool:
         """Poll once; when the cabinet's clock moved on, decide and command. True when a decision was sent.
@@ -114,7 +127,12 @@ class CentralIntersection:
             return False
         try:
             inputs = await self.link.adapter.read(self.unit, len(self.intersection.detectors))
-            self.in_control = is_in_control(inputs)
+            was, self.in_control = self.in_control, is_in_control(inputs)
+            if was and not self.in_control:
+                self.lost_control += 1
+                self.link.report(f"{self.intersection.id} (unit {self.unit}): the controller no longer follows the "
+                                 f"central commands (control status {inputs.status.control_status}, "
+                                 f"{'fault flash' if inputs.in_fault else 'backup mode'}); it runs its own timing")
             if inputs.status.clock_s == self.last_clock:
                 return False
             await self.decide_and_command(inputs)
@@ -134,7 +152,12 @@ class CentralIntersection:
         self.reported.append((clock, inputs))
         readings = readings_from(inputs, self.intersection, self._counts, float(clock))
         self._counts = inputs.counts
+        # a late poll (the cabinet's clock moved on by more than a second): step the core as many seconds, so its
+        # phase machine keeps time with the cabinet's; after a long gap (a lost link) one step, the commands resync
+        behind = (clock - self.last_clock) % 65536 if self.last_clock is not None else 1
         self.last_clock = clock
+        for _ in range(behind - 1 if 1 < behind <= MAX_CATCH_UP_S else 0):
+            self.controller.step(readings)
         state = self.controller.step(readings)
         self.heartbeat = (self.heartbeat + 1) % 65536
         await self.link.adapter.write(self.unit, commands_for(self.controller.machine), self.heartbeat)

@@ -24,6 +24,8 @@ from hw.modbus_map import ModbusMap
 class VirtualConfig:
     """How the virtual controllers run.
 
+    :param protocol: ``modbus`` (one TCP server, unit k+1 = intersection k) or ``ntcip`` (one SNMP agent per
+        intersection, on UDP ports ``port``, ``port + 1``, ...).
     :param network: network name or folder (its intersections become cabinets).
     :param scenario: demand scenario (with ``sumo``).
     :param sumo: couple to a SUMO simulation of the network.
@@ -38,6 +40,7 @@ class VirtualConfig:
     :param modbus_map: register map file (YAML) or None for the default.
     """
 
+    protocol: str = "modbus"
     network: str = "single"
     scenario: str | None = None
     sumo: bool = False
@@ -77,10 +80,9 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
     if config.sumo:
         sim = SignalSimulation(network, network.scenario(config.scenario), config.seed)
         index = {i.id: k for k, i in enumerate(sim.intersections)}
-    server = ModbusFieldServer(cabinets, config.host, config.port, ModbusMap.load(config.modbus_map))
-    await server.start()
+    tick, stop, where = await _serve(config, cabinets)
     if ready is not None:
-        ready(f"{config.host}:{config.port}")
+        ready(where)
     period = 1.0 / config.time_scale
     start, ticks = time.monotonic(), 0
     idle = [DetectorReadings.empty(len(i.detectors)) for i in inters]
@@ -94,7 +96,7 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
                 readings = [sim.readings[index[i.id]] for i in inters]
             else:
                 readings = [DetectorReadings.empty(len(i.detectors), float(ticks)) for i in inters] if ticks else idle
-            states = await server.tick(readings)
+            states = await tick(readings)
             if sim is not None:
                 for inter, state in zip(inters, states):
                     sim.backend.set_state(inter.id, state)
@@ -104,7 +106,7 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
             delay = start + ticks * period - time.monotonic()
             await asyncio.sleep(max(delay, 0.0))
     finally:
-        await server.stop()
+        await stop()
         metrics = None
         if sim is not None:
             # SUMO's trip metrics need the whole horizon; a run stopped early reports none
@@ -112,3 +114,38 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
             sim.cleanup()
     return {"seconds": ticks, "faults": sum(len(c.controller.monitor.violations) for c in cabinets),
             "delay": None if metrics is None else metrics.delay_s}
+
+
+async def _serve(config: VirtualConfig, cabinets: list[FieldCabinet]):
+    """Open the protocol side; returns (tick coroutine function, stop coroutine function, where it listens)."""
+    from controller.errors import InputError
+
+    if config.protocol == "modbus":
+        server = ModbusFieldServer(cabinets, config.host, config.port, ModbusMap.load(config.modbus_map))
+        await server.start()
+        return server.tick, server.stop, f"{config.host}:{config.port}"
+    if config.protocol != "ntcip":
+        raise InputError(f"unknown protocol {config.protocol!r}; choose from: modbus, ntcip")
+    from hw.ntcip_field import NtcipFieldAgent
+
+    if config.port + len(cabinets) > 65536:
+        raise InputError(f"ports {config.port}..{config.port + len(cabinets) - 1} do not all exist")
+    agents = []
+    try:
+        for k, cab in enumerate(cabinets):
+            agent = NtcipFieldAgent(cab, config.host, config.port + k)
+            agent.start()
+            agents.append(agent)
+    except InputError:
+        for agent in agents:
+            agent.stop()
+        raise
+
+    async def tick(readings):
+        return [agent.tick(r) for agent, r in zip(agents, readings)]
+
+    async def stop():
+        for agent in agents:
+            agent.stop()
+
+    return tick, stop, f"udp {config.host}:{config.port}..{config.port + len(cabinets) - 1}"

@@ -12,15 +12,19 @@ from controller.errors import InputError
 def add_virtual_controller_command(sub) -> None:
     """Add ``virtual-controller`` to the shell's subcommands."""
     p = sub.add_parser(
-        "virtual-controller", help="virtual field controllers (a Modbus TCP server) for a network's intersections",
+        "virtual-controller", help="virtual field controllers (Modbus TCP or NTCIP 1202) for a network's intersections",
         description="Run a virtual signal cabinet for every intersection of a network behind one Modbus TCP "
-                    "server (unit k+1 = intersection k; register map: docs/modbus-register-map.md). Each cabinet "
+                    "server (unit k+1 = intersection k; register map: docs/modbus-register-map.md) or behind one "
+                    "NTCIP 1202 SNMP agent each (UDP ports PORT, PORT+1, ...). Each cabinet "
                     "runs its own phase machine and conflict monitor, follows the central system's holds, "
-                    "force-offs and calls while its heartbeat keeps changing, and falls back to its local "
-                    "timing when the heartbeat stops. With --sumo its signals drive a SUMO simulation and "
-                    "SUMO's detectors drive its inputs (software in the loop).")
-    p.add_argument("--protocol", choices=["modbus"], default="modbus",
-                   help="field protocol (default: modbus; NTCIP 1202 is not built yet)")
+                    "force-offs and calls while its heartbeat keeps changing (Modbus) or its control objects are "
+                    "re-sent within unitBackupTime (NTCIP), and falls back to its local timing when they stop. "
+                    "With --sumo its signals drive a SUMO simulation and SUMO's detectors drive its inputs "
+                    "(software in the loop).")
+    p.add_argument("--protocol", choices=["modbus", "ntcip"], default="modbus",
+                   help="modbus: one TCP server, unit k+1 = intersection k; ntcip: one NTCIP 1202 SNMP agent per "
+                        "intersection on UDP ports PORT, PORT+1, ... (communities public/private, v3 user ntcip "
+                        "with SHA/AES) (default: modbus)")
     p.add_argument("--port", type=int, default=15020, help="TCP port (default: 15020)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)")
     p.add_argument("--network", default="single", help="network whose intersections the cabinets run "
@@ -50,7 +54,7 @@ def cmd_virtual_controller(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise InputError(f"port {args.port} is not a TCP port")
     network = args.sumo if isinstance(args.sumo, str) else args.network
-    config = VirtualConfig(network=network, scenario=args.scenario, sumo=bool(args.sumo), seed=args.seed,
+    config = VirtualConfig(protocol=args.protocol, network=network, scenario=args.scenario, sumo=bool(args.sumo), seed=args.seed,
                            host=args.host, port=args.port, time_scale=args.time_scale, seconds=args.seconds,
                            local_policy=args.local_policy, backup_time_s=args.backup_time,
                            intersections=tuple(args.intersection), modbus_map=args.modbus_map)

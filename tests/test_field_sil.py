@@ -1,0 +1,135 @@
+"""Software in the loop over Modbus TCP and over NTCIP 1202: the core drives a SUMO intersection through the
+protocol adapter and a virtual field controller in another process; and the link recovers by itself when that
+controller restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from controller.policies.registry import make_policy
+from envs.simulation import intersections_of
+from hw.cabinet import CONTROL_SYSTEM
+from hw.central import CentralIntersection, FieldLink
+from hw.modbus_adapter import ModbusAdapter
+from hw.ntcip_adapter import NtcipAdapter
+from networks.catalog import load_network
+from hw.process import free_port, virtual_controller
+
+pytestmark = pytest.mark.sumo
+
+SIL_SECONDS = 620
+#: cabinet seconds per wall second: 620 s in 31 s (Modbus) or 62 s (NTCIP: pysnmp's pure-Python BER coding makes a
+#: cycle ~10 ms, so a tick gets 100 ms)
+TIME_SCALE = {"modbus": 20, "ntcip": 10}
+PROTOCOLS = ["modbus", "ntcip"]
+
+
+def _adapter(protocol: str, port: int, inter, timeout_s: float):
+    if protocol == "modbus":
+        return ModbusAdapter("127.0.0.1", port, timeout_s=timeout_s)
+    return NtcipAdapter("127.0.0.1", port, timeout_s=timeout_s,
+                        loop_detectors=[d.kind in ("stopbar", "advance") for d in inter.detectors])
+
+
+async def _drive(central: CentralIntersection, proc, until) -> None:
+    while proc.poll() is None and not until():
+        await central.cycle()
+        await asyncio.sleep(0.005)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_core_drives_sumo_through_the_field_protocol_and_the_field_shows_what_it_commanded(protocol):
+    inter = intersections_of(load_network("single"))[0]
+    port = free_port()
+    link = FieldLink(_adapter(protocol, port, inter, 2.0))
+    central = CentralIntersection(inter, make_policy("actuated"), link, unit=1)
+    with virtual_controller(port, "--protocol", protocol, "--sumo", "single", "--time-scale",
+                            str(TIME_SCALE[protocol]), "--seconds", str(SIL_SECONDS), "--json") as proc:
+        asyncio.run(_drive(central, proc, lambda: False))
+        summary = json.loads(proc.stdout.read().strip().splitlines()[-1])
+    assert summary["seconds"] == SIL_SECONDS and summary["faults"] == 0
+    # SUMO's vehicles reached the central side: detector presence came through the Modbus inputs
+    assert sum(int(inputs.presence.sum()) for _, inputs in central.reported) > 100
+    assert not central.controller.monitor.violations
+    reported = {clock: inputs for clock, inputs in central.reported}
+    # the cabinet starts on its own and runs local timing until the first command: it may be a second ahead of the
+    # core's start-up then. From 10 s after it reports central control, every commanded second, the cabinet
+    # showed the same phase colours within one poll period (at its next second, or the one after when the
+    # command arrived just after a tick)
+    first = min(c for c, inputs in reported.items() if inputs.status.control_status == CONTROL_SYSTEM)
+    assert first <= 15  # the first exchanges wait for SUMO to load in the other process
+    commanded = [c for c in central.commanded if c[0] >= first + 10 and c[0] + 1 in reported]
+    assert len(commanded) >= 550  # of the 620 s, a few late polls leave a second unseen
+
+    def shown(clock: int):
+        inputs = reported.get(clock)
+        return None if inputs is None else (inputs.status.greens, inputs.status.yellows)
+
+    mismatched = [(clock, green, yellow) for clock, _, green, yellow in commanded
+                  if (green, yellow) not in (shown(clock + 1), shown(clock + 2))]
+    assert mismatched == []
+    on_time = sum(shown(clock + 1) == (green, yellow) for clock, _, green, yellow in commanded)
+    assert on_time >= 0.9 * len(commanded)
+    assert all(reported[c + 1].status.control_status == CONTROL_SYSTEM for c, *_ in commanded)
+    # the policy really changed phases in those ten minutes
+    assert len({green for _, _, green, _ in commanded if green}) >= 2
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_the_link_recovers_within_5_s_of_a_restarted_controller(protocol):
+    inter = intersections_of(load_network("single"))[0]
+    port = free_port()
+    link = FieldLink(_adapter(protocol, port, inter, 0.5))
+    central = CentralIntersection(inter, make_policy("actuated"), link, unit=1)
+
+    class Away:  # stands for the dead controller's process while the central side keeps polling
+        def poll(self):
+            return None
+
+    async def scenario() -> float | None:
+        async def until_in_control(proc, timeout_s: float) -> float | None:
+            start = time.monotonic()
+            await _drive(central, proc, lambda: central.in_control or time.monotonic() - start > timeout_s)
+            return time.monotonic() - start if central.in_control else None
+
+        with virtual_controller(port, "--protocol", protocol, "--network", "single", "--time-scale", "5") as proc:
+            assert await until_in_control(proc, 10.0) is not None
+            proc.kill()  # the controller dies mid-run
+            proc.wait()
+        # while it is away the central side keeps running: errors are logged, nothing raises
+        await _drive(central, Away(), lambda: sum("cannot" in e for e in link.history.errors) >= 3)
+        assert not central.in_control
+        with virtual_controller(port, "--protocol", protocol, "--network", "single", "--time-scale", "5") as proc:
+            return await until_in_control(proc, 10.0)
+
+    back = asyncio.run(scenario())
+    assert back is not None and back <= 5.0, back
+    assert len(link.history.up) >= 2 and all("\n" not in e for e in link.history.errors)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_lapsed_backup_timer_is_reported_as_lost_control_and_control_is_regained(protocol):
+    inter = intersections_of(load_network("single"))[0]
+    port = free_port()
+    link = FieldLink(_adapter(protocol, port, inter, 0.5))
+    central = CentralIntersection(inter, make_policy("actuated"), link, unit=1)
+
+    async def scenario() -> None:
+        with virtual_controller(port, "--protocol", protocol, "--network", "single", "--time-scale", "10",
+                                "--backup-time", "3") as proc:
+            start = time.monotonic()
+            await _drive(central, proc, lambda: central.in_control or time.monotonic() - start > 10)
+            assert central.in_control
+            await asyncio.sleep(1.0)  # the central side stalls: 10 cabinet seconds without a command
+            await central.cycle()
+            assert not central.in_control and central.lost_control == 1
+            assert any("backup mode" in e for e in link.history.errors)
+            start = time.monotonic()
+            await _drive(central, proc, lambda: central.in_control or time.monotonic() - start > 10)
+            assert central.in_control  # the next commands put it back under central control
+
+    asyncio.run(scenario())
