@@ -20,24 +20,44 @@ def _percentiles(samples_s: list[float]) -> dict:
             "max_ms": float(ms.max()), "cycles": len(ms)}
 
 
-async def _bench(port: int, inters, policy: str, sizes: tuple[int, ...], cycles: int) -> dict:
+def _adapter(protocol: str, port: int, k: int, inter):
+    """The adapter of intersection ``k``: Modbus units share one server, NTCIP agents have a port each."""
+    from hw.modbus_adapter import ModbusAdapter
+    from hw.ntcip_adapter import NtcipAdapter
+
+    if protocol == "modbus":
+        return ModbusAdapter("127.0.0.1", port)
+    return NtcipAdapter("127.0.0.1", port + k, loop_detectors=[d.kind in ("stopbar", "advance")
+                                                                 for d in inter.detectors])
+
+
+async def _bare_read(protocol: str, adapter) -> None:
+    """The protocol's smallest exchange: one register, or one SNMP object."""
+    from hw import ntcip_oids
+
+    if protocol == "modbus":
+        await adapter.client.read_input_registers(0, count=1, device_id=1)
+    else:
+        await adapter._get([ntcip_oids.UNIT_CONTROL_STATUS], "bare read")
+
+
+async def _bench(protocol: str, port: int, inters, policy: str, sizes: tuple[int, ...], cycles: int) -> dict:
     from controller.policies.registry import make_policy
     from hw.central import CentralIntersection, FieldLink
-    from hw.modbus_adapter import ModbusAdapter
 
-    base = ModbusAdapter("127.0.0.1", port)
+    base = _adapter(protocol, port, 0, inters[0])
     await base.connect()
     bare = []
     for _ in range(cycles):
         t = time.perf_counter()
-        await base.client.read_input_registers(0, count=1, device_id=1)
+        await _bare_read(protocol, base)
         bare.append(time.perf_counter() - t)
     await base.close()
     out = {"baseline_read": _percentiles(bare)}
     for n in sizes:
         centrals = []
         for k in range(n):
-            link = FieldLink(ModbusAdapter("127.0.0.1", port))
+            link = FieldLink(_adapter(protocol, port, k, inters[k]))
             await link.adapter.connect()
             centrals.append(CentralIntersection(inters[k], make_policy(policy), link, unit=k + 1))
 
@@ -60,7 +80,7 @@ def bench_hw(protocol: str = "modbus", network: str = "miraflores", sizes: tuple
              cycles: int = 300, policy: str = "actuated") -> dict:
     """Measure read-decide-write cycles against a virtual controller (a child process on a free loopback port).
 
-    :param protocol: ``modbus``.
+    :param protocol: ``modbus`` (one server, a unit per intersection) or ``ntcip`` (an agent per intersection).
     :param network: network whose intersections the virtual controller runs (needs ``max(sizes)`` lights).
     :param sizes: intersections polled concurrently per round.
     :param cycles: rounds per size.
@@ -72,8 +92,8 @@ def bench_hw(protocol: str = "modbus", network: str = "miraflores", sizes: tuple
     from hw.process import free_port, virtual_controller
     from networks.catalog import load_network
 
-    if protocol != "modbus":
-        raise InputError(f"protocol {protocol!r} is not benchmarked yet; choose from: modbus")
+    if protocol not in ("modbus", "ntcip"):
+        raise InputError(f"unknown protocol {protocol!r}; choose from: modbus, ntcip")
     if cycles < 10:
         raise InputError(f"{cycles} cycles are too few for a 99th percentile; use at least 10")
     inters = intersections_of(load_network(network))
@@ -81,9 +101,10 @@ def bench_hw(protocol: str = "modbus", network: str = "miraflores", sizes: tuple
         raise InputError(f"{network} has {len(inters)} traffic lights; cannot poll {max(sizes)} of them")
     port = free_port()
     ids = [i.id for i in inters[: max(sizes)]]
-    args = ["--network", network, "--time-scale", "1"] + [a for i in ids for a in ("--intersection", i)]
+    args = ["--protocol", protocol, "--network", network, "--time-scale", "1"]
+    args += [a for i in ids for a in ("--intersection", i)]
     with virtual_controller(port, *args):
-        result = asyncio.run(_bench(port, inters[: max(sizes)], policy, sizes, cycles))
+        result = asyncio.run(_bench(protocol, port, inters[: max(sizes)], policy, sizes, cycles))
     base = result["baseline_read"]["p50_ms"]
     for n in sizes:
         result[f"{n}_intersections"]["ratio_p50_to_bare_read"] = result[f"{n}_intersections"]["p50_ms"] / base
@@ -93,7 +114,7 @@ def bench_hw(protocol: str = "modbus", network: str = "miraflores", sizes: tuple
 def format_bench_hw(r: dict) -> str:
     """Human-readable result."""
     lines = [f"{r['protocol']} on loopback, virtual controller for {r['network']} in another process; "
-             f"bare one-register read p50 {r['baseline_read']['p50_ms']:.2f} ms, p99 {r['baseline_read']['p99_ms']:.2f} ms"]
+             f"bare one-object read p50 {r['baseline_read']['p50_ms']:.2f} ms, p99 {r['baseline_read']['p99_ms']:.2f} ms"]
     for key, v in r.items():
         if key.endswith("_intersections"):
             n = key.split("_")[0]

@@ -200,8 +200,8 @@ def _add_bench_commands(sub) -> None:
                                     "and time full cycles of the central side (read status and detectors, run "
                                     "the core, write commands and heartbeat, read them back), for one "
                                     "intersection and for many polled concurrently; the baseline is a bare "
-                                    "one-register read in the same command.")
-    h.add_argument("--protocol", choices=["modbus"], default="modbus", help="protocol (default: modbus)")
+                                    "one-object read (one register, one SNMP object) in the same command.")
+    h.add_argument("--protocol", choices=["modbus", "ntcip"], default="modbus", help="protocol (default: modbus)")
     h.add_argument("--network", default="miraflores", help="network of the virtual controller (default: miraflores)")
     h.add_argument("--sizes", type=_sizes, default=(1, 20), help="intersections per round, comma-separated (default: 1,20)")
     h.add_argument("--cycles", type=int, default=300, help="rounds per size (default: 300)")

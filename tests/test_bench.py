@@ -55,9 +55,11 @@ def test_bench_reads_reports_the_three_variants():
     assert min(result["none_s"], result["subscriptions_s"], result["direct_s"]) > 0
 
 
-def test_bench_hw_reports_percentiles_for_each_size_against_a_bare_read():
-    proc = subprocess.run([sys.executable, "-m", "ondaverde.cli", "bench", "hw", "--network", "grid", "--sizes", "1,3",
-                           "--cycles", "20", "--json"], capture_output=True, text=True, timeout=120)
+@pytest.mark.parametrize("protocol", ["modbus", "ntcip"])
+def test_bench_hw_reports_percentiles_for_each_size_against_a_bare_read(protocol):
+    proc = subprocess.run([sys.executable, "-m", "ondaverde.cli", "bench", "hw", "--protocol", protocol, "--network",
+                           "grid", "--sizes", "1,3", "--cycles", "20", "--json"], capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
     for key in ("baseline_read", "1_intersections", "3_intersections"):
