@@ -3,7 +3,7 @@ detector readings."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,8 @@ class FieldInputs:
     :param occupancy: stop-bar occupancy of the last second, 0..1.
     :param heartbeat_echo: the last heartbeat the cabinet took.
     :param in_fault: the cabinet's safety layer latched flash.
+    :param unit: further unit status by name, as the protocol gives it (NTCIP: ``alarm1``, ``alarm2``,
+        ``short_alarm`` bytes, ``preempt_state`` of preempt 1, ``pattern`` = coordPatternStatus).
     """
 
     status: PhaseStatus
@@ -32,6 +34,7 @@ class FieldInputs:
     occupancy: np.ndarray
     heartbeat_echo: int
     in_fault: bool
+    unit: dict = field(default_factory=dict)
 
 
 def readings_from(inputs: FieldInputs, intersection: Intersection, previous_counts: np.ndarray | None,

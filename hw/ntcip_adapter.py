@@ -23,7 +23,8 @@ from hw.ntcip_field import MAX_DETECTORS, SnmpAccess
 _STATUS = (O.STATUS_GREENS + (1,), O.STATUS_YELLOWS + (1,), O.STATUS_REDS + (1,), O.STATUS_WALKS + (1,),
            O.STATUS_PED_CLEARS + (1,), O.STATUS_DONT_WALKS + (1,), O.STATUS_PHASE_ONS + (1,),
            O.STATUS_PHASE_NEXTS + (1,), O.UNIT_FLASH_STATUS, O.UNIT_CONTROL_STATUS, O.SHORT_ALARM_STATUS,
-           O.GLOBAL_TIME, O.VOLUME_OCCUPANCY_SEQUENCE)
+           O.GLOBAL_TIME, O.VOLUME_OCCUPANCY_SEQUENCE, O.UNIT_ALARM_STATUS1, O.UNIT_ALARM_STATUS2,
+           O.PREEMPT_STATE + (1,), O.COORD_PATTERN_STATUS)
 #: variable bindings per request (keeps every PDU small)
 _CHUNK = 40
 
@@ -188,7 +189,7 @@ class NtcipAdapter:
         values = await self._get(list(_STATUS) + [O.DETECTOR_ACTIVE + (g + 1,) for g in range(groups)],
                                  "read of status")
         (greens, yellows, reds, walks, clears, dont_walks, ons, nexts, flash, control, alarms, clock,
-         sequence) = values[:len(_STATUS)]
+         sequence, alarm1, alarm2, preempt, pattern) = values[:len(_STATUS)]
         active = values[len(_STATUS):]
         where = f"ntcip {self.host}:{self.port}"
         for name, v in (("greens", greens), ("yellows", yellows), ("reds", reds), ("walks", walks),
@@ -218,8 +219,10 @@ class NtcipAdapter:
         loops = self._loops[:n] if self._loops is not None and len(self._loops) >= n else np.ones(n, dtype=bool)
         counts = np.where(loops, self._running, self._volume)
         status = PhaseStatus(greens, yellows, reds, walks, clears, dont_walks, ons, nexts, flash, control, clock)
+        unit_status = {"alarm1": alarm1, "alarm2": alarm2, "short_alarm": alarms, "preempt_state": preempt,
+                       "pattern": pattern}
         return FieldInputs(status, presence, counts, np.zeros(n), self._occupancy.copy(), 0,
-                           bool(alarms & 0x80) or flash == 5)
+                           bool(alarms & 0x80) or flash == 5, unit_status)
 
     async def write(self, unit: int, commands: PhaseCommands, heartbeat: int) -> None:
         """Write the phase control groups (one SET, which also restarts the controller's backup timer) and compare
@@ -235,6 +238,22 @@ class NtcipAdapter:
         if any(v > 255 for v in values.values()):
             raise FieldError(f"ntcip {self.host}:{self.port}: a commanded phase is above 8")
         await self._set(values, "write of phase control")
+
+
+    async def command_pattern(self, pattern: int) -> None:
+        """Write ``systemPatternControl`` and ``coordOperationalMode``: :data:`~hw.ntcip_oids.PATTERN_FREE` (254)
+        for free operation, :data:`~hw.ntcip_oids.PATTERN_FLASH` (255) for flash, 1..253 a coordination pattern,
+        0 to release (standby / automatic)."""
+        if not 0 <= pattern <= 255:
+            raise FieldError(f"ntcip {self.host}:{self.port}: pattern {pattern} is not 0..255")
+        await self._set({O.SYSTEM_PATTERN_CONTROL: pattern, O.COORD_OPERATIONAL_MODE: pattern},
+                        "write of systemPatternControl")
+
+    async def command_preempt(self, number: int, active: bool) -> None:
+        """Write ``preemptControlState.number``: 1 activates preempt ``number``, 0 leaves it to its input."""
+        if not 1 <= number <= 255:
+            raise FieldError(f"ntcip {self.host}:{self.port}: preempt {number} is not 1..255")
+        await self._set({O.PREEMPT_CONTROL_STATE + (number,): int(active)}, "write of preemptControlState")
 
 
 class _Failure(FieldError):

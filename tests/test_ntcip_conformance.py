@@ -108,10 +108,14 @@ def _state(overrides: dict | None = None) -> dict:
               O.UNIT_CONTROL_STATUS: 2, O.SHORT_ALARM_STATUS: 0, O.GLOBAL_TIME: 1000, O.VOLUME_OCCUPANCY_SEQUENCE: 3,
               O.UNIT_BACKUP_TIME: 5, O.DETECTOR_ACTIVE + (1,): 0b101, O.DETECTOR_VOLUME + (1,): 4,
               O.DETECTOR_VOLUME + (2,): 0, O.DETECTOR_VOLUME + (3,): 7, O.DETECTOR_OCCUPANCY + (1,): 100,
-              O.DETECTOR_OCCUPANCY + (2,): 0, O.DETECTOR_OCCUPANCY + (3,): 255, O.VOLUME_OCCUPANCY_PERIOD: 1}
+              O.DETECTOR_OCCUPANCY + (2,): 0, O.DETECTOR_OCCUPANCY + (3,): 255, O.VOLUME_OCCUPANCY_PERIOD: 1,
+              O.UNIT_ALARM_STATUS1: 0x10, O.UNIT_ALARM_STATUS2: 0, O.PREEMPT_STATE + (1,): 2,
+              O.COORD_PATTERN_STATUS: 254, O.SYSTEM_PATTERN_CONTROL: 0, O.COORD_OPERATIONAL_MODE: 0,
+              O.PREEMPT_CONTROL_STATE + (1,): 0}
     values.update({c + (1,): 0 for c in O.PHASE_CONTROLS})
     values.update(overrides or {})
-    writable = {*(c + (1,) for c in O.PHASE_CONTROLS), O.VOLUME_OCCUPANCY_PERIOD}
+    writable = {*(c + (1,) for c in O.PHASE_CONTROLS), O.VOLUME_OCCUPANCY_PERIOD, O.SYSTEM_PATTERN_CONTROL,
+                O.COORD_OPERATIONAL_MODE, O.PREEMPT_CONTROL_STATE + (1,)}
     return {O.dotted(k): [v, k in writable] for k, v in values.items() if v is not None}
 
 
@@ -170,6 +174,8 @@ def test_adapter_reads_and_commands_snmpd(snmpd, version):
         await a.connect()
         inputs = await a.read(1, 3)
         await a.write(1, PhaseCommands(hold=frozenset({2}), vehicle_calls=frozenset({0, 3})), heartbeat=0)
+        await a.command_pattern(O.PATTERN_FLASH)
+        await a.command_preempt(1, True)
         await a.close()
         return a, inputs
 
@@ -180,9 +186,12 @@ def test_adapter_reads_and_commands_snmpd(snmpd, version):
     assert inputs.presence.tolist() == [True, False, True]
     assert inputs.counts.tolist() == [4, 0, 7]  # loops: running count; the zone: its vehicles
     assert inputs.occupancy.tolist() == [0.5, 0.0, 0.0]  # 255 is a detector fault code, not an occupancy
+    assert inputs.unit == {"alarm1": 0x10, "alarm2": 0, "short_alarm": 0, "preempt_state": 2, "pattern": 254}
     got = _tool("snmpget", "-v2c", "-c", "public", where, O.dotted(O.CONTROL_HOLD + (1,)),
-                O.dotted(O.CONTROL_VEH_CALL + (1,)), O.dotted(O.VOLUME_OCCUPANCY_PERIOD))
-    assert [int(line.split(":")[-1]) for line in got.stdout.splitlines()] == [0b0100, 0b1001, 5]
+                O.dotted(O.CONTROL_VEH_CALL + (1,)), O.dotted(O.VOLUME_OCCUPANCY_PERIOD),
+                O.dotted(O.SYSTEM_PATTERN_CONTROL), O.dotted(O.COORD_OPERATIONAL_MODE),
+                O.dotted(O.PREEMPT_CONTROL_STATE + (1,)))
+    assert [int(line.split(":")[-1]) for line in got.stdout.splitlines()] == [0b0100, 0b1001, 5, 255, 255, 1]
 
 
 def _fails(where: str, words: str, **kw) -> str:
