@@ -35,6 +35,14 @@ def _adapter(protocol: str, port: int, inter, timeout_s: float):
                         loop_detectors=[d.kind in ("stopbar", "advance") for d in inter.detectors])
 
 
+def _central(protocol: str, timeout_s: float) -> tuple[int, FieldLink, CentralIntersection]:
+    """A free port, and the core (actuated) at the centre of the `single` intersection linked to it."""
+    inter = intersections_of(load_network("single"))[0]
+    port = free_port()
+    link = FieldLink(_adapter(protocol, port, inter, timeout_s))
+    return port, link, CentralIntersection(inter, make_policy("actuated"), link, unit=1)
+
+
 async def _drive(central: CentralIntersection, proc, until) -> None:
     while proc.poll() is None and not until():
         await central.cycle()
@@ -43,10 +51,7 @@ async def _drive(central: CentralIntersection, proc, until) -> None:
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_core_drives_sumo_through_the_field_protocol_and_the_field_shows_what_it_commanded(protocol):
-    inter = intersections_of(load_network("single"))[0]
-    port = free_port()
-    link = FieldLink(_adapter(protocol, port, inter, 2.0))
-    central = CentralIntersection(inter, make_policy("actuated"), link, unit=1)
+    port, link, central = _central(protocol, timeout_s=2.0)
     with virtual_controller(port, "--protocol", protocol, "--sumo", "single", "--time-scale",
                             str(TIME_SCALE[protocol]), "--seconds", str(SIL_SECONDS), "--json") as proc:
         asyncio.run(_drive(central, proc, lambda: False))
@@ -81,10 +86,7 @@ def test_core_drives_sumo_through_the_field_protocol_and_the_field_shows_what_it
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_the_link_recovers_within_5_s_of_a_restarted_controller(protocol):
-    inter = intersections_of(load_network("single"))[0]
-    port = free_port()
-    link = FieldLink(_adapter(protocol, port, inter, 0.5))
-    central = CentralIntersection(inter, make_policy("actuated"), link, unit=1)
+    port, link, central = _central(protocol, timeout_s=0.5)
 
     class Away:  # stands for the dead controller's process while the central side keeps polling
         def poll(self):
@@ -113,10 +115,7 @@ def test_the_link_recovers_within_5_s_of_a_restarted_controller(protocol):
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_a_lapsed_backup_timer_is_reported_as_lost_control_and_control_is_regained(protocol):
-    inter = intersections_of(load_network("single"))[0]
-    port = free_port()
-    link = FieldLink(_adapter(protocol, port, inter, 0.5))
-    central = CentralIntersection(inter, make_policy("actuated"), link, unit=1)
+    port, link, central = _central(protocol, timeout_s=0.5)
 
     async def scenario() -> None:
         with virtual_controller(port, "--protocol", protocol, "--network", "single", "--time-scale", "10",
