@@ -1,0 +1,152 @@
+"""High-resolution controller events (Indiana enumerations, the ATSPM format) from what the core does each second.
+
+:class:`EventRecorder` watches one intersection's phase machine, the state it shows and its detectors, and emits
+the events a field controller's hi-res log would hold: begin green / yellow / red clearance per phase, pedestrian
+walk / clearance / don't walk, detector on / off, max-outs and flash. Pure: the live daemon, simulation and replay
+all log through it. Codes: ``../shared/reference/standards.md`` §F; the parameter is a 1-based phase number or
+detector channel.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+
+from controller.intersection import Intersection
+from controller.policies.base import Interval
+
+
+class EventCode(enum.IntEnum):
+    """Indiana hi-res event codes used by ondaverde."""
+
+    PHASE_ON = 0
+    BEGIN_GREEN = 1
+    MIN_GREEN_COMPLETE = 3
+    GAP_OUT = 4
+    MAX_OUT = 5
+    FORCE_OFF = 6
+    GREEN_TERMINATION = 7
+    BEGIN_YELLOW = 8
+    END_YELLOW = 9
+    BEGIN_RED_CLEARANCE = 10
+    END_RED_CLEARANCE = 11
+    PHASE_INACTIVE = 12
+    PED_BEGIN_WALK = 21
+    PED_BEGIN_CLEARANCE = 22
+    PED_BEGIN_DONT_WALK = 23
+    DETECTOR_OFF = 81
+    DETECTOR_ON = 82
+    DETECTOR_RESTORED = 83
+    DETECTOR_FAULT_OTHER = 84
+    DETECTOR_FAULT_WATCHDOG = 85
+    DETECTOR_FAULT_OPEN = 86
+    DETECTOR_FAULT_SHORTED = 87
+    DETECTOR_FAULT_EXCESSIVE_CHANGE = 88
+    PREEMPT_CALL_ON = 102
+    PREEMPT_CALL_OFF = 104
+    PREEMPT_ENTRY_STARTED = 105
+    PREEMPT_TRACK_CLEARANCE = 106
+    PREEMPT_DWELL = 107
+    PREEMPT_EXIT = 111
+    TSP_CHECK_IN = 112
+    TSP_EARLY_GREEN = 113
+    TSP_EXTEND_GREEN = 114
+    TSP_CHECK_OUT = 115
+    COORD_PATTERN_CHANGE = 131
+    UNIT_CONTROL_STATUS_CHANGE = 155
+    UNIT_FLASH_STATUS_CHANGE = 173
+
+
+@dataclass(frozen=True)
+class Event:
+    """One log record.
+
+    :param time_s: controller clock, seconds (0.1 s resolution in exports).
+    :param signal_id: the intersection (traffic-light id).
+    :param code: Indiana event code.
+    :param param: its parameter (phase number, detector channel, preempt number, status code).
+    """
+
+    time_s: float
+    signal_id: str
+    code: int
+    param: int
+
+
+class EventRecorder:
+    """Turns one intersection's second-by-second status into hi-res events.
+
+    :param intersection: the intersection.
+    """
+
+    def __init__(self, intersection: Intersection) -> None:
+        self.intersection = intersection
+        self._interval: Interval | None = None
+        self._phase: int | None = None
+        self._occupied = np.zeros(len(intersection.detectors), dtype=bool)
+        self._peds = {k: sorted(i for i in p.greens if intersection.links[i].kind == "pedestrian")
+                      for k, p in enumerate(intersection.phases)}
+        self._ped_shown: dict[int, str] = {k: "r" for k, links in self._peds.items() if links}
+        self._min_done = False
+        self._max_outs = 0
+
+    def observe(self, time_s: float, interval: Interval, phase: int, state: str, min_green_done: bool = False,
+                occupied: np.ndarray | None = None, max_outs: int = 0) -> list[Event]:
+        """The events between the previous observation and this one.
+
+        :param time_s: clock, seconds.
+        :param interval: the phase machine's interval now (``Interval.FLASH`` once the monitor latched).
+        :param phase: the phase green now, or being left during yellow and all-red (index).
+        :param state: the signal state shown (for pedestrian indications).
+        :param min_green_done: min green (and pedestrian timing) has run.
+        :param occupied: detector presence now (per detector), or None when not read this second.
+        :param max_outs: the phase machine's count of max-outs so far.
+        """
+        sid, out = self.intersection.id, []
+
+        def emit(code: EventCode, param: int) -> None:
+            out.append(Event(time_s, sid, int(code), int(param)))
+
+        before, was = self._interval, self._phase
+        number = phase + 1
+        if interval is Interval.FLASH and before is not Interval.FLASH:
+            emit(EventCode.UNIT_FLASH_STATUS_CHANGE, 5)  # NTCIP unitFlashStatus: faultMonitor
+        elif interval is not before or phase != was:
+            if interval is Interval.GREEN:
+                if before is Interval.ALL_RED and was is not None:
+                    emit(EventCode.END_RED_CLEARANCE, was + 1)
+                    if was != phase:
+                        emit(EventCode.PHASE_INACTIVE, was + 1)
+                emit(EventCode.PHASE_ON, number)
+                emit(EventCode.BEGIN_GREEN, number)
+                self._min_done = False
+            elif interval is Interval.YELLOW:
+                if max_outs > self._max_outs:
+                    emit(EventCode.MAX_OUT, number)
+                emit(EventCode.GREEN_TERMINATION, number)
+                emit(EventCode.BEGIN_YELLOW, number)
+            elif interval is Interval.ALL_RED and before is Interval.YELLOW:
+                emit(EventCode.END_YELLOW, number)
+                emit(EventCode.BEGIN_RED_CLEARANCE, number)
+        if interval is Interval.GREEN and min_green_done and not self._min_done:
+            emit(EventCode.MIN_GREEN_COMPLETE, number)
+            self._min_done = True
+        self._max_outs = max_outs
+        for k, links in self._peds.items():
+            if not links:
+                continue
+            shown = "G" if any(state[i] in "Gg" for i in links) else "y" if any(state[i] == "y" for i in links) else "r"
+            if shown != self._ped_shown[k]:
+                code = {"G": EventCode.PED_BEGIN_WALK, "y": EventCode.PED_BEGIN_CLEARANCE,
+                        "r": EventCode.PED_BEGIN_DONT_WALK}[shown]
+                emit(code, k + 1)
+                self._ped_shown[k] = shown
+        if occupied is not None:
+            changed = np.flatnonzero(occupied != self._occupied)
+            for d in changed.tolist():
+                emit(EventCode.DETECTOR_ON if occupied[d] else EventCode.DETECTOR_OFF, d + 1)
+            self._occupied = occupied.copy()
+        self._interval, self._phase = interval, phase
+        return out

@@ -1,0 +1,121 @@
+"""Hi-res events from the core and their durable store: Indiana codes in order, detector edges, pedestrian
+indications, CSV export, and no committed event lost to ``kill -9``."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+from controller.events import Event, EventCode, EventRecorder
+from controller.policies.base import DetectorReadings
+from controller.policies.registry import make_policy
+from controller.signal_controller import SignalController
+from controller.testing import crossroads_with_crosswalks, two_phase_intersection
+from hw.eventlog import EventLog, format_timestamp
+
+C = EventCode
+
+
+def _record(inter, seconds: int, policy: str = "fixed", occupied=None) -> list[Event]:
+    ctrl = SignalController(inter, make_policy(policy))
+    rec = EventRecorder(inter)
+    out = []
+    for t in range(seconds):
+        occ = occupied(t) if occupied else np.zeros(len(inter.detectors), dtype=bool)
+        r = DetectorReadings.empty(len(inter.detectors), float(t))
+        r.occupied[:] = occ
+        state = ctrl.step(r)
+        m = ctrl.machine
+        out += rec.observe(float(t), ctrl.interval, m.phase, state, m.may_end_green(), occ, m.stats.max_outs)
+    return out
+
+
+def test_every_green_is_followed_by_yellow_then_red_clearance_then_the_next_green():
+    events = _record(two_phase_intersection(), 400)
+    phase_events = [(e.code, e.param) for e in events if e.code in (C.BEGIN_GREEN, C.BEGIN_YELLOW,
+                                                                     C.BEGIN_RED_CLEARANCE)]
+    assert len(phase_events) > 20
+    for (c1, p1), (c2, p2) in zip(phase_events, phase_events[1:]):
+        if c1 == C.BEGIN_GREEN:
+            assert (c2, p2) == (C.BEGIN_YELLOW, p1)
+        elif c1 == C.BEGIN_YELLOW:
+            assert (c2, p2) == (C.BEGIN_RED_CLEARANCE, p1)
+        else:
+            assert c2 == C.BEGIN_GREEN and p2 != p1
+    # each begin green comes with phase on, and min green complete follows it
+    greens = [e for e in events if e.code == C.BEGIN_GREEN]
+    assert sum(e.code == C.PHASE_ON for e in events) == len(greens)
+    assert sum(e.code == C.MIN_GREEN_COMPLETE for e in events) >= len(greens) - 1
+
+
+def test_detector_edges_give_on_and_off_with_the_channel():
+    inter = two_phase_intersection()
+    n = len(inter.detectors)
+
+    def occupied(t):
+        occ = np.zeros(n, dtype=bool)
+        occ[0] = 10 <= t < 13
+        return occ
+
+    events = _record(inter, 20, occupied=occupied)
+    edges = [(e.time_s, e.code, e.param) for e in events if e.code in (C.DETECTOR_ON, C.DETECTOR_OFF)]
+    assert edges == [(10.0, C.DETECTOR_ON, 1), (13.0, C.DETECTOR_OFF, 1)]
+
+
+def test_pedestrian_walk_clearance_and_dont_walk_are_logged_in_order():
+    events = _record(crossroads_with_crosswalks(), 300)
+    peds = [(e.code, e.param) for e in events if e.code in (C.PED_BEGIN_WALK, C.PED_BEGIN_CLEARANCE,
+                                                            C.PED_BEGIN_DONT_WALK)]
+    assert peds
+    by_phase: dict[int, list[int]] = {}
+    for code, phase in peds:
+        by_phase.setdefault(phase, []).append(code)
+    for codes in by_phase.values():
+        for a, b in zip(codes, codes[1:]):
+            assert (a, b) in {(C.PED_BEGIN_WALK, C.PED_BEGIN_CLEARANCE), (C.PED_BEGIN_CLEARANCE, C.PED_BEGIN_DONT_WALK),
+                              (C.PED_BEGIN_DONT_WALK, C.PED_BEGIN_WALK)}
+
+
+def test_store_exports_the_atspm_csv_layout(tmp_path):
+    log = EventLog(tmp_path / "log.sqlite", epoch_s=1_700_000_000.0)
+    assert log.append([Event(0.0, "J1", 1, 2), Event(3.25, "J1", 8, 2), Event(1.0, "J2", 82, 5)]) == 3
+    assert log.export_csv(tmp_path / "log.csv") == 3
+    rows = list(csv.reader(open(tmp_path / "log.csv")))
+    assert rows[0] == ["Timestamp", "SignalId", "EventCode", "EventParam"]
+    assert rows[1] == [format_timestamp(1_700_000_000.0), "J1", "1", "2"]
+    assert [r[1:] for r in rows[1:]] == [["J1", "1", "2"], ["J2", "82", "5"], ["J1", "8", "2"]]  # time order
+    assert rows[3][0].endswith(".2") or rows[3][0].endswith(".3")  # 0.1 s resolution
+    assert log.export_csv(tmp_path / "j2.csv", signal_id="J2") == 1
+    log.close()
+
+
+def test_kill_9_loses_no_committed_event(tmp_path):
+    db = tmp_path / "log.sqlite"
+    writer = textwrap.dedent(f"""
+        import sys
+        from controller.events import Event
+        from hw.eventlog import EventLog
+        log = EventLog({str(db)!r})
+        k = 0
+        while True:
+            k += log.append([Event(float(k + i), "J1", 82, 1) for i in range(50)])
+            print(k, flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, text=True,
+                            cwd=os.getcwd())
+    committed = 0
+    for line in proc.stdout:
+        committed = int(line)
+        if committed >= 2000:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    log = EventLog(db)
+    assert log.count() >= committed >= 2000
+    log.close()
