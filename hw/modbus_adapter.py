@@ -56,7 +56,8 @@ class ModbusAdapter:
         """
         from pymodbus.client import AsyncModbusTcpClient
 
-        logging.getLogger("pymodbus").setLevel(logging.WARNING)  # its DEBUG dumps every frame
+        # its DEBUG dumps every frame and its ERROR lines repeat what FieldError says in one line
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
         await self.close()
         # reconnect_delay=0: reconnection (with backoff) is the caller's loop, not a hidden background task
         self.client = AsyncModbusTcpClient(self.host, port=self.port, timeout=self.timeout_s, retries=self.retries,

@@ -1,0 +1,230 @@
+"""The live daemon's configuration (``ondaverde run CONFIG.yaml``): read, checked as a whole, every problem listed.
+
+Example::
+
+    network: miraflores            # where the intersection descriptions come from (bundled name or folder)
+    cycle_s: 1.0                   # decision cycle, seconds
+    event_log: events.sqlite       # durable hi-res event log (SQLite, WAL)
+    status: 127.0.0.1:18080        # read-only HTTP status and Prometheus metrics (optional)
+    intersections:
+      - id: J1                     # traffic-light id in the network
+        backend: modbus            # modbus | ntcip
+        address: 127.0.0.1:15020
+        unit: 1                    # Modbus device id (modbus only)
+        policy: actuated           # fixed | webster | actuated | maxpressure | rl
+        policy_file: rl-policy.npz # for rl (default: the network folder's)
+        timeout_s: 1.0
+      - id: J2
+        backend: ntcip
+        address: 127.0.0.1:16161
+        snmp: {version: v3, user: ntcip, auth_key: ..., priv_key: ...}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from controller.errors import InputError
+
+BACKENDS = ("modbus", "ntcip")
+_TOP = {"network", "cycle_s", "event_log", "status", "intersections"}
+_INTERSECTION = {"id", "backend", "address", "unit", "policy", "policy_file", "timeout_s", "retries", "snmp",
+                 "modbus_map"}
+_SNMP = {"version", "read_community", "write_community", "user", "auth_key", "priv_key"}
+
+
+class ConfigError(InputError):
+    """A configuration with problems: the message lists every one as ``path: reason``."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{source}: {len(problems)} problem{'s' if len(problems) > 1 else ''}: "
+                         + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class SnmpSettings:
+    """SNMP access of an NTCIP intersection (see :class:`hw.ntcip_field.SnmpAccess`)."""
+
+    version: str = "v2c"
+    read_community: str = "public"
+    write_community: str = "private"
+    user: str = "ntcip"
+    auth_key: str = "ondaverde-auth"
+    priv_key: str = "ondaverde-priv"
+
+
+@dataclass(frozen=True)
+class IntersectionConfig:
+    """One intersection the daemon drives.
+
+    :param id: traffic-light id in the network.
+    :param backend: ``modbus`` or ``ntcip``.
+    :param host: controller address.
+    :param port: controller port (TCP for Modbus, UDP for NTCIP).
+    :param unit: Modbus device id.
+    :param policy: the policy's name.
+    :param policy_file: trained policy for ``rl``.
+    :param timeout_s: seconds to wait for each answer.
+    :param retries: protocol retries per request.
+    :param snmp: SNMP access (NTCIP).
+    :param modbus_map: site register map file (Modbus).
+    """
+
+    id: str
+    backend: str
+    host: str
+    port: int
+    unit: int = 1
+    policy: str = "actuated"
+    policy_file: str | None = None
+    timeout_s: float = 1.0
+    retries: int = 0
+    snmp: SnmpSettings = field(default_factory=SnmpSettings)
+    modbus_map: str | None = None
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """The whole configuration.
+
+    :param network: network name or folder.
+    :param intersections: the intersections driven.
+    :param cycle_s: decision cycle, seconds.
+    :param event_log: the event log file.
+    :param status: ``host:port`` of the status endpoint, or None.
+    """
+
+    network: str
+    intersections: tuple[IntersectionConfig, ...]
+    cycle_s: float = 1.0
+    event_log: str = "events.sqlite"
+    status: tuple[str, int] | None = None
+
+
+def _address(text, path: str, problems: list[str]) -> tuple[str, int] | None:
+    if not isinstance(text, str) or text.count(":") != 1:
+        problems.append(f"{path}: {text!r} is not host:port")
+        return None
+    host, port = text.split(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        problems.append(f"{path}: {text!r} is not host:port with a port in 1..65535")
+        return None
+    return host, int(port)
+
+
+def parse_config(data, source: str = "config") -> DaemonConfig:
+    """Check a loaded YAML document and build the configuration.
+
+    :raises ConfigError: listing every problem found (field path and reason).
+    """
+    from controller.policies.registry import POLICIES
+    from envs.simulation import intersections_of
+    from networks.catalog import load_network
+
+    problems: list[str] = []
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["(top): a mapping with network and intersections is expected"])
+    for key in sorted(set(data) - _TOP):
+        problems.append(f"{key}: unknown setting (known: {', '.join(sorted(_TOP))})")
+    known_lights: set[str] | None = None
+    network = data.get("network")
+    if not isinstance(network, str) or not network:
+        problems.append("network: required, a bundled network name or a network folder")
+    else:
+        try:
+            known_lights = {i.id for i in intersections_of(load_network(network))}
+        except InputError as exc:
+            problems.append(f"network: {exc}")
+    cycle = data.get("cycle_s", 1.0)
+    if isinstance(cycle, bool) or not isinstance(cycle, (int, float)) or not 0.005 <= cycle <= 60:
+        problems.append(f"cycle_s: {cycle!r} is not a number of seconds in 0.005..60")
+    log = data.get("event_log", "events.sqlite")
+    if not isinstance(log, str) or not log:
+        problems.append(f"event_log: {log!r} is not a file path")
+    status = None
+    if data.get("status") is not None:
+        status = _address(data["status"], "status", problems)
+    items = data.get("intersections")
+    lights: list[IntersectionConfig] = []
+    if not isinstance(items, list) or not items:
+        problems.append("intersections: required, a list of at least one intersection")
+        items = []
+    seen: set[str] = set()
+    for k, item in enumerate(items):
+        where = f"intersections[{k}]"
+        if not isinstance(item, dict):
+            problems.append(f"{where}: a mapping is expected")
+            continue
+        for key in sorted(set(item) - _INTERSECTION):
+            problems.append(f"{where}.{key}: unknown setting (known: {', '.join(sorted(_INTERSECTION))})")
+        light = item.get("id")
+        if not isinstance(light, str) or not light:
+            problems.append(f"{where}.id: required, the traffic-light id")
+        elif light in seen:
+            problems.append(f"{where}.id: {light!r} is listed twice")
+        elif known_lights is not None and light not in known_lights:
+            problems.append(f"{where}.id: no traffic light {light!r} in {network}")
+        seen.add(light if isinstance(light, str) else "")
+        backend = item.get("backend")
+        if backend not in BACKENDS:
+            problems.append(f"{where}.backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+        address = _address(item.get("address"), f"{where}.address", problems)
+        unit = item.get("unit", 1)
+        if isinstance(unit, bool) or not isinstance(unit, int) or not 1 <= unit <= 247:
+            problems.append(f"{where}.unit: {unit!r} is not a Modbus device id in 1..247")
+        policy = item.get("policy", "actuated")
+        if policy not in POLICIES and policy != "rl":
+            problems.append(f"{where}.policy: {policy!r} is not one of {', '.join(sorted(POLICIES) + ['rl'])}")
+        policy_file = item.get("policy_file")
+        if policy_file is not None and (not isinstance(policy_file, str) or not Path(policy_file).is_file()):
+            problems.append(f"{where}.policy_file: {policy_file!r} is not a file")
+        timeout = item.get("timeout_s", 1.0)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 30:
+            problems.append(f"{where}.timeout_s: {timeout!r} is not a number of seconds in (0, 30]")
+        retries = item.get("retries", 0)
+        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 5:
+            problems.append(f"{where}.retries: {retries!r} is not a whole number in 0..5")
+        snmp_data = item.get("snmp", {}) or {}
+        snmp = SnmpSettings()
+        if not isinstance(snmp_data, dict):
+            problems.append(f"{where}.snmp: a mapping is expected")
+        else:
+            for key in sorted(set(snmp_data) - _SNMP):
+                problems.append(f"{where}.snmp.{key}: unknown setting (known: {', '.join(sorted(_SNMP))})")
+            if snmp_data.get("version", "v2c") not in ("v1", "v2c", "v3"):
+                problems.append(f"{where}.snmp.version: {snmp_data.get('version')!r} is not v1, v2c or v3")
+            for key in ("auth_key", "priv_key"):
+                if key in snmp_data and (not isinstance(snmp_data[key], str) or len(snmp_data[key]) < 8):
+                    problems.append(f"{where}.snmp.{key}: needs at least 8 characters")
+            if not any(p.startswith(f"{where}.snmp") for p in problems):
+                snmp = SnmpSettings(**{k: str(v) for k, v in snmp_data.items()})
+        modbus_map = item.get("modbus_map")
+        if modbus_map is not None and (not isinstance(modbus_map, str) or not Path(modbus_map).is_file()):
+            problems.append(f"{where}.modbus_map: {modbus_map!r} is not a file")
+        if address is not None and isinstance(light, str) and backend in BACKENDS:
+            lights.append(IntersectionConfig(light, backend, address[0], address[1], unit if isinstance(unit, int)
+                                             else 1, policy if isinstance(policy, str) else "actuated",
+                                             policy_file, float(timeout) if isinstance(timeout, (int, float))
+                                             else 1.0, retries if isinstance(retries, int) else 0, snmp, modbus_map))
+    if problems:
+        raise ConfigError(source, problems)
+    return DaemonConfig(network, tuple(lights), float(cycle), log, status)
+
+
+def load_config(path: Path | str) -> DaemonConfig:
+    """Read and check a YAML configuration file.
+
+    :raises InputError: for a missing or unreadable file; :class:`ConfigError` listing every problem.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: configuration file not found") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"{path}: not a YAML configuration ({str(exc).splitlines()[0]})") from None
+    return parse_config(data, str(path))
