@@ -49,7 +49,7 @@ class EventLog:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA journal_mode=WAL")  # also the first read: a file that is not SQLite fails here
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute(_SCHEMA)
         except (sqlite3.DatabaseError, OSError) as exc:

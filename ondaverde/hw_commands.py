@@ -68,3 +68,32 @@ def cmd_virtual_controller(args: argparse.Namespace) -> int:
         print(f"ran {summary['seconds']} cabinet seconds, {summary['faults']} safety faults"
               + (f", delay {summary['delay']:.1f} s" if summary["delay"] is not None else ""))
     return 0
+
+
+def add_events_command(sub) -> None:
+    """Add ``events`` (export the daemon's event log) to the shell's subcommands."""
+    p = sub.add_parser("events", help="export the daemon's event log as ATSPM CSV",
+                       description="Write the hi-res events of an ondaverde event log (SQLite) as CSV with the "
+                                   "columns Timestamp,SignalId,EventCode,EventParam (Indiana codes, 0.1 s, UTC).")
+    p.add_argument("log", help="event log file (SQLite, as written by ondaverde run)")
+    p.add_argument("--csv", required=True, help="CSV file to write")
+    p.add_argument("--signal", default=None, help="only this signal id")
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    """Export the event log."""
+    from pathlib import Path
+
+    from hw.eventlog import EventLog
+
+    if not Path(args.log).is_file():
+        raise InputError(f"{args.log}: event log not found")
+    log = EventLog(args.log)
+    try:
+        n = log.export_csv(args.csv, args.signal)
+    except Exception as exc:  # sqlite3.DatabaseError: a file that is not an event log
+        raise InputError(f"{args.log}: not an event log ({exc})") from None
+    finally:
+        log.close()
+    print(f"{n} events written to {args.csv}")
+    return 0

@@ -119,3 +119,17 @@ def test_kill_9_loses_no_committed_event(tmp_path):
     log = EventLog(db)
     assert log.count() >= committed >= 2000
     log.close()
+
+
+def test_events_command_exports_and_refuses_a_file_that_is_not_a_log(tmp_path):
+    log = EventLog(tmp_path / "log.sqlite")
+    log.append([Event(1.0, "J1", 1, 2), Event(2.0, "J2", 8, 2)])
+    log.close()
+    cmd = [sys.executable, "-m", "ondaverde.cli", "events"]
+    ok = subprocess.run(cmd + [str(tmp_path / "log.sqlite"), "--csv", str(tmp_path / "o.csv"), "--signal", "J2"],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and "1 events" in ok.stdout
+    (tmp_path / "junk.sqlite").write_text("this is not a database, just text " * 100)
+    bad = subprocess.run(cmd + [str(tmp_path / "junk.sqlite"), "--csv", str(tmp_path / "x.csv")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "junk.sqlite" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
