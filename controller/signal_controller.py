@@ -6,8 +6,11 @@ switch that skips the phase machine or the monitor.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
+from controller.detector_health import DetectorHealth
 from controller.intersection import Intersection
 from controller.phase_machine import PhaseMachine
 from controller.policies.base import DetectorReadings, Interval, Policy, SignalView
@@ -22,10 +25,12 @@ class SignalController:
         (a learning agent calls :meth:`request`).
     :param step_s: step length, seconds.
     :param decision_period_s: how often the policy is asked, seconds (a multiple of ``step_s``).
+    :param health: detector health watch (live use): a failed detector's data is masked and its phase recalled;
+        its fault and restore events collect in :attr:`events`.
     """
 
     def __init__(self, intersection: Intersection, policy: Policy | None, step_s: float = 1.0,
-                 decision_period_s: float = 1.0) -> None:
+                 decision_period_s: float = 1.0, health: DetectorHealth | None = None) -> None:
         self.intersection = intersection
         self.policy = policy
         self.step_s = step_s
@@ -35,6 +40,9 @@ class SignalController:
         self._steps = 0
         self.state = intersection.all_red_state()
         self._call_detectors = phase_call_detectors(intersection)
+        self.health = health
+        #: events from the detector health watch not yet taken (the caller logs and clears them)
+        self.events: list = []
         if policy is not None:
             policy.reset(intersection, step_s)
 
@@ -54,6 +62,8 @@ class SignalController:
         :param readings: this step's detector data (may be None when no policy is attached).
         :return: the signal state string; the flash pattern if the monitor has latched a fault.
         """
+        if readings is not None and self.health is not None:
+            readings = self._screened(readings)
         if readings is not None:
             self._register_calls(readings.occupied)
         if self.policy is not None and self._steps % self._decide_every == 0 and not self.monitor.in_flash:
@@ -81,6 +91,20 @@ class SignalController:
         self._steps += steps
         self.state = self.monitor.check_held(self.machine.state, steps)
         return self.state
+
+    def _screened(self, readings: DetectorReadings) -> DetectorReadings:
+        """Readings with failed detectors masked (their phases recalled instead)."""
+        health = self.health
+        self.events += health.update(readings.time_s, readings.occupied)
+        failed = health.failed
+        if not failed.any():
+            return readings
+        recall_max = health.settings.recall == "max"
+        occupancy = np.where(failed, float(recall_max), readings.occupancy)
+        screened = replace(readings, occupied=health.mask(readings.occupied), occupancy=occupancy,
+                           count=np.where(failed, 0.0, readings.count), halting=np.where(failed, 0.0, readings.halting))
+        self.machine.call_vehicles(health.recall_phases())
+        return screened
 
     def _register_calls(self, occupied: np.ndarray) -> None:
         """Detector presence on a phase's approach lanes places a (locking) vehicle call on that phase."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from controller.detector_health import DetectorHealth
 from controller.intersection import Intersection
 from controller.policies.base import Interval, Policy
 from controller.signal_controller import SignalController
@@ -100,11 +101,13 @@ class CentralIntersection:
     :param policy: the policy proposing phases.
     :param link: the link to the device.
     :param unit: the intersection's unit (Modbus device id).
+    :param health: detector health watch (failed detectors masked, their phases recalled), or None.
     """
 
-    def __init__(self, intersection: Intersection, policy: Policy, link: FieldLink, unit: int) -> None:
+    def __init__(self, intersection: Intersection, policy: Policy, link: FieldLink, unit: int,
+                 health: DetectorHealth | None = None) -> None:
         self.intersection = intersection
-        self.controller = SignalController(intersection, policy)
+        self.controller = SignalController(intersection, policy, health=health)
         self.link, self.unit = link, unit
         self.heartbeat = 0
         self.last_clock: int | None = None

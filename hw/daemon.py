@@ -14,8 +14,9 @@ import json
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from controller.detector_health import DetectorHealth
 from controller.events import EventRecorder
 from controller.intersection import Intersection
 from hw.cabinet import PhaseCommands
@@ -41,6 +42,7 @@ class IntersectionState:
     link_errors: int = 0
     lost_control: int = 0
     faults: int = 0
+    failed_detectors: int = 0
     decision_ms: list[float] = field(default_factory=list)
 
 
@@ -93,7 +95,8 @@ class Daemon:
         for cfg in config.intersections:
             inter = by_id[cfg.id]
             link = FieldLink(_adapter(cfg, inter, config.cycle_s), log=lambda m, i=cfg.id: self._log(f"{i}: {m}"))
-            self.centrals.append(CentralIntersection(inter, _policy(cfg, network), link, cfg.unit))
+            self.centrals.append(CentralIntersection(inter, _policy(cfg, network), link, cfg.unit,
+                                                     DetectorHealth(inter)))
             self.recorders.append(EventRecorder(inter))
             self.states.append(IntersectionState(cfg.id, cfg.backend, f"{cfg.host}:{cfg.port}"))
         self.events = EventLog(config.event_log)
@@ -165,6 +168,10 @@ class Daemon:
         at = base[1] + base[2]
         self._pending += self.recorders[k].observe(at, ctrl.interval, m.phase, ctrl.state, m.may_end_green(),
                                                    inputs.presence, m.stats.max_outs)
+        if ctrl.events:  # detector faults and restores (their times are the controller's clock)
+            self._pending += [replace(e, time_s=at) for e in ctrl.events]
+            ctrl.events.clear()
+        state.failed_detectors = int(ctrl.health.failed.sum()) if ctrl.health is not None else 0
         state.decisions += 1
         state.phase, state.interval, state.clock_s = m.phase + 1, ctrl.interval.value, clock
         state.faults = len(ctrl.monitor.violations)
@@ -208,6 +215,7 @@ class Daemon:
                         "in_control": s.in_control, "mode": "central" if s.in_control else "local",
                         "phase": s.phase, "interval": s.interval, "clock_s": s.clock_s, "decisions": s.decisions,
                         "link_errors": s.link_errors, "lost_control": s.lost_control, "faults": s.faults,
+                        "failed_detectors": s.failed_detectors,
                         "decision_ms_p50": ms[len(ms) // 2] if ms else None})
         return {"intersections": out, "events_written": self.events_written}
 
@@ -219,6 +227,7 @@ class Daemon:
                                 ("ondaverde_lost_control_total", "counter", "lost_control"),
                                 ("ondaverde_safety_faults_total", "counter", "faults"),
                                 ("ondaverde_link_up", "gauge", "link_up"),
+                                ("ondaverde_failed_detectors", "gauge", "failed_detectors"),
                                 ("ondaverde_decision_latency_ms_p50", "gauge", "decision_ms_p50")):
             lines.append(f"# TYPE {name} {kind}")
             for s in self.status()["intersections"]:

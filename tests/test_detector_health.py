@@ -1,0 +1,102 @@
+"""Detector health: stuck on, stuck off, chattering, recovery; and a failed detector's phase on recall."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from controller.detector_health import DetectorHealth, HealthSettings
+from controller.events import EventCode
+from controller.policies.base import DetectorReadings, Interval
+from controller.policies.registry import make_policy
+from controller.signal_controller import SignalController
+from controller.testing import two_phase_intersection
+
+C = EventCode
+
+
+def _run(health: DetectorHealth, pattern, seconds: int) -> list:
+    n = len(health.intersection.detectors)
+    events = []
+    for t in range(seconds):
+        occ = np.zeros(n, dtype=bool)
+        occ[0] = pattern(t)
+        events += [(e.time_s, e.code, e.param) for e in health.update(float(t), occ)]
+    return events
+
+
+def _first_loop(inter) -> int:
+    return next(k for k, d in enumerate(inter.detectors) if d.kind in ("stopbar", "advance"))
+
+
+def test_a_loop_stuck_on_is_a_shorted_fault_and_recovers_after_plausible_behaviour():
+    inter = two_phase_intersection()
+    assert _first_loop(inter) == 0
+    health = DetectorHealth(inter, HealthSettings(stuck_on_s=300, recover_s=120))
+    events = _run(health, lambda t: t < 400 or t % 7 == 0, 700)
+    assert (301.0, C.DETECTOR_FAULT_SHORTED, 1) in events
+    restored = [e for e in events if e[1] == C.DETECTOR_RESTORED]
+    assert restored and 400 + 119 <= restored[0][0] <= 400 + 130
+    assert not health.failed[0]
+
+
+def test_a_loop_that_goes_quiet_is_an_open_fault_scaled_to_its_own_flow():
+    health = DetectorHealth(two_phase_intersection(), HealthSettings(stuck_off_min_s=600, stuck_off_gaps=20))
+    events = _run(health, lambda t: t < 1000 and t % 5 == 0, 2000)
+    open_faults = [e for e in events if e[1] == C.DETECTOR_FAULT_OPEN]
+    assert len(open_faults) == 1 and 995 + 600 <= open_faults[0][0] <= 995 + 602  # 600 s floor beats 20 gaps (100 s)
+    quiet_road = DetectorHealth(two_phase_intersection(), HealthSettings(stuck_off_min_s=60, stuck_off_gaps=20))
+    events = _run(quiet_road, lambda t: t % 50 == 0, 900)  # one car every 50 s: never 20 gaps (1000 s) of silence
+    assert not [e for e in events if e[1] == C.DETECTOR_FAULT_OPEN]
+
+
+def test_a_chattering_detector_is_an_excessive_change_fault():
+    health = DetectorHealth(two_phase_intersection(), HealthSettings(chatter_changes=40, chatter_window_s=60))
+    events = _run(health, lambda t: t % 2 == 0, 100)
+    assert [e[1] for e in events] == [C.DETECTOR_FAULT_EXCESSIVE_CHANGE]
+    assert health.fault(0) == "chatter"
+
+
+def test_a_radar_zone_with_a_standing_queue_is_not_stuck_on():
+    inter = two_phase_intersection()
+    zone = next((k for k, d in enumerate(inter.detectors) if d.kind == "radar"), None)
+    if zone is None:
+        pytest.skip("the test intersection has no radar zone")  # pragma: no cover - it has one
+    health = DetectorHealth(inter, HealthSettings(stuck_on_s=60))
+    n = len(inter.detectors)
+    for t in range(600):
+        occ = np.zeros(n, dtype=bool)
+        occ[zone] = True
+        assert not health.update(float(t), occ)
+
+
+def test_a_failed_detector_puts_its_phase_on_recall_instead_of_extending_it_forever():
+    inter = two_phase_intersection(min_green_s=5, max_green_s=40)
+    n = len(inter.detectors)
+    other = next(k for k, d in enumerate(inter.detectors)  # the other phase's stop-bar loop
+                 if d.kind == "stopbar" and set(d.links) <= inter.phases[1].greens)
+
+    def greens_of_phase_0(health):
+        ctrl = SignalController(inter, make_policy("actuated"), health=health)
+        runs, current = [], 0
+        for t in range(1200):
+            r = DetectorReadings.empty(n, float(t))
+            r.occupied[0] = True  # the phase-0 stop-bar loop is stuck on
+            r.occupancy[0] = 1.0
+            r.occupied[other] = t % 10 == 0  # some demand on the other phase
+            r.count[other] = float(t % 10 == 0)
+            ctrl.step(r)
+            green0 = ctrl.machine.interval is Interval.GREEN and ctrl.machine.phase == 0
+            if green0:
+                current += 1
+            elif current:
+                runs.append(current)
+                current = 0
+        return runs, ctrl
+
+    stuck, _ = greens_of_phase_0(None)
+    recalled, ctrl = greens_of_phase_0(DetectorHealth(inter, HealthSettings(stuck_on_s=60, recall="min")))
+    assert max(stuck[2:]) >= 40  # trusted, the stuck loop holds phase 0 to max green
+    assert len(recalled) >= len(stuck) and max(recalled[5:]) < 40  # on recall it is served every cycle, not held
+    assert [e.code for e in ctrl.events] == [C.DETECTOR_FAULT_SHORTED] and ctrl.events[0].param == 1
+    assert not ctrl.monitor.violations
