@@ -11,6 +11,7 @@ from dataclasses import replace
 import numpy as np
 
 from controller.detector_health import DetectorHealth
+from controller.flash import FlashSequencer, FlashStage
 from controller.intersection import Intersection
 from controller.phase_machine import PhaseMachine
 from controller.policies.base import DetectorReadings, Interval, Policy, SignalView
@@ -41,6 +42,8 @@ class SignalController:
         self.state = intersection.all_red_state()
         self._call_detectors = phase_call_detectors(intersection)
         self.health = health
+        #: programmed flash (scheduled, manual, a field fault report): safe entry and exit
+        self.flash = FlashSequencer(intersection, step_s)
         #: events from the detector health watch not yet taken (the caller logs and clears them)
         self.events: list = []
         if policy is not None:
@@ -66,17 +69,31 @@ class SignalController:
             readings = self._screened(readings)
         if readings is not None:
             self._register_calls(readings.occupied)
-        if self.policy is not None and self._steps % self._decide_every == 0 and not self.monitor.in_flash:
+        if (self.policy is not None and self._steps % self._decide_every == 0 and not self.monitor.in_flash
+                and not self.flash.active):
             self.machine.request(self.policy.decide(self.view(readings)))
         self._steps += 1
-        self.state = self.monitor.check(self.machine.tick())
+        if self.flash.active:
+            shown, self.machine = self.flash.step(self.machine)
+        else:
+            shown = self.machine.tick()
+        self.state = self.monitor.check(shown)
         return self.state
+
+    def request_flash(self, major_links=None) -> None:
+        """Go to programmed flash (yellow on ``major_links``, red elsewhere; all red when None) at the next safe
+        point; see :mod:`controller.flash`."""
+        self.flash.request(major_links)
+
+    def release_flash(self) -> None:
+        """Leave programmed flash after its minimum time, through steady all-red into the major phase."""
+        self.flash.release()
 
     @property
     def quiet_steps(self) -> int:
         """Steps known to show the current state unchanged if no request, call or reading arrives (0 with a
         policy attached, which may decide any step): :meth:`skip` may take that many at once."""
-        return 0 if self.policy is not None else self.machine.quiet_ticks
+        return 0 if self.policy is not None or self.flash.active else self.machine.quiet_ticks
 
     def skip(self, steps: int) -> str:
         """Run ``steps`` quiet steps at once (no readings, no policy): what ``steps`` calls of ``step(None)``
@@ -115,8 +132,10 @@ class SignalController:
 
     @property
     def interval(self) -> Interval:
-        """The phase machine's interval, or FLASH once the monitor has latched."""
-        return Interval.FLASH if self.monitor.in_flash else self.machine.interval
+        """The phase machine's interval, or FLASH once the monitor has latched or programmed flash shows."""
+        if self.monitor.in_flash or self.flash.stage is FlashStage.FLASHING:
+            return Interval.FLASH
+        return self.machine.interval
 
 
 def phase_call_detectors(intersection: Intersection) -> list[list[int]]:
