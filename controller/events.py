@@ -93,7 +93,7 @@ class EventRecorder:
         self._max_outs = 0
 
     def observe(self, time_s: float, interval: Interval, phase: int, state: str, min_green_done: bool = False,
-                occupied: np.ndarray | None = None, max_outs: int = 0) -> list[Event]:
+                occupied: np.ndarray | None = None, max_outs: int = 0, flash_code: int = 5) -> list[Event]:
         """The events between the previous observation and this one.
 
         :param time_s: clock, seconds.
@@ -103,6 +103,8 @@ class EventRecorder:
         :param min_green_done: min green (and pedestrian timing) has run.
         :param occupied: detector presence now (per detector), or None when not read this second.
         :param max_outs: the phase machine's count of max-outs so far.
+        :param flash_code: the NTCIP unitFlashStatus logged when flash begins (5 fault monitor, 3 automatic,
+            4 local manual); 2 (not flashing) is logged when it ends.
         """
         sid, out = self.intersection.id, []
 
@@ -112,8 +114,10 @@ class EventRecorder:
         before, was = self._interval, self._phase
         number = phase + 1
         if interval is Interval.FLASH and before is not Interval.FLASH:
-            emit(EventCode.UNIT_FLASH_STATUS_CHANGE, 5)  # NTCIP unitFlashStatus: faultMonitor
-        elif interval is not before or phase != was:
+            emit(EventCode.UNIT_FLASH_STATUS_CHANGE, flash_code)
+        elif interval is not Interval.FLASH and before is Interval.FLASH:
+            emit(EventCode.UNIT_FLASH_STATUS_CHANGE, 2)  # not flashing any more
+        if interval is not Interval.FLASH and (interval is not before or phase != was):
             if interval is Interval.GREEN:
                 if before is Interval.ALL_RED and was is not None:
                     emit(EventCode.END_RED_CLEARANCE, was + 1)

@@ -133,8 +133,13 @@ class SignalController:
     @property
     def interval(self) -> Interval:
         """The phase machine's interval, or FLASH once the monitor has latched or programmed flash shows."""
-        if self.monitor.in_flash or self.flash.stage is FlashStage.FLASHING:
+        stage = self.flash.stage
+        if self.monitor.in_flash or stage is FlashStage.FLASHING:
             return Interval.FLASH
+        if stage is FlashStage.CLEARING:  # flash entry: the machine is frozen, the sequencer shows the clearance
+            return Interval.YELLOW if "y" in self.state else Interval.ALL_RED
+        if stage is FlashStage.EXITING:
+            return Interval.ALL_RED
         return self.machine.interval
 
 

@@ -20,6 +20,7 @@ from controller.signal_controller import SignalController
 
 #: NTCIP 1202 unitFlashStatus codes used here.
 FLASH_NOT = 2
+FLASH_AUTOMATIC = 3
 FLASH_FAULT_MONITOR = 5
 #: NTCIP 1202 unitControlStatus codes used here.
 CONTROL_SYSTEM = 2
@@ -37,6 +38,7 @@ class PhaseCommands:
     :param vehicle_calls: phases with a vehicle call from the central system.
     :param pedestrian_calls: phases with a pedestrian call from the central system.
     :param omit: phases not to serve.
+    :param flash: go to programmed flash (safe entry and exit by the cabinet's own core); False leaves it.
     """
 
     hold: frozenset[int] = frozenset()
@@ -44,6 +46,7 @@ class PhaseCommands:
     vehicle_calls: frozenset[int] = frozenset()
     pedestrian_calls: frozenset[int] = frozenset()
     omit: frozenset[int] = frozenset()
+    flash: bool = False
 
 
 def phase_mask(phases) -> int:
@@ -143,7 +146,7 @@ class FieldCabinet:
             return frozenset(p for p in s if 0 <= p < n)
 
         self.commands = PhaseCommands(own(commands.hold), own(commands.force_off), own(commands.vehicle_calls),
-                                      own(commands.pedestrian_calls), own(commands.omit))
+                                      own(commands.pedestrian_calls), own(commands.omit), bool(commands.flash))
 
     def refresh(self) -> None:
         """The central system showed it is alive (a new heartbeat, a re-sent control object): restart the
@@ -160,7 +163,12 @@ class FieldCabinet:
                 self.commands = PhaseCommands()  # a lapsed master's holds and calls are dropped
             self._was_remote = remote
         ctrl = self.controller
-        if not ctrl.monitor.in_flash:
+        wants_flash = remote and self.commands.flash
+        if wants_flash and not ctrl.flash.active:
+            ctrl.request_flash(self._flash_major_links())
+        elif not wants_flash and ctrl.flash.active:
+            ctrl.release_flash()  # the central system let go, or it is gone: local timing resumes after the exit
+        if not ctrl.monitor.in_flash and not ctrl.flash.active:
             if remote:
                 self._apply(self.commands)
             else:
@@ -169,6 +177,11 @@ class FieldCabinet:
         state = ctrl.step(None if remote else readings)
         self.time_s += self.step_s
         return state
+
+    def _flash_major_links(self) -> list[int]:
+        """Flashing yellow for the major phase's vehicle links (night flash practice), red elsewhere."""
+        major = self.intersection.phases[self.intersection.major_phase]
+        return [i for i in sorted(major.greens) if self.intersection.links[i].kind == "vehicle"]
 
     def _apply(self, c: PhaseCommands) -> None:
         m = self.controller.machine
@@ -194,16 +207,18 @@ class FieldCabinet:
     def status(self) -> PhaseStatus:
         """The phase status as a field controller reports it."""
         ctrl, m = self.controller, self.controller.machine
-        if ctrl.monitor.in_flash:
+        if ctrl.monitor.in_flash or ctrl.interval is Interval.FLASH:
             n = len(self.intersection.phases)
             return PhaseStatus(reds=(1 << n) - 1, dont_walks=phase_mask(self._ped_phases),
-                               flash_status=FLASH_FAULT_MONITOR, control_status=self._control(),
+                               flash_status=FLASH_FAULT_MONITOR if ctrl.monitor.in_flash else FLASH_AUTOMATIC,
+                               control_status=self._control(),
                                clock_s=int(self.time_s))
         n = len(self.intersection.phases)
         green = yellow = 0
-        if m.interval is Interval.GREEN:
+        interval = ctrl.interval  # the flash sequencer's clearance and exit too, not only the machine's
+        if interval is Interval.GREEN:
             green = 1 << m.phase
-        elif m.interval is Interval.YELLOW:
+        elif interval is Interval.YELLOW:
             yellow = 1 << m.phase
         all_phases = (1 << n) - 1
         walks = clears = 0

@@ -163,7 +163,8 @@ class CentralIntersection:
             self.controller.step(readings)
         state = self.controller.step(readings)
         self.heartbeat = (self.heartbeat + 1) % 65536
-        await self.link.adapter.write(self.unit, commands_for(self.controller.machine), self.heartbeat)
+        await self.link.adapter.write(self.unit, commands_for(self.controller.machine, self.controller.flash.active),
+                                      self.heartbeat)
         m = self.controller.machine
         green = 1 << m.phase if self.controller.interval is Interval.GREEN else 0
         yellow = 1 << m.phase if self.controller.interval is Interval.YELLOW else 0

@@ -8,7 +8,7 @@ from controller.policies.base import Interval
 from hw.cabinet import PhaseCommands
 
 
-def commands_for(machine: PhaseMachine) -> PhaseCommands:
+def commands_for(machine: PhaseMachine, flash: bool = False) -> PhaseCommands:
     """Commands that make a field controller running the same timing follow ``machine``.
 
     In green with nothing asked for: hold the phase and call it (a cabinet showing another phase, as after a
@@ -17,7 +17,11 @@ def commands_for(machine: PhaseMachine) -> PhaseCommands:
     yellow and all-red.
 
     :param machine: the core's phase machine for the intersection.
+    :param flash: the core has the intersection in programmed flash (the controller's own core then times the
+        entry and exit).
     """
+    if flash:
+        return PhaseCommands(flash=True)
     upcoming = machine.pending if machine.pending is not None else machine.target
     if machine.interval is Interval.GREEN and upcoming == machine.phase:
         return PhaseCommands(hold=frozenset({machine.phase}), vehicle_calls=frozenset({machine.phase}))

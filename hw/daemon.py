@@ -167,7 +167,8 @@ class Daemon:
         self._clock_base[k] = base
         at = base[1] + base[2]
         self._pending += self.recorders[k].observe(at, ctrl.interval, m.phase, ctrl.state, m.may_end_green(),
-                                                   inputs.presence, m.stats.max_outs)
+                                                   inputs.presence, m.stats.max_outs,
+                                                   flash_code=5 if ctrl.monitor.in_flash else 3)
         if ctrl.events:  # detector faults and restores (their times are the controller's clock)
             self._pending += [replace(e, time_s=at) for e in ctrl.events]
             ctrl.events.clear()

@@ -153,8 +153,8 @@ class ModbusAdapter:
             raise FieldError(f"{where}: safety state {r['safety_state']} is neither 0 nor 1")
 
     async def write(self, unit: int, commands: PhaseCommands, heartbeat: int) -> None:
-        """Write the phase commands (hold, force-off, calls, omit coils) and the heartbeat, then read the coils
-        back.
+        """Write the phase commands (hold, force-off, calls, omit and flash coils) and the heartbeat, then read the
+        coils back.
 
         :param unit: Modbus device id.
         :param commands: the commands, phase indices 0-based.
@@ -169,6 +169,7 @@ class ModbusAdapter:
                 raise FieldError(f"modbus unit {unit}: phase index outside 0..{PHASES - 1} in {sorted(phases)}")
         start = min(a for a, _ in blocks)
         end = max(a for a, _ in blocks) + PHASES
+        flash_in_run = m.flash_request == end  # the default map: the flash coil right after the omit block
         bits = [False] * (end - start)
         owned = [False] * (end - start)
         for address, phases in blocks:
@@ -180,8 +181,16 @@ class ModbusAdapter:
                 await self._call("write of command coils", unit, "write_coils", address,
                                  values=[p in phases for p in range(PHASES)])
         else:
-            await self._call("write of command coils", unit, "write_coils", start, values=bits)
+            await self._call("write of command coils", unit, "write_coils", start,
+                             values=bits + ([commands.flash] if flash_in_run else []))
+        if not (all(owned) and flash_in_run):
+            await self._call("write of the flash coil", unit, "write_coil", m.flash_request, value=commands.flash)
         back = (await self._call("read-back of command coils", unit, "read_coils", start, count=end - start)).bits
+        flash_back = (await self._call("read-back of the flash coil", unit, "read_coils", m.flash_request,
+                                       count=1)).bits[0]
+        if bool(flash_back) != bool(commands.flash):
+            raise FieldError(f"modbus unit {unit}: flash coil reads back {bool(flash_back)}, written "
+                             f"{bool(commands.flash)}")
         for address, phases in blocks:
             got = frozenset(p for p in range(PHASES) if back[address - start + p])
             if got != frozenset(phases):

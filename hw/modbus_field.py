@@ -108,9 +108,10 @@ class ModbusFieldServer:
             bits = await s.async_getValues(unit, 1, start, PHASES)
             return frozenset(p for p, b in enumerate(bits) if b)
 
+        flash = bool((await s.async_getValues(unit, 1, m.flash_request, 1))[0])
         self.cabinets[k].receive(PhaseCommands(await phases(m.hold), await phases(m.force_off),
                                                await phases(m.vehicle_call), await phases(m.pedestrian_call),
-                                               await phases(m.omit)))
+                                               await phases(m.omit), flash))
 
     async def _publish(self, k: int, readings: DetectorReadings | None) -> None:
         m, s, unit, cab = self.map, self.server, k + 1, self.cabinets[k]

@@ -225,7 +225,8 @@ class NtcipAdapter:
                            bool(alarms & 0x80) or flash == 5, unit_status)
 
     async def write(self, unit: int, commands: PhaseCommands, heartbeat: int) -> None:
-        """Write the phase control groups (one SET, which also restarts the controller's backup timer) and compare
+        """Write the phase control groups and systemPatternControl (255 for flash, 0 otherwise) in one SET, which
+        also restarts the controller's backup timer, and compare
         the response with what was written (``unit`` and ``heartbeat`` are unused by NTCIP).
 
         :raises FieldError: on any failure, or when the response differs.
@@ -234,7 +235,8 @@ class NtcipAdapter:
                   O.CONTROL_FORCE_OFF + (1,): phase_mask(commands.force_off),
                   O.CONTROL_VEH_CALL + (1,): phase_mask(commands.vehicle_calls),
                   O.CONTROL_PED_CALL + (1,): phase_mask(commands.pedestrian_calls),
-                  O.CONTROL_OMIT + (1,): phase_mask(commands.omit)}
+                  O.CONTROL_OMIT + (1,): phase_mask(commands.omit),
+                  O.SYSTEM_PATTERN_CONTROL: O.PATTERN_FLASH if commands.flash else 0}
         if any(v > 255 for v in values.values()):
             raise FieldError(f"ntcip {self.host}:{self.port}: a commanded phase is above 8")
         await self._set(values, "write of phase control")

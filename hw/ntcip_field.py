@@ -181,16 +181,18 @@ class NtcipFieldAgent:
         """One cabinet second: take the control objects, step, publish; returns the state to show."""
         s, cab = self.store, self.cabinet
         if cab.remote:
+            flash = O.PATTERN_FLASH in (s.get(O.SYSTEM_PATTERN_CONTROL), s.get(O.COORD_OPERATIONAL_MODE))
             cab.receive(PhaseCommands(phases_of(s.get(O.CONTROL_HOLD + (1,))),
                                       phases_of(s.get(O.CONTROL_FORCE_OFF + (1,))),
                                       phases_of(s.get(O.CONTROL_VEH_CALL + (1,))),
                                       phases_of(s.get(O.CONTROL_PED_CALL + (1,))),
-                                      phases_of(s.get(O.CONTROL_OMIT + (1,)))))
+                                      phases_of(s.get(O.CONTROL_OMIT + (1,))), flash))
         was_green = cab.status().greens
         state = cab.step(readings)
         if not cab.remote:  # backup mode: the control objects are zeroed
             for col in O.PHASE_CONTROLS:
                 s.set(col + (1,), 0)
+            s.set(O.SYSTEM_PATTERN_CONTROL, 0)
         ended = was_green & ~cab.status().greens
         s.set(O.CONTROL_FORCE_OFF + (1,), s.get(O.CONTROL_FORCE_OFF + (1,)) & ~ended)
         self._publish(readings)
@@ -207,7 +209,7 @@ class NtcipFieldAgent:
         s.set(O.GLOBAL_TIME, st.clock_s)
         s.set(O.UNIT_FLASH_STATUS, st.flash_status)
         s.set(O.SHORT_ALARM_STATUS, 0x80 if self.cabinet.controller.monitor.in_flash else 0)  # bit 7: critical
-        s.set(O.COORD_PATTERN_STATUS, O.PATTERN_FLASH if self.cabinet.controller.monitor.in_flash else O.PATTERN_FREE)
+        s.set(O.COORD_PATTERN_STATUS, O.PATTERN_FLASH if st.flash_status != 2 else O.PATTERN_FREE)
         if readings is None:
             return
         n = self._n_det

@@ -132,3 +132,35 @@ def test_a_lapsed_backup_timer_is_reported_as_lost_control_and_control_is_regain
             assert central.in_control  # the next commands put it back under central control
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_programmed_flash_reaches_the_field_controller_and_ends_back_under_central_control(protocol):
+    port, link, central = _central(protocol, timeout_s=0.5)
+
+    def latest():
+        return central.reported[-1][1].status if central.reported else None
+
+    async def scenario() -> None:
+        with virtual_controller(port, "--protocol", protocol, "--network", "single", "--time-scale", "10") as proc:
+            start = time.monotonic()
+            await _drive(central, proc, lambda: central.in_control or time.monotonic() - start > 10)
+            central.controller.request_flash()
+            start = time.monotonic()
+            await _drive(central, proc, lambda: latest().flash_status == 3 or time.monotonic() - start > 15)
+            assert latest().flash_status == 3 and latest().greens == 0  # flashing, by its own safe entry
+            start = time.monotonic()
+            await _drive(central, proc, lambda: time.monotonic() - start > 2)  # 20 cabinet seconds of flash
+            central.controller.release_flash()
+            start = time.monotonic()
+            await _drive(central, proc, lambda: (latest().greens and central.in_control)
+                         or time.monotonic() - start > 15)
+            assert latest().greens and latest().flash_status == 2 and central.in_control
+
+    asyncio.run(scenario())
+    flash_seconds = [clock for clock, inputs in central.reported if inputs.status.flash_status == 3]
+    assert len(flash_seconds) >= 10  # at least the minimum flash
+    first = flash_seconds[0]
+    before = [inputs.status for clock, inputs in central.reported if first - 2 <= clock < first]
+    assert before and all(s.greens == 0 and s.yellows == 0 for s in before[-1:])  # entered from all red
+    assert not central.controller.monitor.violations

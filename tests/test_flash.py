@@ -87,3 +87,27 @@ def test_random_flash_requests_never_give_an_unsafe_sequence(inter, seed, policy
         previous = state
     assert not ctrl.monitor.violations, ctrl.monitor.reason
     assert not judge.violations, judge.reason
+
+
+def test_flash_begin_and_end_are_logged_as_unit_flash_status_changes():
+    from controller.events import EventCode, EventRecorder
+
+    inter = two_phase_intersection(min_green_s=5)
+    ctrl = SignalController(inter, make_policy("fixed"))
+    rec = EventRecorder(inter)
+    events = []
+    for t in range(120):
+        if t == 0:
+            ctrl.request_flash()
+        if t == 30:
+            ctrl.release_flash()
+        state = ctrl.step(DetectorReadings.empty(len(inter.detectors), float(t)))
+        m = ctrl.machine
+        events += rec.observe(float(t), ctrl.interval, m.phase, state, m.may_end_green(), None, m.stats.max_outs,
+                              flash_code=3)
+    flash = [(e.code, e.param) for e in events if e.code == EventCode.UNIT_FLASH_STATUS_CHANGE]
+    assert flash == [(EventCode.UNIT_FLASH_STATUS_CHANGE, 3), (EventCode.UNIT_FLASH_STATUS_CHANGE, 2)]
+    codes = [e.code for e in events]
+    # the entry is logged as a normal termination: yellow and red clearance before the flash
+    first_flash = codes.index(EventCode.UNIT_FLASH_STATUS_CHANGE)
+    assert EventCode.BEGIN_YELLOW in codes[:first_flash] and EventCode.BEGIN_RED_CLEARANCE in codes[:first_flash]
