@@ -79,13 +79,16 @@ class Daemon:
 
     :param config: the checked configuration.
     :param log: called with each one-line message (default: standard error).
+    :param minute_of_day: the local time, minutes after midnight (for scheduled flash; default: the wall clock).
     """
 
-    def __init__(self, config: DaemonConfig, log=None) -> None:
+    def __init__(self, config: DaemonConfig, log=None, minute_of_day=None) -> None:
         from envs.simulation import intersections_of
         from networks.catalog import load_network
 
         self.config = config
+        self._minute_of_day = minute_of_day or (lambda: (lambda t: 60 * t.tm_hour + t.tm_min)(time.localtime()))
+        self._scheduled = [False] * len(config.intersections)
         self._log = log or (lambda message: print(f"ondaverde run: {message}", file=sys.stderr, flush=True))
         network = load_network(config.network)
         by_id = {i.id: i for i in intersections_of(network)}
@@ -140,6 +143,7 @@ class Daemon:
         central, state = self.centrals[k], self.states[k]
         poll_s = self.config.cycle_s / 4  # see the controller's clock move within a quarter cycle
         while True:
+            self._schedule(k)
             started = time.perf_counter()
             decided = await central.cycle()
             state.link_up = central.link.up
@@ -151,6 +155,26 @@ class Daemon:
                 del state.decision_ms[:-200]
                 self._record(k)
             await asyncio.sleep(poll_s)
+
+    def _schedule(self, k: int) -> None:
+        """Scheduled night flash: yellow to the major street, red to the minor (the core times entry and exit)."""
+        window = self.config.intersections[k].night_flash
+        if window is None:
+            return
+        start, end = window
+        now = self._minute_of_day()
+        inside = start <= now < end if start < end else (now >= start or now < end)
+        ctrl = self.centrals[k].controller
+        if inside and not self._scheduled[k]:
+            inter = ctrl.intersection
+            major = [i for i in sorted(inter.phases[inter.major_phase].greens) if inter.links[i].kind == "vehicle"]
+            ctrl.request_flash(major)
+            self._scheduled[k] = True
+            self._log(f"{inter.id}: scheduled night flash begins")
+        elif not inside and self._scheduled[k]:
+            ctrl.release_flash()
+            self._scheduled[k] = False
+            self._log(f"{ctrl.intersection.id}: scheduled night flash ends")
 
     def _record(self, k: int) -> None:
         central, state = self.centrals[k], self.states[k]
@@ -213,7 +237,8 @@ class Daemon:
         for s in self.states:
             ms = sorted(s.decision_ms)
             out.append({"id": s.id, "backend": s.backend, "address": s.address, "link_up": s.link_up,
-                        "in_control": s.in_control, "mode": "central" if s.in_control else "local",
+                        "in_control": s.in_control,
+                        "mode": ("flash" if s.interval == "flash" else "central") if s.in_control else "local",
                         "phase": s.phase, "interval": s.interval, "clock_s": s.clock_s, "decisions": s.decisions,
                         "link_errors": s.link_errors, "lost_control": s.lost_control, "faults": s.faults,
                         "failed_detectors": s.failed_detectors,

@@ -6,6 +6,7 @@ Example::
     cycle_s: 1.0                   # decision cycle, seconds
     event_log: events.sqlite       # durable hi-res event log (SQLite, WAL)
     status: 127.0.0.1:18080        # read-only HTTP status and Prometheus metrics (optional)
+    night_flash: "23:00-05:00"     # scheduled flash, local time (optional; per intersection too)
     intersections:
       - id: J1                     # traffic-light id in the network
         backend: modbus            # modbus | ntcip
@@ -28,9 +29,9 @@ from pathlib import Path
 from controller.errors import InputError
 
 BACKENDS = ("modbus", "ntcip")
-_TOP = {"network", "cycle_s", "event_log", "status", "intersections"}
+_TOP = {"network", "cycle_s", "event_log", "status", "intersections", "night_flash"}
 _INTERSECTION = {"id", "backend", "address", "unit", "policy", "policy_file", "timeout_s", "retries", "snmp",
-                 "modbus_map"}
+                 "modbus_map", "night_flash"}
 _SNMP = {"version", "read_community", "write_community", "user", "auth_key", "priv_key"}
 
 
@@ -70,6 +71,7 @@ class IntersectionConfig:
     :param retries: protocol retries per request.
     :param snmp: SNMP access (NTCIP).
     :param modbus_map: site register map file (Modbus).
+    :param night_flash: (start, end) minutes after local midnight of scheduled flash, or None.
     """
 
     id: str
@@ -83,6 +85,7 @@ class IntersectionConfig:
     retries: int = 0
     snmp: SnmpSettings = field(default_factory=SnmpSettings)
     modbus_map: str | None = None
+    night_flash: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,25 @@ class DaemonConfig:
     cycle_s: float = 1.0
     event_log: str = "events.sqlite"
     status: tuple[str, int] | None = None
+
+
+def _window(text, path: str, problems: list[str]) -> tuple[int, int] | None:
+    """``"HH:MM-HH:MM"`` → (start, end) minutes after midnight (the window may run past midnight)."""
+    try:
+        start, end = str(text).split("-")
+        minutes = []
+        for part in (start, end):
+            hours, mins = part.strip().split(":")
+            if not (0 <= int(hours) < 24 and 0 <= int(mins) < 60):
+                raise ValueError
+            minutes.append(60 * int(hours) + int(mins))
+    except ValueError:
+        problems.append(f"{path}: {text!r} is not a time window like 23:00-05:00")
+        return None
+    if minutes[0] == minutes[1]:
+        problems.append(f"{path}: {text!r} is an empty window")
+        return None
+    return minutes[0], minutes[1]
 
 
 def _address(text, path: str, problems: list[str]) -> tuple[str, int] | None:
@@ -143,6 +165,7 @@ def parse_config(data, source: str = "config") -> DaemonConfig:
     log = data.get("event_log", "events.sqlite")
     if not isinstance(log, str) or not log:
         problems.append(f"event_log: {log!r} is not a file path")
+    night = _window(data["night_flash"], "night_flash", problems) if data.get("night_flash") is not None else None
     status = None
     if data.get("status") is not None:
         status = _address(data["status"], "status", problems)
@@ -200,6 +223,8 @@ def parse_config(data, source: str = "config") -> DaemonConfig:
                     problems.append(f"{where}.snmp.{key}: needs at least 8 characters")
             if not any(p.startswith(f"{where}.snmp") for p in problems):
                 snmp = SnmpSettings(**{k: str(v) for k, v in snmp_data.items()})
+        light_night = (_window(item["night_flash"], f"{where}.night_flash", problems)
+                       if item.get("night_flash") is not None else night)
         modbus_map = item.get("modbus_map")
         if modbus_map is not None and (not isinstance(modbus_map, str) or not Path(modbus_map).is_file()):
             problems.append(f"{where}.modbus_map: {modbus_map!r} is not a file")
@@ -207,7 +232,8 @@ def parse_config(data, source: str = "config") -> DaemonConfig:
             lights.append(IntersectionConfig(light, backend, address[0], address[1], unit if isinstance(unit, int)
                                              else 1, policy if isinstance(policy, str) else "actuated",
                                              policy_file, float(timeout) if isinstance(timeout, (int, float))
-                                             else 1.0, retries if isinstance(retries, int) else 0, snmp, modbus_map))
+                                             else 1.0, retries if isinstance(retries, int) else 0, snmp, modbus_map,
+                                             light_night))
     if problems:
         raise ConfigError(source, problems)
     return DaemonConfig(network, tuple(lights), float(cycle), log, status)

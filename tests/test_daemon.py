@@ -121,3 +121,51 @@ def test_the_whole_loop_against_sumo_matches_the_core_in_simulation():
     assert through_field["seconds"] == 3600 and through_field["faults"] == 0 and through_field["events"] > 1000
     # the same policy through adapters and virtual controllers: a one-poll lag, otherwise the same control
     assert abs(through_field["delay"] - core_only) <= 0.15 * core_only, (through_field["delay"], core_only)
+
+
+def test_night_flash_windows_are_checked():
+    light = _light_ids("single")[0]
+    base = {"network": "single", "intersections": [{"id": light, "backend": "modbus", "address": "127.0.0.1:1502"}]}
+    assert parse_config({**base, "night_flash": "23:00-05:00"}).intersections[0].night_flash == (1380, 300)
+    with pytest.raises(ConfigError, match="night_flash: '25:00-01:00' is not a time window"):
+        parse_config({**base, "night_flash": "25:00-01:00"})
+
+
+@pytest.mark.sumo
+def test_scheduled_night_flash_reaches_the_field_and_ends(tmp_path):
+    import asyncio
+
+    from hw.daemon import Daemon
+
+    light = _light_ids("single")[0]
+    port = free_port()
+    config = parse_config({"network": "single", "cycle_s": 0.1, "event_log": str(tmp_path / "e.sqlite"),
+                           "night_flash": "23:00-05:00",
+                           "intersections": [{"id": light, "backend": "modbus", "address": f"127.0.0.1:{port}"}]})
+    clock = {"minute": 22 * 60}  # 22:00
+    daemon = Daemon(config, log=lambda m: None, minute_of_day=lambda: clock["minute"])
+
+    async def scenario() -> list[int]:
+        stop = asyncio.Event()
+        seen = []
+
+        async def script() -> None:
+            await asyncio.sleep(2)
+            clock["minute"] = 23 * 60 + 30  # 23:30: inside the window
+            for _ in range(60):
+                await asyncio.sleep(0.1)
+                seen.append(daemon.centrals[0].reported[-1][1].status.flash_status)
+            clock["minute"] = 5 * 60 + 1  # 05:01: the window is over
+            await asyncio.sleep(3)
+            seen.append(daemon.centrals[0].reported[-1][1].status.flash_status)
+            stop.set()
+
+        await asyncio.gather(daemon.run(stop, handle_signals=False), script())
+        return seen
+
+    with virtual_controller(port, "--network", "single", "--time-scale", "10"):
+        seen = asyncio.run(scenario())
+    assert 3 in seen[:-1] and seen[-1] == 2  # flashing (automatic) inside the window, not after it
+    db = sqlite3.connect(tmp_path / "e.sqlite")
+    flash_events = [row[0] for row in db.execute("SELECT param FROM events WHERE code = 173 ORDER BY timestamp")]
+    assert flash_events == [3, 2]
