@@ -21,6 +21,12 @@ from controller.policies.base import Interval
 from controller.safety import flash_state
 
 
+def major_vehicle_links(intersection: Intersection) -> list[int]:
+    """The major phase's vehicle links: what flashes yellow in scheduled (night) flash, the rest flashing red."""
+    major = intersection.phases[intersection.major_phase]
+    return [i for i in sorted(major.greens) if intersection.links[i].kind == "vehicle"]
+
+
 class FlashStage(enum.Enum):
     """Where programmed flash is."""
 

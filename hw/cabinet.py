@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from controller.flash import major_vehicle_links
 from controller.intersection import Intersection
 from controller.policies.base import DetectorReadings, Interval, Policy
 from controller.signal_controller import SignalController
@@ -165,7 +166,7 @@ class FieldCabinet:
         ctrl = self.controller
         wants_flash = remote and self.commands.flash
         if wants_flash and not ctrl.flash.active:
-            ctrl.request_flash(self._flash_major_links())
+            ctrl.request_flash(major_vehicle_links(self.intersection))
         elif not wants_flash and ctrl.flash.active:
             ctrl.release_flash()  # the central system let go, or it is gone: local timing resumes after the exit
         if not ctrl.monitor.in_flash and not ctrl.flash.active:
@@ -177,11 +178,6 @@ class FieldCabinet:
         state = ctrl.step(None if remote else readings)
         self.time_s += self.step_s
         return state
-
-    def _flash_major_links(self) -> list[int]:
-        """Flashing yellow for the major phase's vehicle links (night flash practice), red elsewhere."""
-        major = self.intersection.phases[self.intersection.major_phase]
-        return [i for i in sorted(major.greens) if self.intersection.links[i].kind == "vehicle"]
 
     def _apply(self, c: PhaseCommands) -> None:
         m = self.controller.machine

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from controller.detector_health import DetectorHealth
 from controller.events import EventRecorder
+from controller.flash import major_vehicle_links
 from controller.intersection import Intersection
 from hw.cabinet import PhaseCommands
 from hw.central import CentralIntersection, FieldLink
@@ -166,11 +167,9 @@ class Daemon:
         inside = start <= now < end if start < end else (now >= start or now < end)
         ctrl = self.centrals[k].controller
         if inside and not self._scheduled[k]:
-            inter = ctrl.intersection
-            major = [i for i in sorted(inter.phases[inter.major_phase].greens) if inter.links[i].kind == "vehicle"]
-            ctrl.request_flash(major)
+            ctrl.request_flash(major_vehicle_links(ctrl.intersection))
             self._scheduled[k] = True
-            self._log(f"{inter.id}: scheduled night flash begins")
+            self._log(f"{ctrl.intersection.id}: scheduled night flash begins")
         elif not inside and self._scheduled[k]:
             ctrl.release_flash()
             self._scheduled[k] = False

@@ -244,13 +244,6 @@ def load_config(path: Path | str) -> DaemonConfig:
 
     :raises InputError: for a missing or unreadable file; :class:`ConfigError` listing every problem.
     """
-    import yaml
+    from hw.yamlfile import read_yaml
 
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: configuration file not found") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"{path}: not a YAML configuration ({str(exc).splitlines()[0]})") from None
-    return parse_config(data, str(path))
+    return parse_config(read_yaml(path, "configuration file"), str(path))

@@ -107,15 +107,10 @@ class ModbusMap:
         """
         if path is None:
             return cls()
-        import yaml
+        from hw.yamlfile import read_yaml
 
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise InputError(f"{path}: Modbus map file not found") from None
-        except (OSError, yaml.YAMLError) as exc:
-            raise InputError(f"{path}: not a YAML Modbus map ({str(exc).splitlines()[0]})") from None
+        data = read_yaml(path, "Modbus map file")
         if not isinstance(data, dict):
             raise InputError(f"{path}: a Modbus map is a mapping of block name to start address")
         known = {f.name for f in fields(cls)}
