@@ -126,16 +126,25 @@ class Daemon:
         try:
             await self.stop_event.wait()
         finally:
+            if server is not None:
+                server.close()  # no new status requests while stopping
             for t in tasks:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # every step of the stop is bounded: the daemon exits even if a link or a client hangs
+            await asyncio.wait({*tasks}, timeout=5)
             if release:
-                await self.release()
+                try:
+                    await asyncio.wait_for(self.release(), timeout=15)
+                except asyncio.TimeoutError:
+                    self._log("stopping: releasing the controllers took over 15 s; the rest fall back to local "
+                              "timing when their backup timers lapse")
             self.flush()
             self.events.close()
             if server is not None:
-                server.close()
-                await server.wait_closed()
+                try:
+                    await asyncio.wait_for(server.wait_closed(), timeout=2)
+                except asyncio.TimeoutError:
+                    pass
             if handle_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
@@ -215,17 +224,20 @@ class Daemon:
         """Hand every reachable controller back to its local timing."""
         async def one(central: CentralIntersection) -> None:
             adapter = central.link.adapter
-            try:
-                if not adapter.connected:
+            for attempt in (1, 2):
+                try:
+                    # a fresh connection: the cycle cancelled on stop may have left a request in flight on the old one
                     await adapter.connect()
-                await adapter.write(central.unit, PhaseCommands(), central.heartbeat)
-                if hasattr(adapter, "command_pattern"):
-                    await adapter.command_pattern(0)
-            except FieldError as exc:
-                self._log(f"{central.intersection.id}: could not release ({exc}); it falls back to local timing "
-                          f"when its backup timer lapses")
-            finally:
-                await adapter.close()
+                    await adapter.write(central.unit, PhaseCommands(), central.heartbeat)
+                    if hasattr(adapter, "command_pattern"):
+                        await adapter.command_pattern(0)
+                    break
+                except FieldError as exc:
+                    if attempt == 2:
+                        self._log(f"{central.intersection.id}: could not release ({exc}); it falls back to local "
+                                  f"timing when its backup timer lapses")
+                finally:
+                    await adapter.close()
 
         await asyncio.gather(*(one(c) for c in self.centrals))
 
