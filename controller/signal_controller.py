@@ -11,6 +11,7 @@ from dataclasses import replace
 import numpy as np
 
 from controller.detector_health import DetectorHealth
+from controller.dilemma_zone import DilemmaZoneGuard
 from controller.flash import FlashSequencer, FlashStage
 from controller.intersection import Intersection
 from controller.phase_machine import PhaseMachine
@@ -28,10 +29,13 @@ class SignalController:
     :param decision_period_s: how often the policy is asked, seconds (a multiple of ``step_s``).
     :param health: detector health watch (live use): a failed detector's data is masked and its phase recalled;
         its fault and restore events collect in :attr:`events`.
+    :param dilemma: dilemma-zone protection between the policy and the phase machine (its caller feeds it radar
+        tracks each step), or None.
     """
 
     def __init__(self, intersection: Intersection, policy: Policy | None, step_s: float = 1.0,
-                 decision_period_s: float = 1.0, health: DetectorHealth | None = None) -> None:
+                 decision_period_s: float = 1.0, health: DetectorHealth | None = None,
+                 dilemma: DilemmaZoneGuard | None = None) -> None:
         self.intersection = intersection
         self.policy = policy
         self.step_s = step_s
@@ -42,6 +46,7 @@ class SignalController:
         self.state = intersection.all_red_state()
         self._call_detectors = phase_call_detectors(intersection)
         self.health = health
+        self.dilemma = dilemma
         #: programmed flash (scheduled, manual, a field fault report): safe entry and exit
         self.flash = FlashSequencer(intersection, step_s)
         #: events from the detector health watch not yet taken (the caller logs and clears them)
@@ -71,7 +76,11 @@ class SignalController:
             self._register_calls(readings.occupied)
         if (self.policy is not None and self._steps % self._decide_every == 0 and not self.monitor.in_flash
                 and not self.flash.active):
-            self.machine.request(self.policy.decide(self.view(readings)))
+            view = self.view(readings)
+            choice = self.policy.decide(view)
+            if self.dilemma is not None:  # may hold the green while a vehicle is in its dilemma zone
+                choice = self.dilemma.choose(view, choice)
+            self.machine.request(choice)
         self._steps += 1
         if self.flash.active:
             shown, self.machine = self.flash.step(self.machine)

@@ -72,7 +72,8 @@ class RunResult:
 
 
 def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed: int, gui: bool = False,
-                work_dir: Path | None = None, progress=None, policy_file: Path | None = None) -> RunResult:
+                work_dir: Path | None = None, progress=None, policy_file: Path | None = None,
+                dilemma_zone: str | None = None) -> RunResult:
     """Simulate ``scenario_name`` of ``network`` under ``controller`` with SUMO seed ``seed``.
 
     :param network: the network.
@@ -83,6 +84,7 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
     :param work_dir: keep SUMO's output files there (a temporary folder otherwise).
     :param progress: called with simulated seconds as the run advances.
     :param policy_file: the trained policy ``rl`` runs (default: the network folder's ``rl-policy.npz``).
+    :param dilemma_zone: ``count`` or ``protect`` (see :class:`envs.simulation.SignalSimulation`), or None.
     """
     check_controller(controller)
     scenario = network.scenario(scenario_name)
@@ -94,16 +96,22 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
         policies = {i.id: LearnedPolicy(loaded) for i in intersections_of(network)}
         for i in intersections_of(network):  # refuse a mismatch before SUMO starts
             loaded.check(i)
-        sim = SignalSimulation(network, scenario, seed, policies=policies, work_dir=work_dir, gui=gui)
+        sim = SignalSimulation(network, scenario, seed, policies=policies, work_dir=work_dir, gui=gui,
+                               dilemma_zone=dilemma_zone)
     else:
         policies = {i.id: make_policy(controller) for i in intersections_of(network)}
-        sim = SignalSimulation(network, scenario, seed, policies=policies, work_dir=work_dir, gui=gui)
+        sim = SignalSimulation(network, scenario, seed, policies=policies, work_dir=work_dir, gui=gui,
+                               dilemma_zone=dilemma_zone)
     try:
         sim.run_to_end(progress)
         metrics = sim.close().to_dict()
         stats = [c.machine.stats for c in sim.controllers]
         machine = {"requests": sum(s.requests for s in stats), "deferred": sum(s.deferred for s in stats),
                    "max_outs": sum(s.max_outs for s in stats)} if stats else {}
+        if sim.radar is not None:
+            machine.update(dilemma_caught=sim.radar.caught, yellow_onsets=sim.radar.onsets,
+                           dilemma_holds=sum(c.dilemma.holds for c in sim.controllers if c.dilemma is not None),
+                           radar_dropped=sum(w.dropped for w in sim.radar.watches))
         return RunResult(controller, network.name, scenario.name, seed, metrics, sim.violations(), machine,
                          time.perf_counter() - start)
     finally:

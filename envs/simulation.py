@@ -9,10 +9,12 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+from controller.dilemma_zone import DilemmaZoneGuard
 from controller.errors import InputError
 from controller.intersection import Intersection
 from controller.policies.base import DetectorReadings
 from controller.signal_controller import SignalController
+from envs.radar_tracks import SumoRadar
 from envs.metrics import RunMetrics, read_metrics, read_vtype_classes, sumo_output_args
 from envs.sumo_backend import SumoBackend, SumoRun
 from envs.sumo_programs import SUMO_REFERENCE_CONTROLLERS, write_reference_program
@@ -54,12 +56,16 @@ class SignalSimulation:
     :param read_period_s: how often detectors are read, seconds (loop counts cover this period); every
         second whenever a policy is attached.
     :param demand_scale: multiplies the scenario's demand (SUMO ``--scale``; 1.0 = as written).
+    :param dilemma_zone: ``count`` reads radar tracks and counts vehicles caught in the dilemma zone at yellow
+        onsets (:attr:`radar`); ``protect`` also gives every controller dilemma-zone protection; None: neither.
     """
 
     def __init__(self, network: NetworkSpec, scenario: ScenarioSpec, seed: int, policies=None,
                  reference: str | None = None, work_dir: Path | None = None, gui: bool = False,
                  use_traci: bool = False, decision_period_s: float = 1.0, read_period_s: float = 1.0,
-                 demand_scale: float = 1.0) -> None:
+                 demand_scale: float = 1.0, dilemma_zone: str | None = None) -> None:
+        if dilemma_zone not in (None, "count", "protect"):
+            raise InputError(f"dilemma zone {dilemma_zone!r} is not count or protect")
         self.network, self.scenario, self.seed = network, scenario, seed
         self.intersections = intersections_of(network)
         self._tmp = None
@@ -93,14 +99,18 @@ class SignalSimulation:
         self.controllers: list[SignalController] = []
         if self.controlled:
             policies = policies or {}
-            self.controllers = [SignalController(i, policies.get(i.id), 1.0, decision_period_s)
+            self.controllers = [SignalController(i, policies.get(i.id), 1.0, decision_period_s,
+                                                 dilemma=DilemmaZoneGuard(i) if dilemma_zone == "protect" else None)
                                 for i in self.intersections]
         #: skip controllers known to hold their state between detector reads (off: step every one, every second)
         self.skip_quiet = True
         self._quiet = [0] * len(self.controllers)
         self._owed = [0] * len(self.controllers)
         self.backend = SumoBackend(self.run, self.intersections if self.controlled else [], use_traci)
+        #: radar tracks and dilemma-zone counts (with ``dilemma_zone``)
+        self.radar = SumoRadar(self.backend.api, self.intersections) if dilemma_zone and self.controlled else None
         self.readings: list[DetectorReadings] = (self.backend.read_detectors() if self.controlled else [])
+        self._feed_radar()
         self._fresh = self.controlled
         self._closed = False
 
@@ -137,12 +147,23 @@ class SignalSimulation:
                 backend.set_state(ctrl.intersection.id, ctrl.step(readings[k]))
         else:
             self._step_unread()
+        if self.radar is not None:
+            self.radar.count_onsets([c.state for c in self.controllers])
         backend.step()
         self._fresh = read and self.controlled
         if self._fresh:
             self.readings = backend.read_detectors()
+            self._feed_radar()
         if self._fresh or self.done:
             self.settle()
+
+    def _feed_radar(self) -> None:
+        """Give each controller's dilemma-zone guard this second's plausible radar tracks."""
+        if self.radar is None:
+            return
+        for ctrl, tracks in zip(self.controllers, self.radar.screened(self.time_s)):
+            if ctrl.dilemma is not None:
+                ctrl.dilemma.update(tracks)
 
     def _step_unread(self) -> None:
         """One step with no detector data (agents between decisions): a controller known to hold its state

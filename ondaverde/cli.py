@@ -118,6 +118,10 @@ def _add_run_commands(sub, controllers: str, add_network_args) -> None:
                    help="keep SUMO's tripinfo and statistics files in DIR")
     p.add_argument("--policy", type=Path, default=None, metavar="NPZ",
                    help="trained policy file for the rl controller (default: the network folder's rl-policy.npz)")
+    p.add_argument("--dilemma-zone", choices=["count", "protect"], default=None,
+                   help="count: read SUMO radar tracks and report vehicles caught 2.5-5.5 s from the stop bar at "
+                        "yellow onsets (dilemma_caught, yellow_onsets); protect: also hold greens while a tracked "
+                        "vehicle is in that zone, never beyond max green (dilemma_holds) (default: neither)")
 
     p = sub.add_parser("evaluate", help="controllers side by side on the same seeds",
                        description="Run controllers side by side on the same scenarios and seeds, in parallel "
@@ -223,7 +227,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     with tqdm(total=round(spec.duration_s), unit="sim s", desc=f"{args.controller} on {network.name}",
               leave=False, disable=None) as bar:
         result = run_episode(network, scenario, args.controller, args.seed, gui=args.gui,
-                             work_dir=args.keep_output, progress=bar.update, policy_file=args.policy)
+                             work_dir=args.keep_output, progress=bar.update, policy_file=args.policy,
+                             dilemma_zone=args.dilemma_zone)
     record = result.record()
     if args.json:
         print(json.dumps(record))

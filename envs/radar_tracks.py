@@ -1,0 +1,80 @@
+"""Radar in SUMO: per-vehicle tracks from the vehicles inside each approach radar zone, as a radar measures them
+(range to the stop bar, speed), and the ground-truth count of vehicles caught in the dilemma zone at the onset of
+yellow.
+
+The tracks feed the same :class:`controller.radar.RadarWatch` and :class:`controller.dilemma_zone.DilemmaZoneGuard`
+the live daemon uses. The dilemma count is a measurement, not an input: at every yellow onset it looks at every
+vehicle on the lanes whose movement just turned yellow (inside the radar zone or not) and counts those between
+2.5 and 5.5 s from the stop bar.
+"""
+
+from __future__ import annotations
+
+from controller.dilemma_zone import DilemmaZoneSettings
+from controller.intersection import Intersection
+from controller.radar import RadarWatch, Track
+
+
+class SumoRadar:
+    """Tracks and dilemma-zone counts for a set of intersections in a running SUMO.
+
+    :param api: libsumo or a TraCI connection.
+    :param intersections: the intersections (their ``radar`` detectors are read).
+    :param settings: the dilemma zone counted (and protected when the controllers carry a guard).
+    """
+
+    def __init__(self, api, intersections: list[Intersection], settings: DilemmaZoneSettings | None = None) -> None:
+        self.api = api
+        self.settings = settings or DilemmaZoneSettings()
+        self.intersections = intersections
+        self.watches = [RadarWatch(i) for i in intersections]
+        self._zones = [[(k, d.id, d.lane) for k, d in enumerate(i.detectors) if d.kind == "radar"]
+                       for i in intersections]
+        lanes = {lane for zones in self._zones for _, _, lane in zones}
+        lanes |= {l.from_lane for i in intersections for l in i.links if l.kind == "vehicle"}
+        self._length = {lane: api.lane.getLength(lane) for lane in lanes}
+        self._ids: dict[str, int] = {}
+        self._previous = [i.all_red_state() for i in intersections]
+        self._lanes_of = [{i: l.from_lane for i, l in enumerate(inter.links) if l.kind == "vehicle"}
+                          for inter in intersections]
+        #: vehicles found in the dilemma zone at a yellow onset, and the yellow onsets seen
+        self.caught = 0
+        self.onsets = 0
+
+    def _track_id(self, vehicle: str) -> int:
+        return self._ids.setdefault(vehicle, len(self._ids) % 65536)
+
+    def tracks(self) -> list[list[Track]]:
+        """Per intersection, this step's tracks: every vehicle in each radar zone, range = lane length - position."""
+        v, out = self.api.vehicle, []
+        for zones in self._zones:
+            tracks = []
+            for channel, det, lane in zones:
+                length = self._length[lane]
+                for vid in self.api.lanearea.getLastStepVehicleIDs(det):
+                    tracks.append(Track(channel, self._track_id(vid), length - v.getLanePosition(vid), v.getSpeed(vid)))
+            out.append(tracks)
+        return out
+
+    def screened(self, time_s: float) -> list[list[Track]]:
+        """Per intersection, this step's plausible tracks (implausible ones dropped and counted)."""
+        return [w.receive(time_s, t) for w, t in zip(self.watches, self.tracks())]
+
+    def count_onsets(self, states: list[str]) -> None:
+        """Count vehicles caught in the dilemma zone by yellows beginning in ``states`` (the states about to be
+        shown, one per intersection; call before SUMO steps, while positions are those at the onset)."""
+        v, s = self.api.vehicle, self.settings
+        for k, state in enumerate(states):
+            before = self._previous[k]
+            if state == before:
+                continue
+            lanes = {self._lanes_of[k][i] for i, (a, b) in enumerate(zip(before, state))
+                     if b == "y" and a in "Gg" and i in self._lanes_of[k]}
+            if lanes:
+                self.onsets += 1
+            for lane in lanes:
+                length = self._length[lane]
+                for vid in self.api.lane.getLastStepVehicleIDs(lane):
+                    if s.caught(length - v.getLanePosition(vid), v.getSpeed(vid)):
+                        self.caught += 1
+            self._previous[k] = state
