@@ -18,8 +18,11 @@ a convention; only the phase relations matter). Assumptions, none of which a det
   the rightmost lane;
 * approach speed from the recorded yellow by the ITE formula solved for speed (``v = 2 a (Y - 1 s)``: 4.0 s
   gives 66 km/h), clamped to 30-80 km/h; 50 km/h without a recorded yellow;
-* a protected left also runs permissive (yielding) with its through phase (protected-permissive); without a
-  left phase the left is permissive, or protected when the opposing through is red.
+* a left turn with its own phase is protected-only; without one it is permissive (yielding) with its through
+  phase, or protected when the opposing through is red. Protected-permissive operation is not modelled: the
+  core would show protected -> permissive as one continuing green and start the opposing through at once,
+  where the field times the left's yellow and red clearance first (in the sample log, 5.5 s before phase 6
+  follows phase 5), so the recorded timing could not be replayed as it ran.
 
 **The program** (:func:`write_nema_program`, for both geometries). One SUMO green phase per concurrent pair the
 rings allow within a barrier, over the phases present (e.g. 2+5, 2+6 and 8 for a log with phases 2, 5, 6, 8):
@@ -112,6 +115,7 @@ class Movement:
     :param turn: ``through``, ``right`` or ``left``.
     :param phase: the approach's through phase.
     :param left_phase: the approach's protected left phase (for a left turn), or None.
+    :param from_lane: incoming lane ('' when not known).
     """
 
     link_index: int
@@ -120,6 +124,7 @@ class Movement:
     turn: str
     phase: int
     left_phase: int | None = None
+    from_lane: str = ""
 
 
 def phase_combos(phases: Iterable[int]) -> list[tuple[int, ...]]:
@@ -331,7 +336,8 @@ def light_movements(net_file: Path, approaches: Mapping[int, str], phases: Itera
         phase = by_edge[c["from"]]
         seen_edges.add(c["from"])
         left = LEFT_PHASE[phase] if turn == "left" and LEFT_PHASE[phase] in present else None
-        movements.append(Movement(int(c["linkIndex"]), c["from"], c["to"], turn, phase, left))
+        movements.append(Movement(int(c["linkIndex"]), c["from"], c["to"], turn, phase, left,
+                                  f"{c['from']}_{c['fromLane']}"))
     missing = sorted(set(by_edge) - seen_edges)
     if missing:
         raise InputError(f"{net_file}: edge {missing[0]!r} has no connection controlled by light {tl!r}")
@@ -339,15 +345,19 @@ def light_movements(net_file: Path, approaches: Mapping[int, str], phases: Itera
 
 
 def movement_char(move: Movement, combo: Sequence[int]) -> str:
-    """The movement's colour while ``combo`` is green: ``G``, ``g`` (yielding to an opposing stream) or ``r``.
+    """The movement's colour while ``combo`` is green: ``G``, ``g`` (yielding to an opposing stream) or ``r``
+    (rules in the module docstring).
 
-    >>> m = Movement(0, "W_in", "N_out", "left", 2, 5)
-    >>> movement_char(m, (2, 5)), movement_char(m, (2, 6)), movement_char(m, (1, 6))
-    ('G', 'g', 'r')
+    >>> left = Movement(0, "W_in", "N_out", "left", 2, 5)      # with its own phase 5: protected-only
+    >>> movement_char(left, (2, 5)), movement_char(left, (2, 6)), movement_char(left, (1, 6))
+    ('G', 'r', 'r')
+    >>> left = Movement(0, "W_in", "N_out", "left", 2)         # no left phase: permissive against 6
+    >>> movement_char(left, (2, 6)), movement_char(left, (2,))
+    ('g', 'G')
     """
     on = set(combo)
-    if move.turn == "left" and move.left_phase in on:
-        return "G"
+    if move.turn == "left" and move.left_phase is not None:  # protected-only
+        return "G" if move.left_phase in on else "r"
     if move.phase not in on:
         return "r"
     if move.turn == "left" and OPPOSING[move.phase] in on:

@@ -1,8 +1,8 @@
 """The recorded signal timing of a log as a sequence of served phase combinations, and the field's clearances.
 
 From the phase events (1 begin green, 8 begin yellow, 10 begin red clearance, 11 end red clearance) the log's
-timing is cut into **served greens**: a set of NEMA phases green together (e.g. 2+5), from the moment its last
-phase turned green to the moment its first phase began yellow, and the moment the change *to* it began (the
+timing is cut into **served greens**: a set of NEMA phases green together (e.g. 2+5), from the moment its first
+phase turned green in the change to it (a phase that stays green, like 2 from 2+5 to 2+6, does not count) to the moment its first phase began yellow, and the moment the change *to* it began (the
 previous set's first yellow). A set that is not one of the program's combos (e.g. phase 6 green alone while
 ring 1 rests in red) is mapped to the combo holding it with the fewest extra phases and counted as
 approximated; a set no combo holds (phases of two barriers green together) is counted as not representable and
@@ -40,7 +40,7 @@ class ServedGreen:
     :param combo: index of the combo (SUMO green phase) it was mapped to.
     :param phases: the NEMA phases the log shows green.
     :param change_s: when the change to it began (the previous set's first yellow; its green start if none).
-    :param green_s: when its last phase turned green.
+    :param green_s: when its first phase turned green in this change.
     :param end_s: when its first phase began yellow.
     """
 
@@ -154,8 +154,10 @@ def recorded_plan(time_s: np.ndarray, code: np.ndarray, param: np.ndarray, combo
                     plan.unrepresentable += 1
                 elif ti > 0:
                     plan.approximated += approx
-                    plan.greens.append(ServedGreen(combo, tuple(sorted(int(x) for x in green)), max(change, 0.0) if change is not None
-                                                   else max(green.values()), max(green.values()), ti))
+                    started = max(change, 0.0) if change is not None else min(green.values())
+                    # the set's green begins with the first phase that turned green in this change
+                    fresh = [g for g in green.values() if g >= started] or [max(green.values())]
+                    plan.greens.append(ServedGreen(combo, tuple(sorted(int(x) for x in green)), started, min(fresh), ti))
                 grown = False
                 change = ti
             green.pop(pi, None)

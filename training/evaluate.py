@@ -44,28 +44,38 @@ def evaluate(network: NetworkSpec, scenarios: list[str], controllers: list[str],
     for s in scenarios:
         network.scenario(s)
     tasks = [(network, s, c, seed, policy_file) for s in scenarios for c in controllers for seed in seeds]
+    return run_parallel(_one, tasks, jobs, progress)
+
+
+def run_parallel(fn, tasks: list, jobs: int | None = None, progress: bool = True, desc: str = "runs") -> list:
+    """``fn(task)`` for every task, in parallel processes; the results in task order.
+
+    :param fn: a module-level function (it is pickled into fresh processes).
+    :param tasks: its arguments, one per run.
+    :param jobs: parallel processes (default: the number of CPU cores, at most the number of tasks).
+    :param progress: show a progress bar on stderr.
+    :param desc: the progress bar's label.
+    """
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
     from tqdm import tqdm
 
-    bar = tqdm(total=len(tasks), desc="runs", unit="run", disable=not progress, leave=False)
-    records = []
+    bar = tqdm(total=len(tasks), desc=desc, unit="run", disable=not progress, leave=False)
+    results: list = [None] * len(tasks)
     try:
         if jobs == 1:
-            for t in tasks:
-                records.append(_one(t))
+            for k, t in enumerate(tasks):
+                results[k] = fn(t)
                 bar.update()
         else:
             # spawn: libsumo holds one simulation per process, and a fresh process inherits no SUMO state
             with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(_one, t) for t in tasks]
+                futures = {pool.submit(fn, t): k for k, t in enumerate(tasks)}
                 for f in as_completed(futures):
-                    records.append(f.result())
+                    results[futures[f]] = f.result()
                     bar.update()
     finally:
         bar.close()
-    order = {(s, c, seed): k for k, (_, s, c, seed, _) in enumerate(tasks)}
-    records.sort(key=lambda r: order[(r["scenario"], r["controller"], r["seed"])])
-    return records
+    return results
 
 
 def summarise(records: list[dict]) -> list[dict]:
