@@ -105,6 +105,11 @@ class PhaseMachine:
         self._yellow_end = [0] * len(links)
         self._state = intersection.all_red_state()
         self._ready = self._ready_tick(first)
+        #: preemption dwell (and track clearance): no max-out while set (:mod:`controller.preemption`)
+        self._hold = False
+        #: preemption entry: (min green, min walk) in ticks that greens and walks may be cut to, or None
+        self._cut: tuple[int, int] | None = None
+        self._walk_cut: dict[int, int] = {}  # this service's shortened walks, per crosswalk link
 
     # ----------------------------------------------------------------- inputs
     def request(self, phase: int) -> None:
@@ -151,6 +156,49 @@ class PhaseMachine:
             self._calls = calls
             self._steady = 0
 
+    def set_hold(self, hold: bool) -> None:
+        """Preemption dwell: while ``hold`` is True the green is never ended by max green (a dwell lasts while
+        the emergency call is present); requests are still served after min green."""
+        if hold != self._hold:
+            self._hold = hold
+            self._steady = 0
+
+    def set_preempt_limits(self, min_green_s: float | None, min_walk_s: float = 0.0) -> None:
+        """Preemption entry: greens (the one showing and any served before the preempt phase) may end after
+        ``min(min green, min_green_s)``, and walks are cut to ``min(walk, min_walk_s)``; a walk that has already
+        run longer ends now. Pedestrian clearance, yellow and red clearance are never shortened. ``None`` clears
+        the limits (greens started later get their normal timing).
+
+        :param min_green_s: preempt minimum green, seconds, or None to clear.
+        :param min_walk_s: preempt minimum walk, seconds.
+        """
+        self._steady = 0
+        if min_green_s is None:
+            self._cut = None
+            return
+        self._cut = (self._ticks(max(min_green_s, 0.0)), self._ticks(max(min_walk_s, 0.0)))
+        if self.interval is Interval.GREEN and self._ped_served:
+            self._cut_walks()
+
+    def _cut_walks(self) -> None:
+        """Shorten this service's walks to the preempt minimum walk (never below the walk already shown)."""
+        limit = self._cut[1]
+        for i in self._ped_links[self.phase]:
+            shown = self.green_ticks - self._ped_start[i]
+            walk = self._walk_eff(i)
+            if shown < walk:  # at least one step of walk: a crosswalk never goes from don't walk to clearance
+                self._walk_cut[i] = min(walk, max(limit, shown, 1))
+        self._ped_need = max([self._ped_start[i] + self._walk_eff(i) + self._yellow[i]
+                              for i in self._ped_links[self.phase]] or [0])
+
+    def _walk_eff(self, i: int) -> int:
+        """The walk of crosswalk link ``i`` in this service, ticks (shortened by a preemption entry)."""
+        return self._walk_cut.get(i, self._walk[i])
+
+    def _min_green(self, phase: int) -> int:
+        """Min green of ``phase`` in ticks, cut to the preempt minimum green during a preemption entry."""
+        return self._min[phase] if self._cut is None else min(self._min[phase], self._cut[0])
+
     def call_pedestrian(self, phase: int) -> None:
         """Register a pedestrian push-button call for the crosswalks of ``phase``."""
         self._check_phase(phase)
@@ -172,7 +220,7 @@ class PhaseMachine:
         """True when the current green may be ended now (min green and pedestrian timing done)."""
         if self.interval is not Interval.GREEN:
             return False
-        need = self._min[self.phase]
+        need = self._min_green(self.phase)
         if self._ped_served:
             need = max(need, self._ped_need)
         return self.green_ticks >= need
@@ -241,19 +289,19 @@ class PhaseMachine:
         g, p = self.green_ticks, self.phase
         if self.pending == p:
             return 0
-        need = self._min[p]
+        need = self._min_green(p)
         if self._ped_served:
             need = max(need, self._ped_need)
         if self.pending is not None:
             steady = need - g
-        elif self._calls:
+        elif self._calls and not self._hold:
             steady = max(need, self._max[p]) - g
         else:
             steady = _FOREVER
         if self._ped_served:
             for i in self._ped_links[p]:
-                start = self._ped_start[i]
-                for boundary in (start, start + self._walk[i], start + self._walk[i] + self._yellow[i]):
+                start, walk = self._ped_start[i], self._walk_eff(i)
+                for boundary in (start, start + walk, start + walk + self._yellow[i]):
                     if boundary >= g:
                         steady = min(steady, boundary - g)
         return max(0, steady)
@@ -263,7 +311,7 @@ class PhaseMachine:
         if self.pending == p:
             self.pending = None  # an "extend" is served by staying green
         wants = self.pending
-        if wants is None and self.green_ticks >= self._max[p] and self.may_end_green():
+        if wants is None and not self._hold and self.green_ticks >= self._max[p] and self.may_end_green():
             n = len(self._greens)
             waiting = [q for q in ((p + k) % n for k in range(1, n)) if q in self._calls]
             if waiting:  # max-out: the next phase in sequence that has a call
@@ -279,7 +327,7 @@ class PhaseMachine:
         self.stats.changes += 1
         if self._ped_served:  # record when each served crosswalk's clearance ended (it ended within this green)
             for i in self._ped_links[self.phase]:
-                end = self._green_start + self._ped_start[i] + self._walk[i] + self._yellow[i]
+                end = self._green_start + self._ped_start[i] + self._walk_eff(i) + self._yellow[i]
                 self._yellow_end[i] = max(self._yellow_end[i], min(end, self.now))
         if self.pending == target:
             self.pending = None
@@ -335,8 +383,11 @@ class PhaseMachine:
         # always ends in red)
         self._ped_start = {i: (1 if i in continuing and self._state[i] != "r" else 0)
                            for i in self._ped_links[target]}
+        self._walk_cut = {}
         self._ped_need = max([self._ped_start[i] + self._walk[i] + self._yellow[i]
                               for i in self._ped_links[target]] or [0])
+        if self._cut is not None and self._ped_served:
+            self._cut_walks()
 
     def _render(self) -> str:
         inter = self.intersection
@@ -365,9 +416,10 @@ class PhaseMachine:
         t = self.green_ticks - self._ped_start[i]
         if t < 0:
             return "r"
-        if t < self._walk[i]:
+        walk = self._walk_eff(i)
+        if t < walk:
             return "G"
-        if t < self._walk[i] + self._yellow[i]:
+        if t < walk + self._yellow[i]:
             return "y"
         return "r"
 

@@ -14,6 +14,7 @@ from controller.detector_health import DetectorHealth
 from controller.dilemma_zone import DilemmaZoneGuard
 from controller.flash import FlashSequencer, FlashStage
 from controller.intersection import Intersection
+from controller.modes import ModeManager
 from controller.phase_machine import PhaseMachine
 from controller.policies.base import DetectorReadings, Interval, Policy, SignalView
 from controller.safety import SafetyMonitor
@@ -49,6 +50,8 @@ class SignalController:
         self.dilemma = dilemma
         #: programmed flash (scheduled, manual, a field fault report): safe entry and exit
         self.flash = FlashSequencer(intersection, step_s)
+        #: preemption and transit priority (off until ``modes.configure``; :mod:`controller.modes`)
+        self.modes = ModeManager(intersection, step_s)
         #: events from the detector health watch not yet taken (the caller logs and clears them)
         self.events: list = []
         if policy is not None:
@@ -74,35 +77,44 @@ class SignalController:
             readings = self._screened(readings)
         if readings is not None:
             self._register_calls(readings.occupied)
+        choice = None
         if (self.policy is not None and self._steps % self._decide_every == 0 and not self.monitor.in_flash
                 and not self.flash.active):
             view = self.view(readings)
             choice = self.policy.decide(view)
             if self.dilemma is not None:  # may hold the green while a vehicle is in its dilemma zone
                 choice = self.dilemma.choose(view, choice)
-            self.machine.request(choice)
+        modes = self.modes
+        modes.decide(self.machine, choice, self.flash)  # preemption, then transit priority, then the policy
         self._steps += 1
-        if self.flash.active:
+        if self.flash.active and not modes.flash_waits(self.flash):
             shown, self.machine = self.flash.step(self.machine)
         else:
             shown = self.machine.tick()
+        modes.after_tick(self.machine)
+        if modes.preemption is not None or modes.priority is not None:
+            self.events += modes.take_events()
         self.state = self.monitor.check(shown)
         return self.state
 
-    def request_flash(self, major_links=None) -> None:
+    def request_flash(self, major_links=None, yields_to_preempt: bool = False) -> None:
         """Go to programmed flash (yellow on ``major_links``, red elsewhere; all red when None) at the next safe
-        point; see :mod:`controller.flash`."""
+        point; see :mod:`controller.flash`. A scheduled flash (``yields_to_preempt``) waits for a preemption."""
+        self.modes.flash_requested(major_links, yields_to_preempt)
         self.flash.request(major_links)
 
     def release_flash(self) -> None:
         """Leave programmed flash after its minimum time, through steady all-red into the major phase."""
+        self.modes.flash_released()
         self.flash.release()
 
     @property
     def quiet_steps(self) -> int:
         """Steps known to show the current state unchanged if no request, call or reading arrives (0 with a
         policy attached, which may decide any step): :meth:`skip` may take that many at once."""
-        return 0 if self.policy is not None or self.flash.active else self.machine.quiet_ticks
+        if self.policy is not None or self.flash.active or self.modes.active:
+            return 0
+        return self.machine.quiet_ticks
 
     def skip(self, steps: int) -> str:
         """Run ``steps`` quiet steps at once (no readings, no policy): what ``steps`` calls of ``step(None)``
@@ -115,6 +127,7 @@ class SignalController:
             raise ValueError("a controller with a policy decides every step and cannot skip")
         self.machine.skip(steps)
         self._steps += steps
+        self.modes.time_s += steps * self.step_s
         self.state = self.monitor.check_held(self.machine.state, steps)
         return self.state
 
