@@ -126,6 +126,12 @@ class EventRecorder:
                     emit(EventCode.END_RED_CLEARANCE, was + 1)
                     if was != phase:
                         emit(EventCode.PHASE_INACTIVE, was + 1)
+                elif before is Interval.YELLOW and was is not None:
+                    # no red clearance was needed (the next phase adds no link conflicting with the ending ones,
+                    # e.g. through + permissive left -> protected left): the yellow and the phase still end
+                    emit(EventCode.END_YELLOW, was + 1)
+                    if was != phase:
+                        emit(EventCode.PHASE_INACTIVE, was + 1)
                 emit(EventCode.PHASE_ON, number)
                 emit(EventCode.BEGIN_GREEN, number)
                 self._min_done = False

@@ -46,6 +46,7 @@ def _names(text: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     from envs.runner import controller_names
     from ondaverde.hw_commands import add_events_command, add_virtual_controller_command
+    from ondaverde.replay_command import add_replay_command
     from ondaverde.run_command import add_run_command
     from ondaverde.netargs import add_network_args
 
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_virtual_controller_command(sub)
     add_run_command(sub)
     add_events_command(sub)
+    add_replay_command(sub)
     return parser
 
 
@@ -338,13 +340,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ondaverde`` console script."""
     from ondaverde.hw_commands import cmd_events, cmd_virtual_controller
+    from ondaverde.replay_command import cmd_replay
     from ondaverde.run_command import cmd_run
 
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"simulate": cmd_simulate, "evaluate": cmd_evaluate, "networks": cmd_networks, "bench": cmd_bench,
                 "train": cmd_train, "virtual-controller": cmd_virtual_controller,
-                "run": cmd_run, "events": cmd_events}
+                "run": cmd_run, "events": cmd_events, "replay": cmd_replay}
     try:
         return handlers[args.command](args)
     except InputError as exc:

@@ -54,6 +54,26 @@ def test_every_green_is_followed_by_yellow_then_red_clearance_then_the_next_gree
     assert sum(e.code == C.MIN_GREEN_COMPLETE for e in events) >= len(greens) - 1
 
 
+def test_a_yellow_straight_into_the_next_green_still_ends_the_yellow_and_the_phase():
+    """Through + permissive left -> protected left needs no red clearance (no conflicting link turns green);
+    the log must still close the yellow (9) and the phase (12), or ATSPM measures lose the split."""
+    from controller.intersection import Intersection, Phase, SignalLink
+
+    links = tuple(SignalLink(i, "vehicle", f"in{i}", f"out{i}", 13.9, 3.0, 2.0) for i in range(3))
+    compatible = ((True, True, False), (True, True, False), (False, False, True))
+    phases = (Phase(1, "Ggr", "through", 5.0, 20.0), Phase(2, "rGr", "protected left", 5.0, 10.0),
+              Phase(3, "rrG", "cross street", 5.0, 20.0))
+    events = _record(Intersection("lead-lag", links, phases, compatible), 300)
+    codes = [(e.code, e.param) for e in events]
+    assert (C.BEGIN_YELLOW, 1) in codes and (C.BEGIN_RED_CLEARANCE, 1) not in codes  # 1 -> 2: yellow only
+    for phase in (1, 2, 3):
+        assert codes.count((C.PHASE_ON, phase)) - codes.count((C.PHASE_INACTIVE, phase)) in (0, 1)
+        assert codes.count((C.BEGIN_YELLOW, phase)) - codes.count((C.END_YELLOW, phase)) in (0, 1)
+    ons = [e.time_s for e in events if (e.code, e.param) == (C.PHASE_ON, 1)]
+    offs = [e.time_s for e in events if (e.code, e.param) == (C.PHASE_INACTIVE, 1)]
+    assert len(offs) >= 3 and all(a < b for a, b in zip(ons, offs))
+
+
 def test_detector_edges_give_on_and_off_with_the_channel():
     inter = two_phase_intersection()
     n = len(inter.detectors)

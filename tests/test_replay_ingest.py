@@ -186,3 +186,15 @@ def test_event_table_slices_one_signal():
     b = table.for_signal("b")
     assert b.signal.tolist() == ["b"] and b.time_s.tolist() == [0.5]
     assert len(table.for_signal("c")) == 0
+
+
+def test_the_replay_command_refuses_a_file_that_is_not_a_log_in_one_line(tmp_path, capsys):
+    from ondaverde.cli import main
+
+    bad = tmp_path / "notes.csv"
+    bad.write_text("shopping list\neggs\n")
+    assert main(["replay", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not an event log" in err and "Traceback" not in err
+    assert main(["replay", str(tmp_path / "missing.csv")]) == 2
+    assert "no such file" in capsys.readouterr().err

@@ -121,3 +121,32 @@ def channels_for(config: list[DetectorChannel], signal: str) -> list[DetectorCha
     :param signal: the signal id.
     """
     return [c for c in config if c.signal == signal]
+
+
+#: how an ondaverde detector kind appears in an ATSPM configuration (zones have no ATSPM function: not listed)
+_KIND_FUNCTIONS = {"stopbar": "presence", "advance": "advance"}
+
+
+def detector_config_for(intersection) -> list[DetectorChannel]:
+    """The ATSPM detector configuration of an ondaverde intersection's own event log.
+
+    The core logs detector ``k`` (0-based in ``intersection.detectors``) as channel ``k + 1`` and phase index
+    ``p`` as phase ``p + 1`` (``controller/events.py``), so the configuration uses the same numbers. Stop-bar loops
+    become ``presence`` detectors and advance loops ``advance`` detectors of the first phase that shows one of
+    their links a protected green (``G``), else a permissive one; radar and exit zones are left out (a zone's
+    on/off is "not empty", not a vehicle count).
+
+    :param intersection: a :class:`controller.intersection.Intersection`.
+    """
+    out = []
+    for k, det in enumerate(intersection.detectors):
+        function = _KIND_FUNCTIONS.get(det.kind)
+        if function is None:
+            continue
+        phase = next((p for p, ph in enumerate(intersection.phases) if any(ph.state[i] == "G" for i in det.links)),
+                     None)
+        if phase is None:
+            phase = next((p for p, ph in enumerate(intersection.phases) if ph.greens & set(det.links)), None)
+        if phase is not None:
+            out.append(DetectorChannel(intersection.id, phase + 1, k + 1, function))
+    return out

@@ -406,12 +406,12 @@ def load_events(path: Path | str, signal: str | None = None, gap_minutes: float 
     collector = _Collector(signal)
     layout = "?"
     bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(unit=" rows", unit_scale=True, desc=f"reading {path.name}", leave=False)
     try:
         for layout, roles, batch in chunks:
+            if progress and bar is None:  # only once the file is known to be a log: errors stay one clean line
+                from tqdm import tqdm
+
+                bar = tqdm(unit=" rows", unit_scale=True, desc=f"reading {path.name}", leave=False, disable=None)
             names = batch.schema.names
             col = {r: batch.column(names.index(roles[r])) for r in roles}
             collector.add(col["signal"], _parse_times(col["time"]), _parse_ints(col["code"]),
