@@ -192,3 +192,62 @@ def test_sample_whatif_end_to_end(tmp_path):
     assert all(r["geh_max"] < 5 for r in rows), rows
     text = format_whatif(result)
     assert "recorded" in text and "actuated" in text and "GEH" in text
+
+
+# ------------------------------------------------------------------------------------------- a given network
+
+SINGLE_NET = Path(__file__).resolve().parents[1] / "networks" / "single" / "single.net.xml"
+
+
+@pytest.mark.sumo
+def test_given_network_with_a_mapping(tmp_path):
+    """The sample's phases on the bundled `single` crossing: the mapped approaches get the NEMA program and the
+    demand; the unmapped north approach stays red."""
+    from networks.derive import derive_intersections
+    from networks.whatif_scenario import build_whatif
+
+    events, channels, signal = _sample()
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("tl: C\napproaches: {2: west_app, 6: east_app, 8: south_app}\n", encoding="utf-8")
+    sc = build_whatif(events.time_s, events.code, events.param, channels, signal, tmp_path / "s", net=SINGLE_NET,
+                      mapping=mapping, hours=0.5)
+    assert not sc.generic and sc.combos == ((2, 5), (2, 6), (8,))
+    (inter,) = derive_intersections(sc.network.net_file, sc.network.override_file)
+    north = [lk.index for lk in inter.links if lk.from_lane.startswith("north_app")]
+    assert north and all(p.state[i] == "r" for p in inter.phases for i in north)
+    assert {f.from_edge for f in sc.flows} == {"west_app", "east_app", "south_app"}
+    west_left = [m for m in sc.movements if m.from_edge == "west_app" and m.turn == "left"]
+    assert west_left and all(m.left_phase == 5 for m in west_left)
+
+
+def test_bad_whatif_inputs_are_named(tmp_path):
+    from networks.whatif import load_mapping
+    from networks.whatif_scenario import build_whatif
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("approaches: {5: west_app}\n", encoding="utf-8")
+    with pytest.raises(InputError, match="phase 5 is not a through phase"):
+        load_mapping(bad)
+    bad.write_text("tl: C\n", encoding="utf-8")
+    with pytest.raises(InputError, match="approaches"):
+        load_mapping(bad)
+    t, code, param = np.array([0.0, 3600.0]), np.array([1, 8]), np.array([2, 2])
+    channel = SimpleNamespace(phase=2, channel=1, function="advance")
+    with pytest.raises(InputError, match="no channel"):
+        build_whatif(t, code, param, [], "7", tmp_path)
+    with pytest.raises(InputError, match="--net and --mapping go together"):
+        build_whatif(t, code, param, [channel], "7", tmp_path, net=SINGLE_NET)
+    with pytest.raises(InputError, match="no begin-green"):
+        build_whatif(t, np.array([82, 82]), np.array([1, 1]), [channel], "7", tmp_path)
+
+
+@pytest.mark.sumo
+def test_mapping_naming_an_edge_the_light_does_not_control(tmp_path):
+    from networks.whatif_scenario import build_whatif
+
+    events, channels, signal = _sample()
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("approaches: {2: west_in, 6: east_app, 8: south_app}\n", encoding="utf-8")
+    with pytest.raises(InputError, match="'west_in' has no connection controlled by light 'C'"):
+        build_whatif(events.time_s, events.code, events.param, channels, signal, tmp_path, net=SINGLE_NET,
+                     mapping=mapping, hours=0.5)
