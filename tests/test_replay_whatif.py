@@ -4,7 +4,10 @@ actuated control on the same demand and seeds) with one-line errors for bad inpu
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -251,3 +254,44 @@ def test_mapping_naming_an_edge_the_light_does_not_control(tmp_path):
     with pytest.raises(InputError, match="'west_in' has no connection controlled by light 'C'"):
         build_whatif(events.time_s, events.code, events.param, channels, signal, tmp_path, net=SINGLE_NET,
                      mapping=mapping, hours=0.5)
+
+
+# ------------------------------------------------------------------------------------------- the command
+
+def replay(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ondaverde", "replay", str(SAMPLE / "sample_raw_data.parquet"), *args],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=600)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("\r")]
+    assert "Traceback" not in proc.stderr
+    assert len([ln for ln in lines if "error" in ln]) == 1, proc.stderr
+    for needle in needles:
+        assert needle in proc.stderr, proc.stderr
+
+
+@pytest.mark.sumo
+def test_command_whatif_json(tmp_path):
+    proc = replay("--config", str(SAMPLE / "sample_config.parquet"), "--whatif", "--controller", "maxpressure",
+                  "--hours", "0.5", "--seeds", "3", "--json", "--whatif-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    (result,) = json.loads(proc.stdout)["whatif"]          # stdout is the JSON alone
+    assert result["controllers"] == ["recorded", "maxpressure"] and result["seeds"] == [3]
+    assert {r["controller"]: r["runs"] for r in result["summary"]} == {"recorded": 1, "maxpressure": 1}
+    assert all(r["delay"] > 0 for r in result["summary"])
+    assert result["window"]["bins"] == 2
+    assert (tmp_path / result["signal"] / "network.yaml").is_file()   # kept: rerunnable with ondaverde evaluate
+
+
+def test_command_whatif_bad_input(tmp_path):
+    config = str(SAMPLE / "sample_config.parquet")
+    assert_one_line_error(replay("--whatif"), "--whatif needs a detector configuration")
+    assert_one_line_error(replay("--config", config, "--whatif", "--net", str(SINGLE_NET)), "--mapping")
+    bad = tmp_path / "mapping.yaml"
+    bad.write_text("approaches: {5: west_app}\n", encoding="utf-8")
+    assert_one_line_error(replay("--config", config, "--whatif", "--net", str(SINGLE_NET), "--mapping", str(bad)),
+                          "phase 5 is not a through phase")
+    assert_one_line_error(replay("--config", config, "--whatif", "--controller", "telepathy"), "telepathy")
+    assert replay("--config", config, "--whatif", "--hours", "0").returncode == 2

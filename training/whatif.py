@@ -11,6 +11,12 @@ so each change is 0.5 s longer), no green ends before its minimum (4-5 s) and a 
 another change waits. The report puts recorded and replayed green times per phase side by side, with the
 deferred requests and any safety fault.
 
+**What the comparison can say.** Both runs see the same rebuilt demand and seeds. But the recorded greens
+answered the vehicles of that day, and the simulation draws other arrivals around the same 15-minute rates:
+replayed, the recorded timing is a plan fixed in advance that cannot answer a simulated queue, while the
+adaptive controller reads the simulated detectors. The difference therefore likely overstates what the adaptive
+controller would have saved on that day.
+
 **Counts** are compared per approach and 15-minute bin: the loops of the core's detector set at the position
 of the recorded counting function (advance loop for ``advance``, stop-bar loop otherwise) on the lanes each
 phase serves, against the recorded counts, as GEH of hourly flows (mean over the seeds).
@@ -253,8 +259,9 @@ def format_whatif(result: dict) -> str:
     lines.append(f"log timing: {p['served_greens']} served greens, {p['approximated']} mapped to a larger phase, "
                  f"{p['not_representable']} not representable, {p['missing_yellows']} missing yellow events; "
                  f"yellow {fmt_phases(p['yellow_s'])}, red clearance {fmt_phases(p['red_clearance_s'])}")
-    lines.append("Demand is rebuilt from counts with assumed turning shares; the simulated traffic reacts to each "
-                 "timing, the recorded traffic did not.")
+    lines.append("Caveats: demand is rebuilt from counts with assumed turning shares and random (Poisson) arrivals. "
+                 "The recorded timing answered the real arrivals of that day, not the simulated ones: replayed, it "
+                 "acts as a plan fixed in advance, which favours a controller that reads the simulated detectors.")
     return "\n".join(lines)
 
 
