@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from controller.errors import InputError
 
@@ -28,7 +29,9 @@ def add_replay_command(sub) -> None:
                     "export). Prints what ingest found (duplicates, out-of-order rows, gaps, vendor codes, "
                     "chattering detectors, unreadable rows) and carries on; a file that is not a log exits with "
                     "code 2. Then, as asked: the standard ATSPM measures per signal and bin (--measures), plots "
-                    "(--plots), and the recorded detector actuations replayed through the core (--controller).")
+                    "(--plots), the recorded detector actuations replayed through the core (--controller), and the "
+                    "what-if in SUMO: recorded timing against an adaptive controller on demand rebuilt from the "
+                    "log's counts (--whatif).")
     p.add_argument("log", help="the event log: .csv, .parquet, or the daemon's SQLite file")
     p.add_argument("--config", metavar="DETECTORS", default=None,
                    help="detector configuration, CSV or Parquet: SignalId,Phase,DetectorChannel,Function or the "
@@ -50,8 +53,10 @@ def add_replay_command(sub) -> None:
                    help="report stretches without any event longer than this, minutes (default: 5)")
     # --- decision replay (--controller, --out, ...) is added by add_decision_args below ---
     add_decision_args(p)
-    # --- what-if in SUMO (--whatif and its options): owned by the whatif work (hw/replay/whatif*.py); add its
-    #     arguments here and dispatch it in cmd_replay where marked ---
+    # --- what-if in SUMO (--whatif and its options): ondaverde/whatif_command.py ---
+    from ondaverde.whatif_command import add_whatif_args
+
+    add_whatif_args(p)
 
 
 def _network_detector_config(name: str):
@@ -73,7 +78,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from hw.replay.events import load_events
 
     table, report = load_events(args.log, signal=args.signal, gap_minutes=args.gap_minutes, progress=True)
-    print(report.summary())
+    # with --json, stdout carries the JSON alone
+    print(report.summary(), file=sys.stderr if getattr(args, "json", False) else sys.stdout)
     needs_config = [flag for flag, on in (("--measures", args.measures), ("--plots", args.plots)) if on]
     config = None
     if args.config is not None and args.network is not None:
@@ -97,5 +103,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
         files = write_plots(table, config, args.plots)
         print(f"plots: {', '.join(f.name for f in files) or 'none (no phase service in the log)'} in {args.plots}")
-    # --- whatif: dispatch here ---
+    if getattr(args, "whatif", False):
+        from ondaverde.whatif_command import run_whatif_command
+
+        return run_whatif_command(args, table, config)
     return 0
