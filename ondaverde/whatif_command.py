@@ -74,7 +74,8 @@ def add_whatif_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_whatif_command(args: argparse.Namespace, table, config) -> int:
-    """Run the what-if for every signal of ``table`` that the detector configuration describes.
+    """Run the what-if for every signal of ``table`` that the detector configuration describes; with several
+    signals, one that cannot be modelled is skipped with a note on stderr (and in the JSON's ``skipped``).
 
     :param args: parsed ``replay`` arguments.
     :param table: the ingested events (``hw.replay.events.EventTable``).
@@ -83,7 +84,7 @@ def run_whatif_command(args: argparse.Namespace, table, config) -> int:
     """
     from hw.replay.detector_config import channels_for
     from networks.whatif_scenario import build_whatif
-    from training.whatif import format_whatif, run_whatif
+    from training.whatif import check_whatif_controller, format_whatif, run_whatif
 
     if config is None:
         raise InputError("--whatif needs a detector configuration (--config DETECTORS)")
@@ -93,14 +94,24 @@ def run_whatif_command(args: argparse.Namespace, table, config) -> int:
     if not signals:
         raise InputError(f"--whatif: no signal of the log ({', '.join(table.signals()[:5]) or 'none'}) is in the "
                          "detector configuration")
-    controller = args.controller or "actuated"
-    results = []
+    controller = check_whatif_controller(args.controller or "actuated", args.policy)
+    results, skipped = [], []
     with tempfile.TemporaryDirectory(prefix="ondaverde-whatif-") as tmp:
         root = Path(args.whatif_dir) if args.whatif_dir is not None else Path(tmp)
         for signal in signals:
             events = table.for_signal(signal)
-            scenario = build_whatif(events.time_s, events.code, events.param, channels_for(config, signal), signal,
-                                    root / str(signal), net=args.net, mapping=args.mapping, hours=args.hours)
+            try:
+                scenario = build_whatif(events.time_s, events.code, events.param, channels_for(config, signal),
+                                        signal, root / str(signal), net=args.net, mapping=args.mapping,
+                                        hours=args.hours)
+            except InputError as exc:
+                if len(signals) == 1:
+                    raise
+                # one signal of many that cannot be modelled (no phase events, phases the model lacks): say so
+                # and go on with the others
+                skipped.append({"signal": signal, "reason": str(exc)})
+                print(f"ondaverde: what-if skips signal {signal}: {exc}", file=sys.stderr)
+                continue
             result = run_whatif(scenario, controller, args.seeds, policy_file=args.policy)
             if args.whatif_dir is None:
                 result["folder"] = None
@@ -109,7 +120,9 @@ def run_whatif_command(args: argparse.Namespace, table, config) -> int:
                 print(format_whatif(result))
                 if args.whatif_dir is not None:
                     print(f"scenario kept in {scenario.network.folder}")
+    if not results:
+        raise InputError(f"--whatif: no signal could be modelled ({skipped[0]['signal']}: {skipped[0]['reason']})")
     if args.json:
-        json.dump({"whatif": results}, sys.stdout)
+        json.dump({"whatif": results, "skipped": skipped}, sys.stdout)
         print()
     return 0

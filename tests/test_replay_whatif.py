@@ -258,26 +258,34 @@ def test_mapping_naming_an_edge_the_light_does_not_control(tmp_path):
 
 # ------------------------------------------------------------------------------------------- the command
 
-def replay(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ondaverde", "replay", str(SAMPLE / "sample_raw_data.parquet"), *args],
-                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=600)
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("\r")]
-    assert "Traceback" not in proc.stderr
-    assert len([ln for ln in lines if "error" in ln]) == 1, proc.stderr
-    for needle in needles:
-        assert needle in proc.stderr, proc.stderr
-
-
 @pytest.mark.sumo
 def test_command_whatif_json(tmp_path):
-    proc = replay("--config", str(SAMPLE / "sample_config.parquet"), "--whatif", "--controller", "maxpressure",
-                  "--hours", "0.5", "--seeds", "3", "--json", "--whatif-dir", str(tmp_path))
+    """Two signals in one ATSPM 4 CSV: the sample's, and one with detector events but no phase events, which is
+    skipped with a note while the other runs."""
+    import pandas as pd
+
+    raw = pd.read_parquet(SAMPLE / "sample_raw_data.parquet")
+    raw = raw[raw["TimeStamp"] < raw["TimeStamp"].min() + pd.Timedelta(minutes=40)]
+    log = pd.DataFrame({"SignalId": raw["DeviceId"].astype(str), "Timestamp": raw["TimeStamp"].dt.strftime(
+        "%Y-%m-%d %H:%M:%S.%f").str[:-5], "EventCode": raw["EventId"], "EventParam": raw["Parameter"]})
+    other = pd.DataFrame({"SignalId": "99", "Timestamp": log["Timestamp"].iloc[:50], "EventCode": 82, "EventParam": 1})
+    pd.concat([log, other]).to_csv(tmp_path / "two.csv", index=False)
+    cfg = pd.read_parquet(SAMPLE / "sample_config.parquet")
+    config = pd.DataFrame({"SignalId": cfg["DeviceId"].astype(str), "Phase": cfg["Phase"],
+                           "DetectorChannel": cfg["Parameter"], "Function": cfg["Function"]})
+    config = pd.concat([config, pd.DataFrame([{"SignalId": "99", "Phase": 2, "DetectorChannel": 1,
+                                               "Function": "advance"}])])
+    config.to_csv(tmp_path / "detectors.csv", index=False)
+    proc = subprocess.run([sys.executable, "-m", "ondaverde", "replay", str(tmp_path / "two.csv"), "--config",
+                           str(tmp_path / "detectors.csv"), "--whatif", "--controller", "maxpressure", "--seeds", "3",
+                           "--json", "--whatif-dir", str(tmp_path / "kept")],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=600)
     assert proc.returncode == 0, proc.stderr
-    (result,) = json.loads(proc.stdout)["whatif"]          # stdout is the JSON alone
+    out = json.loads(proc.stdout)                             # stdout is the JSON alone
+    assert [s["signal"] for s in out["skipped"]] == ["99"] and "begin-green" in out["skipped"][0]["reason"]
+    assert "what-if skips signal 99" in proc.stderr
+    (result,) = out["whatif"]
+    tmp_path = tmp_path / "kept"
     assert result["controllers"] == ["recorded", "maxpressure"] and result["seeds"] == [3]
     assert {r["controller"]: r["runs"] for r in result["summary"]} == {"recorded": 1, "maxpressure": 1}
     assert all(r["delay"] > 0 for r in result["summary"])
@@ -285,13 +293,28 @@ def test_command_whatif_json(tmp_path):
     assert (tmp_path / result["signal"] / "network.yaml").is_file()   # kept: rerunnable with ondaverde evaluate
 
 
-def test_command_whatif_bad_input(tmp_path):
-    config = str(SAMPLE / "sample_config.parquet")
-    assert_one_line_error(replay("--whatif"), "--whatif needs a detector configuration")
-    assert_one_line_error(replay("--config", config, "--whatif", "--net", str(SINGLE_NET)), "--mapping")
+@pytest.mark.parametrize("args, message", [
+    (["--whatif"], "--whatif needs a detector configuration"),
+    (["--config", "CFG", "--whatif", "--net", "NET"], "--net and --mapping go together"),
+    (["--config", "CFG", "--whatif", "--net", "NET", "--mapping", "BAD"], "phase 5 is not a through phase"),
+    (["--config", "CFG", "--whatif", "--controller", "telepathy"], "unknown controller 'telepathy'"),
+    (["--config", "CFG", "--whatif", "--controller", "rl"], "--controller rl needs --policy FILE"),
+])
+def test_command_whatif_bad_input(tmp_path, capsys, args, message):
+    from ondaverde.cli import main
+
     bad = tmp_path / "mapping.yaml"
     bad.write_text("approaches: {5: west_app}\n", encoding="utf-8")
-    assert_one_line_error(replay("--config", config, "--whatif", "--net", str(SINGLE_NET), "--mapping", str(bad)),
-                          "phase 5 is not a through phase")
-    assert_one_line_error(replay("--config", config, "--whatif", "--controller", "telepathy"), "telepathy")
-    assert replay("--config", config, "--whatif", "--hours", "0").returncode == 2
+    files = {"CFG": str(SAMPLE / "sample_config.parquet"), "NET": str(SINGLE_NET), "BAD": str(bad)}
+    code = main(["replay", str(SAMPLE / "sample_raw_data.parquet"), *(files.get(a, a) for a in args)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_command_whatif_refuses_hours_that_are_not_positive(capsys):
+    from ondaverde.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["replay", str(SAMPLE / "sample_raw_data.parquet"), "--whatif", "--hours", "0"])
+    assert exc.value.code == 2 and "hours must be positive" in capsys.readouterr().err

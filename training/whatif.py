@@ -181,6 +181,20 @@ def timing_match(scenario: WhatIfScenario, records: list[dict]) -> list[dict]:
     return rows
 
 
+def check_whatif_controller(controller: str, policy_file: Path | None = None) -> str:
+    """Return ``controller`` if the what-if can run it against the recorded timing, else raise a one-line error.
+
+    :param controller: a controller name.
+    :param policy_file: the policy file (needed by ``rl``).
+    """
+    if controller == RECORDED:
+        raise InputError(f"--controller {RECORDED!r} is the recorded timing itself; choose an adaptive controller")
+    check_controller(controller)
+    if controller == LEARNED and policy_file is None:
+        raise InputError("--controller rl needs --policy FILE: a policy trained for this intersection's layout")
+    return controller
+
+
 def run_whatif(scenario: WhatIfScenario, controller: str = "actuated", seeds: list[int] | None = None,
                jobs: int | None = None, progress: bool = True, policy_file: Path | None = None) -> dict:
     """Simulate the recorded timing and ``controller`` on the scenario's demand with the same seeds.
@@ -194,11 +208,7 @@ def run_whatif(scenario: WhatIfScenario, controller: str = "actuated", seeds: li
     :returns: JSON-ready result: runs, summary rows, count match (GEH), timing match, plan notes.
     :raises InputError: an unknown controller, no seeds.
     """
-    check_controller(controller)
-    if controller == RECORDED:
-        raise InputError(f"--controller {RECORDED!r} is the recorded timing itself; choose an adaptive controller")
-    if controller == LEARNED and policy_file is None:
-        raise InputError("--controller rl needs --policy FILE: a policy trained for this intersection's layout")
+    check_whatif_controller(controller, policy_file)
     seeds = [0, 1, 2] if seeds is None else list(seeds)
     if not seeds:
         raise InputError("--seeds: give at least one seed")
