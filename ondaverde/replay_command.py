@@ -69,7 +69,24 @@ def _network_detector_config(name: str):
 
 
 def add_decision_args(p: argparse.ArgumentParser) -> None:
-    """Options of decision replay (filled in with the decision-replay milestone)."""
+    """Options of decision replay."""
+    from hw.replay.decisions import CONTROLLERS
+
+    p.add_argument("--controller", default=None, metavar="NAME",
+                   help=f"decision replay with one of {', '.join(CONTROLLERS)} (with --whatif: the adaptive "
+                        "controller of the what-if, see below): replay the recorded detector actuations, second by "
+                        "second and faster than real time, through the core with this policy (the phase machine and the safety monitor included) "
+                        "and print recorded vs replayed services, greens, splits and terminations per phase. The "
+                        "recorded traffic does not react to the new timing. Field logs: the signal is modelled "
+                        "from --config (one signal group per NEMA phase, dual-ring compatibility, the log's "
+                        "yellow and all-red); ondaverde's own logs: with --network, on the intersection that "
+                        "wrote them")
+    p.add_argument("--out", metavar="FILE", default=None,
+                   help="with --controller: write the replayed event log as CSV (Timestamp,SignalId,EventCode,"
+                        "EventParam, NEMA phase numbers; the recorded detector events copied in)")
+    p.add_argument("--policy", metavar="FILE", default=None,
+                   help="with --controller rl: the policy file (trained for this signal's phases and detectors; "
+                        "any other is refused)")
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -107,4 +124,54 @@ def cmd_replay(args: argparse.Namespace) -> int:
         from ondaverde.whatif_command import run_whatif_command
 
         return run_whatif_command(args, table, config)
+    if args.controller:
+        _decisions(args, table, config)
+    elif args.out or args.policy:
+        raise InputError("--out and --policy go with --controller")
     return 0
+
+
+def _decisions(args: argparse.Namespace, table, config) -> None:
+    """Decision replay of every signal in the table."""
+    from tqdm import tqdm
+
+    from hw.replay import decisions as dec
+
+    if config is None:
+        raise InputError("--controller needs a detector configuration (--config DETECTORS, or --network NAME for "
+                         "ondaverde's own logs)")
+    own = None
+    if args.network is not None:
+        from envs.simulation import intersections_of
+        from networks.catalog import load_network
+
+        own = {i.id: i for i in intersections_of(load_network(args.network))}
+        missing = [s for s in table.signals() if s not in own]
+        if missing:
+            raise InputError(f"signal(s) {', '.join(missing[:5])} of the log are not traffic lights of "
+                             f"{args.network}")
+    signals = table.signals()
+    span = sum(int(table.for_signal(s).time_s[-1] - table.for_signal(s).time_s[0]) + 2 for s in signals)
+    results = []
+    with tqdm(total=span, unit=" sim s", unit_scale=True, desc=f"replay {args.controller}", leave=False,
+              disable=None) as bar:
+        for sid in signals:
+            log = table.for_signal(sid)
+            if own is not None:
+                results.append(dec.replay_own_signal(log, own[sid], args.controller, args.policy, bar.update))
+            else:
+                results.append(dec.replay_signal(log, config, args.controller, args.policy, bar.update))
+    for r in results:
+        print(dec.format_comparison(r))
+    print(dec.NOTE)
+    if args.out:
+        n = dec.write_replayed_csv(results, args.out)
+        print(f"replayed event log: {n} events in {args.out}")
+    if args.measures:
+        from pathlib import Path
+
+        from hw.replay.measures import compute_measures, write_measures
+
+        out = Path(args.measures) / f"replayed-{args.controller}"
+        write_measures(compute_measures(dec.replayed_table(results), config, args.bin_minutes), out)
+        print(f"measures of the replayed log in {out}")

@@ -14,10 +14,10 @@ from hw.replay.detector_config import DetectorChannel, detector_config_for, load
 from hw.replay.events import EventTable, load_events
 from hw.replay.measures import MEASURES, compute_measures
 from ondaverde.cli import main
+from tests.support.simlog import EPOCH_S as T0, simulated_daemon_log
 
 atspm = pytest.importorskip("atspm")  # a declared dependency: importorskip only names the cause if it is missing
 SAMPLE = Path(os.path.dirname(atspm.__file__)) / "data"
-T0 = 1_713_182_400.0  # 2024-04-15 12:00:00
 
 
 @pytest.fixture(scope="module")
@@ -112,43 +112,9 @@ def test_replay_command_refuses_missing_inputs_in_one_line(tmp_path, capsys, arg
     assert code == 2 and message in err and err.count("\n") == 1
 
 
-def _simulated_daemon_log(network: str, seconds: float, path: Path):
-    """Run ``network`` under actuated control for ``seconds`` with the daemon's recorder and store (the events
-    of every intersection, as ``ondaverde run`` logs them), export the store as ATSPM CSV; return the
-    intersections."""
-    from controller.events import EventRecorder
-    from controller.policies.registry import make_policy
-    from envs.simulation import SignalSimulation, intersections_of
-    from hw.eventlog import EventLog
-    from networks.catalog import load_network
-
-    net = load_network(network)
-    inters = intersections_of(net)
-    sim = SignalSimulation(net, net.scenario(None), 0, policies={i.id: make_policy("actuated") for i in inters})
-    sim.skip_quiet = False  # observe every controller every second, as the daemon does
-    recorders = [EventRecorder(c.intersection) for c in sim.controllers]
-    log = EventLog(path.with_suffix(".sqlite"), epoch_s=T0)
-    try:
-        start = sim.time_s
-        while sim.time_s < start + seconds and not sim.done:
-            sim.advance()
-            events = []
-            for ctrl, rec, readings in zip(sim.controllers, recorders, sim.readings):
-                m = ctrl.machine
-                events += rec.observe(sim.time_s, ctrl.interval, m.phase, ctrl.state, m.may_end_green(),
-                                      readings.occupied, m.stats.max_outs)
-            log.append(events)
-        assert sim.violations() == 0
-    finally:
-        sim.cleanup()
-    log.export_csv(path)
-    log.close()
-    return inters
-
-
 @pytest.mark.sumo
 def test_the_daemons_log_of_a_simulated_miraflores_run_yields_plausible_measures(tmp_path):
-    inters = _simulated_daemon_log("miraflores", 1200, tmp_path / "events.csv")
+    inters = simulated_daemon_log("miraflores", 1200, tmp_path / "events.csv")
     table, report = load_events(tmp_path / "events.csv")
     assert report.layout == "ondaverde event log CSV" and report.rows_unreadable == 0
     config = [c for inter in inters for c in detector_config_for(inter)]
