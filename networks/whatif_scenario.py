@@ -4,7 +4,7 @@ recorded timing, as a network folder the evaluation harness runs like any other.
 The folder holds the net (generic or a copy of the given one with the NEMA program written in), the demand
 ``whatif.rou.xml``, an intersection override file ``whatif.timing.json`` and ``network.yaml``. The override
 gives every link the field's own clearances (median recorded yellow and red clearance of the phases that serve
-it, instead of the formulas' values from an invented geometry) and every program phase a minimum green of at
+it, clamped into MUTCD's ranges, instead of the formulas' values from an invented geometry) and every program phase a minimum green of at
 most 5 s (never below the core's 4 s floor, and no longer than the shortest recorded green of that phase) and a
 maximum green no shorter than the longest recorded one, so the recorded timing fits and both the recorded
 and the adaptive run use the same limits.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controller.errors import InputError
-from controller.timing import MIN_GREEN_FLOOR_S
+from controller.timing import MIN_GREEN_FLOOR_S, RED_CLEARANCE_MAX_S, YELLOW_MAX_S, YELLOW_MIN_S
 from networks.catalog import NetworkSpec, ScenarioSpec
 from networks.derive import DEFAULT_MAX_GREEN_S, DEFAULT_MIN_GREEN_S, derive_intersections
 from networks.whatif import (GENERIC_TL, LEFT_OF, Movement, build_generic_network, generic_approaches,
@@ -49,6 +49,8 @@ class WhatIfScenario:
     :param plan: the recorded timing.
     :param generic: True for the generic geometry, False for a given network.
     :param approaches: through phase -> incoming edge.
+    :param clamped: recorded clearances outside MUTCD's ranges (yellow 3-6 s, red clearance at most 6 s) that
+        the model clamped into them, e.g. ``"yellow ø4 2.5 s -> 3 s"``.
     """
 
     network: NetworkSpec
@@ -61,6 +63,7 @@ class WhatIfScenario:
     plan: RecordedPlan
     generic: bool
     approaches: dict[int, str]
+    clamped: tuple[str, ...] = ()
 
     @property
     def horizon_s(self) -> float:
@@ -91,13 +94,34 @@ def _detectors_by_phase(channels: Sequence) -> dict[int, list[tuple[int, str]]]:
     return out
 
 
+def field_clearances(plan: RecordedPlan) -> tuple[dict[int, float], dict[int, float], list[str]]:
+    """The log's yellow and red clearance per phase, clamped into MUTCD's ranges (yellow 3-6 s, red clearance
+    0-6 s; standards.md §C): the adaptive controller runs with them too, and a log can be wrong.
+
+    :param plan: the recorded timing.
+    :returns: yellow per phase (s), red clearance per phase (s), a note per clamped value.
+    """
+    notes = []
+    yellow, red = {}, {}
+    for p, v in plan.yellow_s.items():
+        yellow[p] = min(max(v, YELLOW_MIN_S), YELLOW_MAX_S)
+        if yellow[p] != v:
+            notes.append(f"yellow ø{p} {v:g} s -> {yellow[p]:g} s")
+    for p, v in plan.red_clearance_s.items():
+        red[p] = min(max(v, 0.0), RED_CLEARANCE_MAX_S)
+        if red[p] != v:
+            notes.append(f"red clearance ø{p} {v:g} s -> {red[p]:g} s")
+    return yellow, red, notes
+
+
 def _timing_overrides(tl: str, combos: Sequence[tuple[int, ...]], movements: Sequence[Movement],
                       plan: RecordedPlan) -> dict:
+    field_yellow, field_red, _ = field_clearances(plan)
     links: dict[str, dict[str, float]] = {}
     for m in movements:
         phases = [m.phase] + ([m.left_phase] if m.left_phase is not None else [])
-        yellow = [plan.yellow_s[p] for p in phases if p in plan.yellow_s]
-        red = [plan.red_clearance_s[p] for p in phases if p in plan.red_clearance_s]
+        yellow = [field_yellow[p] for p in phases if p in field_yellow]
+        red = [field_red[p] for p in phases if p in field_red]
         entry = links.setdefault(str(m.link_index), {})
         if yellow:
             entry["yellow_s"] = max([entry.get("yellow_s", 0.0), *yellow])
@@ -180,4 +204,4 @@ def build_whatif(time_s, code, param, channels: Sequence, signal: str, out_dir: 
     scenario = ScenarioSpec(SCENARIO, (routes,), 0.0, end, f"signal {signal}")
     network = NetworkSpec(f"whatif-{signal}", out_dir, net_file, {SCENARIO: scenario}, SCENARIO, override)
     return WhatIfScenario(network, tl, str(signal), tuple(combos), tuple(movements), counts, tuple(flows), plan,
-                          net is None, dict(approaches))
+                          net is None, dict(approaches), tuple(field_clearances(plan)[2]))

@@ -86,6 +86,10 @@ def run_whatif_command(args: argparse.Namespace, table, config) -> int:
     from networks.whatif_scenario import build_whatif
     from training.whatif import check_whatif_controller, format_whatif, run_whatif
 
+    if getattr(args, "network", None) is not None:
+        # ondaverde's own logs number phases in the order of the net's program, not NEMA's rings and barriers
+        raise InputError("--whatif models field logs from a NEMA detector configuration (--config); for ondaverde's "
+                         "own logs (--network) run `ondaverde evaluate` on that network instead")
     if config is None:
         raise InputError("--whatif needs a detector configuration (--config DETECTORS)")
     if (args.net is None) != (args.mapping is None):

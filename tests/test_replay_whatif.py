@@ -95,6 +95,16 @@ def test_recorded_plan_from_phase_events():
     assert [g.combo for g in one.greens] == [1] and one.approximated == 1
 
 
+def test_field_clearances_outside_mutcd_ranges_are_clamped_and_named():
+    from networks.whatif_scenario import field_clearances
+    from networks.whatif_timing import RecordedPlan
+
+    plan = RecordedPlan([], yellow_s={2: 4.0, 4: 2.5, 6: 7.0}, red_clearance_s={2: 1.5, 4: 8.0})
+    yellow, red, notes = field_clearances(plan)
+    assert yellow == {2: 4.0, 4: 3.0, 6: 6.0} and red == {2: 1.5, 4: 6.0}
+    assert notes == ["yellow ø4 2.5 s -> 3 s", "yellow ø6 7 s -> 6 s", "red clearance ø4 8 s -> 6 s"]
+
+
 # ------------------------------------------------------------------------------------------- generic network
 
 @pytest.mark.sumo
@@ -299,6 +309,7 @@ def test_command_whatif_json(tmp_path):
     (["--config", "CFG", "--whatif", "--net", "NET", "--mapping", "BAD"], "phase 5 is not a through phase"),
     (["--config", "CFG", "--whatif", "--controller", "telepathy"], "unknown controller 'telepathy'"),
     (["--config", "CFG", "--whatif", "--controller", "rl"], "--controller rl needs --policy FILE"),
+    (["--network", "single", "--whatif"], "--whatif models field logs"),
 ])
 def test_command_whatif_bad_input(tmp_path, capsys, args, message):
     from ondaverde.cli import main

@@ -236,7 +236,8 @@ def run_whatif(scenario: WhatIfScenario, controller: str = "actuated", seeds: li
         "timing_match": timing_match(scenario, records),
         "recorded_plan": {"served_greens": len(plan.greens), "approximated": plan.approximated,
                           "not_representable": plan.unrepresentable, "missing_yellows": plan.missing_yellows,
-                          "yellow_s": plan.yellow_s, "red_clearance_s": plan.red_clearance_s},
+                          "yellow_s": plan.yellow_s, "red_clearance_s": plan.red_clearance_s,
+                          "clearances_clamped": list(scenario.clamped)},
         "runs": records,
     }
 
@@ -269,6 +270,8 @@ def format_whatif(result: dict) -> str:
     lines.append(f"log timing: {p['served_greens']} served greens, {p['approximated']} mapped to a larger phase, "
                  f"{p['not_representable']} not representable, {p['missing_yellows']} missing yellow events; "
                  f"yellow {fmt_phases(p['yellow_s'])}, red clearance {fmt_phases(p['red_clearance_s'])}")
+    if p["clearances_clamped"]:
+        lines.append("recorded clearances outside MUTCD's ranges, run clamped: " + "; ".join(p["clearances_clamped"]))
     lines.append("Caveats: demand is rebuilt from counts with assumed turning shares and random (Poisson) arrivals. "
                  "The recorded timing answered the real arrivals of that day, not the simulated ones: replayed, it "
                  "acts as a plan fixed in advance, which favours a controller that reads the simulated detectors.")
