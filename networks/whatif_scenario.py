@@ -2,7 +2,7 @@
 recorded timing, as a network folder the evaluation harness runs like any other.
 
 The folder holds the net (generic or a copy of the given one with the NEMA program written in), the demand
-``whatif.rou.xml``, an intersection override file ``whatif.timing.json`` and ``network.yaml``. The override
+``whatif.rou.xml`` (flows from the counts, or the recorded arrivals), an intersection override file ``whatif.timing.json`` and ``network.yaml``. The override
 gives every link the field's own clearances (median recorded yellow and red clearance of the phases that serve
 it, clamped into MUTCD's ranges, instead of the formulas' values from an invented geometry) and every program phase a minimum green of at
 most 5 s (never below the core's 4 s floor, and no longer than the shortest recorded green of that phase) and a
@@ -24,6 +24,7 @@ from networks.catalog import NetworkSpec, ScenarioSpec
 from networks.derive import DEFAULT_MAX_GREEN_S, DEFAULT_MIN_GREEN_S, derive_intersections
 from networks.whatif import (GENERIC_TL, LEFT_OF, Movement, build_generic_network, generic_approaches,
                              light_movements, load_mapping, phase_combos, program_states, write_nema_program)
+from networks.whatif_arrivals import recorded_arrivals, write_arrivals
 from networks.whatif_demand import (BIN_S, Flow, PhaseCounts, counted_window, flows_from_counts, phase_counts,
                                     write_flows)
 from networks.whatif_timing import RecordedPlan, green_phases, recorded_plan
@@ -49,6 +50,9 @@ class WhatIfScenario:
     :param plan: the recorded timing.
     :param generic: True for the generic geometry, False for a given network.
     :param approaches: through phase -> incoming edge.
+    :param demand: ``counts`` (Poisson flows at each bin's recorded rate) or ``recorded`` (one vehicle per
+        recorded actuation, :mod:`networks.whatif_arrivals`).
+    :param vehicles: vehicles of the ``recorded`` demand (0 for flows).
     :param clamped: recorded clearances outside MUTCD's ranges (yellow 3-6 s, red clearance at most 6 s) that
         the model clamped into them, e.g. ``"yellow ø4 2.5 s -> 3 s"``.
     """
@@ -64,6 +68,8 @@ class WhatIfScenario:
     generic: bool
     approaches: dict[int, str]
     clamped: tuple[str, ...] = ()
+    demand: str = "counts"
+    vehicles: int = 0
 
     @property
     def horizon_s(self) -> float:
@@ -139,8 +145,13 @@ def _timing_overrides(tl: str, combos: Sequence[tuple[int, ...]], movements: Seq
     return {tl: {"phases": phases, "links": {k: v for k, v in links.items() if v}}}
 
 
+#: demand modes of :func:`build_whatif`
+DEMANDS = ("counts", "recorded")
+
+
 def build_whatif(time_s, code, param, channels: Sequence, signal: str, out_dir: Path, net: Path | None = None,
-                 mapping: Path | None = None, hours: float | None = None, bin_s: float = BIN_S) -> WhatIfScenario:
+                 mapping: Path | None = None, hours: float | None = None, bin_s: float = BIN_S,
+                 demand: str = "counts") -> WhatIfScenario:
     """Build the what-if scenario of one signal of a log into ``out_dir``.
 
     :param time_s: the signal's event times, epoch seconds (e.g. ``EventTable.time_s``).
@@ -154,8 +165,11 @@ def build_whatif(time_s, code, param, channels: Sequence, signal: str, out_dir: 
     :param mapping: with ``net``: the detector mapping (see :mod:`networks.whatif`).
     :param hours: simulate at most this many hours from the first whole bin (None: every whole bin).
     :param bin_s: count bin, seconds.
+    :param demand: ``counts`` (flows per bin, the default) or ``recorded`` (one vehicle per recorded actuation).
     :raises InputError: no detector channel, no phase events, no counts, a bad net or mapping.
     """
+    if demand not in DEMANDS:
+        raise InputError(f"unknown demand {demand!r}; choose from: {', '.join(DEMANDS)}")
     if not channels:
         raise InputError(f"signal {signal}: the detector configuration has no channel for it")
     if (net is None) != (mapping is None):
@@ -190,8 +204,16 @@ def build_whatif(time_s, code, param, channels: Sequence, signal: str, out_dir: 
     states = program_states(movements, n_links, combos)
     net_file = write_nema_program(base, out_dir / "whatif.net.xml", tl, states, combos)
     counts = phase_counts(time_s, code, param, detectors, begin, n_bins, bin_s)
-    flows = flows_from_counts(counts, movements)
-    routes = write_flows(flows, out_dir / "whatif.rou.xml")
+    routes = out_dir / "whatif.rou.xml"
+    flows: list[Flow] = []
+    vehicles = 0
+    if demand == "counts":
+        flows = flows_from_counts(counts, movements)
+        write_flows(flows, routes)
+    else:
+        arrivals = recorded_arrivals(time_s, code, param, detectors, movements, begin, begin + n_bins * bin_s)
+        write_arrivals(arrivals, net_file, routes)
+        vehicles = len(arrivals)
     override = out_dir / "whatif.timing.json"
     override.write_text(json.dumps(_timing_overrides(tl, combos, movements, plan), indent=1) + "\n", encoding="utf-8")
     derive_intersections(net_file, override)  # refuse a program or override the core would refuse, now
@@ -204,4 +226,4 @@ def build_whatif(time_s, code, param, channels: Sequence, signal: str, out_dir: 
     scenario = ScenarioSpec(SCENARIO, (routes,), 0.0, end, f"signal {signal}")
     network = NetworkSpec(f"whatif-{signal}", out_dir, net_file, {SCENARIO: scenario}, SCENARIO, override)
     return WhatIfScenario(network, tl, str(signal), tuple(combos), tuple(movements), counts, tuple(flows), plan,
-                          net is None, dict(approaches), tuple(field_clearances(plan)[2]))
+                          net is None, dict(approaches), tuple(field_clearances(plan)[2]), demand, vehicles)

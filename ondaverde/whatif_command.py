@@ -63,6 +63,11 @@ def add_whatif_args(p: argparse.ArgumentParser) -> None:
                         "edge of each through phase ('approaches: {2: west_in, 6: east_in, ...}')")
     if not _has(p, "--seeds"):
         g.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="comma-separated SUMO seeds (default: 0,1,2)")
+    g.add_argument("--arrivals", choices=("counts", "recorded"), default="counts",
+                   help="demand: 'counts' (default) draws Poisson arrivals at each 15-minute bin's recorded count; "
+                        "'recorded' sends one vehicle per recorded detector actuation (advance detectors where a "
+                        "phase has them), timed to pass the simulated detector when the real one fired, so the "
+                        "recorded timing meets the vehicles it served")
     g.add_argument("--hours", type=_hours, default=None,
                    help="simulate at most this many hours from the log's first whole 15-minute bin (default: all)")
     g.add_argument("--whatif-dir", type=Path, default=None, metavar="DIR",
@@ -107,7 +112,7 @@ def run_whatif_command(args: argparse.Namespace, table, config) -> int:
             try:
                 scenario = build_whatif(events.time_s, events.code, events.param, channels_for(config, signal),
                                         signal, root / str(signal), net=args.net, mapping=args.mapping,
-                                        hours=args.hours)
+                                        hours=args.hours, demand=args.arrivals)
             except InputError as exc:
                 if len(signals) == 1:
                     raise

@@ -54,6 +54,28 @@ def test_counts_to_flows_hand_computed():
     assert sum(v for (_, _, b), v in flows.items() if b == 0.0) == pytest.approx(4 * (100 + 20 + 200 + 30))
 
 
+def test_recorded_arrivals_one_vehicle_per_actuation():
+    from networks.whatif_arrivals import recorded_arrivals
+
+    # phase 2: advance ch 1 and presence ch 2; left phase 5: advance ch 3; phase 6: presence ch 4 only
+    detectors = {2: [(1, "advance"), (2, "presence")], 5: [(3, "advance")], 6: [(4, "presence")]}
+    t = np.arange(40, dtype=float) * 10.0 + 1000.0
+    param = np.array([1] * 20 + [2] * 5 + [3] * 5 + [4] * 10)
+    code = np.full(40, 82)
+    code[-1] = 81                                                   # an "off" event is no vehicle
+    arrivals = recorded_arrivals(t, code, param, detectors, MOVES, 1000.0, 1000.0 + 3600)
+    by = {}
+    for a in arrivals:
+        by.setdefault((a.phase, a.turn), []).append(a)
+    assert len(by[(2, "left")]) == 5 and all(a.function == "advance" for a in by[(2, "left")])
+    assert len(by[(2, "right")]) + len(by[(2, "through")]) == 20           # the advance loop, not presence
+    assert len(by[(2, "right")]) == round(20 * RIGHT_SHARE)
+    assert sum(len(v) for (p, _), v in by.items() if p == 6) == 9 and by[(6, "left")][0].function == "presence"
+    assert len(by[(6, "left")]) == round(9 * LEFT_SHARE)                  # no left phase on 6: the assumed share
+    assert [a.detector_s for a in arrivals] == sorted(a.detector_s for a in arrivals)
+    assert arrivals[0].detector_s == 0.0 and not recorded_arrivals(t, code, param, detectors, MOVES, 0.0, 500.0)
+
+
 def test_phase_counts_prefer_counting_loops_and_bin_by_window():
     # channel 1: advance (phase 2); 2: presence (phase 2); 3: stop-bar count (phase 6); 4: presence (phase 6)
     detectors = {2: [(1, "advance"), (2, "presence")], 6: [(3, "stop_bar_count"), (4, "presence")]}
@@ -120,6 +142,18 @@ def test_generic_network_serves_every_configured_phase(tmp_path, phases):
     net = write_nema_program(base, tmp_path / "whatif.net.xml", tl, program_states(moves, n_links, combos), combos)
     (inter,) = derive_intersections(net)
     assert len(inter.phases) == len(combos)
+    # a recorded vehicle departs so that, at the speed limit, it passes the simulated advance loop on time
+    from networks.whatif_arrivals import Arrival, _lanes, write_arrivals
+    from networks.detectors import ADVANCE_HEADWAY_S
+
+    approach = edges[phases[0] if phases[0] in edges else 2]
+    routes = write_arrivals([Arrival(100.0, approach, moves[0].to_edge, "through", 2, "advance")], net,
+                            tmp_path / "a.rou.xml")
+    length, speed = _lanes(net)[approach]
+    import xml.etree.ElementTree as ET
+
+    (trip,) = ET.parse(routes).getroot().iter("trip")
+    assert float(trip.get("depart")) == pytest.approx(100.0 - (length - ADVANCE_HEADWAY_S * speed) / speed, abs=0.01)
     served = {p: set() for p in phases}
     for k, combo in enumerate(combos):
         state = inter.phases[k].state
@@ -288,7 +322,7 @@ def test_command_whatif_json(tmp_path):
     config.to_csv(tmp_path / "detectors.csv", index=False)
     proc = subprocess.run([sys.executable, "-m", "ondaverde", "replay", str(tmp_path / "two.csv"), "--config",
                            str(tmp_path / "detectors.csv"), "--whatif", "--controller", "maxpressure", "--seeds", "3",
-                           "--json", "--whatif-dir", str(tmp_path / "kept")],
+                           "--arrivals", "recorded", "--json", "--whatif-dir", str(tmp_path / "kept")],
                           capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=600)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)                             # stdout is the JSON alone
@@ -299,7 +333,13 @@ def test_command_whatif_json(tmp_path):
     assert result["controllers"] == ["recorded", "maxpressure"] and result["seeds"] == [3]
     assert {r["controller"]: r["runs"] for r in result["summary"]} == {"recorded": 1, "maxpressure": 1}
     assert all(r["delay"] > 0 for r in result["summary"])
-    assert result["window"]["bins"] == 2
+    assert result["window"]["bins"] == 2 and result["demand"] == "recorded"
+    # one vehicle per actuation of the advance loops (every phase of the sample has one), all of them scheduled
+    cfg_adv = set(cfg.loc[cfg["Function"] == "Advance", "Parameter"])
+    window = (raw["TimeStamp"] >= raw["TimeStamp"].min()) & (raw["TimeStamp"] < raw["TimeStamp"].min()
+                                                             + pd.Timedelta(minutes=30))
+    actuations = int(((raw["EventId"] == 82) & raw["Parameter"].isin(cfg_adv) & window).sum())
+    assert {r["scheduled"] for r in result["runs"]} == {actuations}
     assert (tmp_path / result["signal"] / "network.yaml").is_file()   # kept: rerunnable with ondaverde evaluate
 
 

@@ -224,6 +224,7 @@ def run_whatif(scenario: WhatIfScenario, controller: str = "actuated", seeds: li
     return {
         "signal": scenario.signal,
         "network": "generic" if scenario.generic else str(scenario.network.net_file),
+        "demand": scenario.demand,
         "folder": str(scenario.network.folder),
         "window": {"begin_epoch_s": scenario.counts.begin_s, "bins": scenario.counts.n_bins,
                    "bin_s": scenario.counts.bin_s},
@@ -244,7 +245,9 @@ def run_whatif(scenario: WhatIfScenario, controller: str = "actuated", seeds: li
 
 def format_whatif(result: dict) -> str:
     """The what-if as text: delay table, count match per approach, recorded vs replayed greens, notes."""
-    lines = [f"What-if for signal {result['signal']} ({result['network']} geometry; "
+    demand = ("demand: one vehicle per recorded actuation" if result.get("demand") == "recorded"
+              else "demand: Poisson flows at each bin's recorded count")
+    lines = [f"What-if for signal {result['signal']} ({result['network']} geometry; {demand}; "
              f"{result['window']['bins']} bins of {result['window']['bin_s'] / 60:g} min; "
              f"phases {', '.join(result['phases'])}; seeds {','.join(map(str, result['seeds']))})", "",
              format_table(result["summary"]), ""]
@@ -272,9 +275,15 @@ def format_whatif(result: dict) -> str:
                  f"yellow {fmt_phases(p['yellow_s'])}, red clearance {fmt_phases(p['red_clearance_s'])}")
     if p["clearances_clamped"]:
         lines.append("recorded clearances outside MUTCD's ranges, run clamped: " + "; ".join(p["clearances_clamped"]))
-    lines.append("Caveats: demand is rebuilt from counts with assumed turning shares and random (Poisson) arrivals. "
-                 "The recorded timing answered the real arrivals of that day, not the simulated ones: replayed, it "
-                 "acts as a plan fixed in advance, which favours a controller that reads the simulated detectors.")
+    if result.get("demand") == "recorded":
+        lines.append("Caveats: one vehicle per recorded actuation (advance detectors where the phase has them), "
+                     "turning shares assumed; a phase counted only at the stop bar replays the recorded service, "
+                     "which favours the recorded timing.")
+    else:
+        lines.append("Caveats: demand is rebuilt from counts with assumed turning shares and random (Poisson) "
+                     "arrivals. The recorded timing answered the real arrivals of that day, not the simulated ones: "
+                     "replayed, it acts as a plan fixed in advance, which favours a controller that reads the "
+                     "simulated detectors (--arrivals recorded replays the day's vehicles instead).")
     return "\n".join(lines)
 
 
