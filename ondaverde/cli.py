@@ -215,6 +215,9 @@ def _add_bench_commands(sub) -> None:
     h.add_argument("--sizes", type=_sizes, default=(1, 20), help="intersections per round, comma-separated (default: 1,20)")
     h.add_argument("--cycles", type=int, default=300, help="rounds per size (default: 300)")
     h.add_argument("--json", action="store_true", help="print the result as JSON")
+    from ondaverde.replay_command import add_replay_bench
+
+    add_replay_bench(bsub)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -303,6 +306,10 @@ def _build_network(name: str, out: Path | None) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from envs.bench import bench_env, bench_reads, format_bench
 
+    if args.bench == "replay":
+        from ondaverde.replay_command import cmd_bench_replay
+
+        return cmd_bench_replay(args)
     if args.bench == "hw":
         from hw.bench import bench_hw, format_bench_hw
 

@@ -175,3 +175,29 @@ def _decisions(args: argparse.Namespace, table, config) -> None:
         out = Path(args.measures) / f"replayed-{args.controller}"
         write_measures(compute_measures(dec.replayed_table(results), config, args.bin_minutes), out)
         print(f"measures of the replayed log in {out}")
+
+
+def add_replay_bench(bsub) -> None:
+    """Add ``bench replay`` to the ``bench`` subcommands."""
+    b = bsub.add_parser(
+        "replay", help="ingest and decision replay speed on a day of real hi-res data",
+        description="Build a long log from the atspm package's real sample (signal 1136, two hours repeated back to "
+                    "back), write it as CSV and Parquet, and time in fresh processes: ingest (load_events) against "
+                    "a plain pyarrow read of the same file (events per second, the ratio, peak memory), and "
+                    "decision replay of the whole log through the core with actuated and max-pressure control "
+                    "(simulated hours per wall second).")
+    b.add_argument("--hours", type=int, default=24, help="log length, hours (even; default: 24, ~446,000 events)")
+    b.add_argument("--repeats", type=int, default=3, help="timed runs per measurement, fastest kept (default: 3)")
+    b.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def cmd_bench_replay(args: argparse.Namespace) -> int:
+    """Run ``ondaverde bench replay``."""
+    import json
+
+    from hw.replay.bench import bench_replay, format_bench_replay
+
+    result = bench_replay(args.hours, args.repeats,
+                          progress=None if args.json else lambda label: print(f"  {label} ...", file=sys.stderr))
+    print(json.dumps(result) if args.json else format_bench_replay(result))
+    return 0

@@ -114,7 +114,7 @@ def test_replay_command_refuses_missing_inputs_in_one_line(tmp_path, capsys, arg
 
 @pytest.mark.sumo
 def test_the_daemons_log_of_a_simulated_miraflores_run_yields_plausible_measures(tmp_path):
-    inters = simulated_daemon_log("miraflores", 1200, tmp_path / "events.csv")
+    inters = simulated_daemon_log("miraflores", 900, tmp_path / "events.csv")
     table, report = load_events(tmp_path / "events.csv")
     assert report.layout == "ondaverde event log CSV" and report.rows_unreadable == 0
     config = [c for inter in inters for c in detector_config_for(inter)]
