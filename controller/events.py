@@ -94,6 +94,7 @@ class EventRecorder:
         self._ped_shown: dict[int, str] = {k: "r" for k, links in self._peds.items() if links}
         self._min_done = False
         self._max_outs = 0
+        self._flash_code = 2
 
     def observe(self, time_s: float, interval: Interval, phase: int, state: str, min_green_done: bool = False,
                 occupied: np.ndarray | None = None, max_outs: int = 0, flash_code: int = 5) -> list[Event]:
@@ -106,8 +107,8 @@ class EventRecorder:
         :param min_green_done: min green (and pedestrian timing) has run.
         :param occupied: detector presence now (per detector), or None when not read this second.
         :param max_outs: the phase machine's count of max-outs so far.
-        :param flash_code: the NTCIP unitFlashStatus logged when flash begins (5 fault monitor, 3 automatic,
-            4 local manual); 2 (not flashing) is logged when it ends.
+        :param flash_code: the NTCIP unitFlashStatus logged when flash begins or, while flashing, changes (5 fault
+            monitor, 6 MMU, 3 automatic, 4 local manual, 1 other); 2 (not flashing) is logged when it ends.
         """
         sid, out = self.intersection.id, []
 
@@ -116,10 +117,11 @@ class EventRecorder:
 
         before, was = self._interval, self._phase
         number = phase + 1
-        if interval is Interval.FLASH and before is not Interval.FLASH:
-            emit(EventCode.UNIT_FLASH_STATUS_CHANGE, flash_code)
+        if interval is Interval.FLASH and (before is not Interval.FLASH or flash_code != self._flash_code):
+            emit(EventCode.UNIT_FLASH_STATUS_CHANGE, flash_code)  # flash begins, or its reason changes
         elif interval is not Interval.FLASH and before is Interval.FLASH:
             emit(EventCode.UNIT_FLASH_STATUS_CHANGE, 2)  # not flashing any more
+        self._flash_code = flash_code if interval is Interval.FLASH else 2
         if interval is not Interval.FLASH and (interval is not before or phase != was):
             if interval is Interval.GREEN:
                 if before is Interval.ALL_RED and was is not None:

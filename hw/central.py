@@ -119,6 +119,9 @@ class CentralIntersection:
         self.in_control = False
         #: times the controller dropped central control while the link was up (backup mode, fault)
         self.lost_control = 0
+        #: called after every core step with the cabinet second it stands for and the poll's inputs (the daemon's
+        #: event recorder: a late poll's catch-up steps are logged too)
+        self.on_step = None
 
     async def cycle(self) -> bool:
         """Poll once; when the cabinet's clock moved on, decide and command. True when a decision was sent.
@@ -159,9 +162,14 @@ class CentralIntersection:
         # phase machine keeps time with the cabinet's; after a long gap (a lost link) one step, the commands resync
         behind = (clock - self.last_clock) % 65536 if self.last_clock is not None else 1
         self.last_clock = clock
-        for _ in range(behind - 1 if 1 < behind <= MAX_CATCH_UP_S else 0):
+        catch_up = behind - 1 if 1 < behind <= MAX_CATCH_UP_S else 0
+        for k in range(catch_up):
             self.controller.step(readings)
+            if self.on_step is not None:
+                self.on_step((clock - catch_up + k) % 65536, inputs)
         state = self.controller.step(readings)
+        if self.on_step is not None:
+            self.on_step(clock, inputs)
         self.heartbeat = (self.heartbeat + 1) % 65536
         await self.link.adapter.write(self.unit, commands_for(self.controller.machine, self.controller.flash.active),
                                       self.heartbeat)

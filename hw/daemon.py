@@ -10,15 +10,19 @@ NTCIP pattern command cleared) and the log is flushed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import signal
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass, field, replace
 
 from controller.detector_health import DetectorHealth
-from controller.events import EventRecorder
-from controller.flash import major_vehicle_links
+from controller.events import Event, EventCode, EventRecorder
+from controller.dilemma_zone import DilemmaZoneGuard
+from controller.flash_modes import FlashModes
+from controller.radar import RadarWatch
 from controller.intersection import Intersection
 from hw.cabinet import PhaseCommands
 from hw.central import CentralIntersection, FieldLink
@@ -44,6 +48,11 @@ class IntersectionState:
     lost_control: int = 0
     faults: int = 0
     failed_detectors: int = 0
+    flash_reason: str | None = None
+    radar_dropped: int = 0
+    radar_failed: int = 0
+    radar_errors: int = 0
+    dilemma_holds: int = 0
     decision_ms: list[float] = field(default_factory=list)
 
 
@@ -95,13 +104,28 @@ class Daemon:
         by_id = {i.id: i for i in intersections_of(network)}
         self.centrals: list[CentralIntersection] = []
         self.recorders: list[EventRecorder] = []
+        #: per intersection, why it flashes (scheduled, manual, fault): :mod:`controller.flash_modes`
+        self.modes: list[FlashModes] = []
+        #: per intersection with a radar: its feed and the watch that screens its tracks
+        self.radars: dict[int, tuple] = {}
+        self._radar_read = [0.0] * len(config.intersections)
+        self._was_in_control: list[bool | None] = [None] * len(config.intersections)
+        self._last_at: list[float | None] = [None] * len(config.intersections)
         self.states: list[IntersectionState] = []
         for cfg in config.intersections:
             inter = by_id[cfg.id]
             link = FieldLink(_adapter(cfg, inter, config.cycle_s), log=lambda m, i=cfg.id: self._log(f"{i}: {m}"))
             self.centrals.append(CentralIntersection(inter, _policy(cfg, network), link, cfg.unit,
                                                      DetectorHealth(inter)))
+            self.centrals[-1].on_step = functools.partial(self._observe, len(self.centrals) - 1)
             self.recorders.append(EventRecorder(inter))
+            self.modes.append(FlashModes(inter))
+            if cfg.radar is not None:  # tracks feed dilemma-zone protection and approach-speed records
+                from hw.radar_feed import ModbusRadarFeed
+
+                self.radars[len(self.centrals) - 1] = (ModbusRadarFeed(cfg.radar[0], cfg.radar[1], cfg.radar_unit,
+                                                                       timeout_s=cfg.timeout_s), RadarWatch(inter))
+                self.centrals[-1].controller.dilemma = DilemmaZoneGuard(inter)
             self.states.append(IntersectionState(cfg.id, cfg.backend, f"{cfg.host}:{cfg.port}"))
         self.events = EventLog(config.event_log)
         self.events_written = 0
@@ -138,6 +162,9 @@ class Daemon:
                 except asyncio.TimeoutError:
                     self._log("stopping: releasing the controllers took over 15 s; the rest fall back to local "
                               "timing when their backup timers lapse")
+            for feed, watch in self.radars.values():
+                await feed.close()
+                self.events.append_speeds(watch.records + watch.speeds.flush())  # the period under way too
             self.flush()
             self.events.close()
             if server is not None:
@@ -154,10 +181,13 @@ class Daemon:
         poll_s = self.config.cycle_s / 4  # see the controller's clock move within a quarter cycle
         while True:
             self._schedule(k)
+            self._fault_flash(k)
+            await self._radar(k)
             started = time.perf_counter()
             decided = await central.cycle()
             state.link_up = central.link.up
             state.in_control = central.in_control
+            self._control_change(k)
             state.link_errors = len(central.link.history.errors)
             state.lost_control = central.lost_control
             if decided:
@@ -176,20 +206,103 @@ class Daemon:
         inside = start <= now < end if start < end else (now >= start or now < end)
         ctrl = self.centrals[k].controller
         if inside and not self._scheduled[k]:
-            ctrl.request_flash(major_vehicle_links(ctrl.intersection))
             self._scheduled[k] = True
             self._log(f"{ctrl.intersection.id}: scheduled night flash begins")
         elif not inside and self._scheduled[k]:
-            ctrl.release_flash()
             self._scheduled[k] = False
             self._log(f"{ctrl.intersection.id}: scheduled night flash ends")
+        self.modes[k].set("scheduled", self._scheduled[k])
+        self._apply_flash(k)
+
+    def _fault_flash(self, k: int) -> None:
+        """Fault flash: the core's safety monitor latched, the controller reports MMU/fault flash, or every detector
+        that places calls has failed (all red; the core times the entry and exit)."""
+        central, modes = self.centrals[k], self.modes[k]
+        ctrl = central.controller
+        modes.set("monitor", ctrl.monitor.in_flash, ctrl.monitor.reason if ctrl.monitor.in_flash else "")
+        inputs = central.reported[-1][1] if central.reported else None
+        mmu = inputs is not None and inputs.in_fault and central.link.up
+        modes.set("mmu", mmu, f"unitFlashStatus {inputs.status.flash_status}" if mmu else "")
+        health = ctrl.health
+        calling = [d.kind != "exit" for d in ctrl.intersection.detectors]
+        lost = health is not None and any(calling) and all(f for f, c in zip(health.failed, calling) if c)
+        modes.set("detection", lost, f"{sum(calling)} detectors failed" if lost else "")
+        self._apply_flash(k)
+
+    async def _radar(self, k: int) -> None:
+        """Once a cycle: read the radar's tracks, drop and count implausible ones, give the rest to dilemma-zone
+        protection; log radar channel faults (84/83) and keep approach-speed records. A radar that cannot be read
+        only leaves protection without tracks."""
+        if k not in self.radars or time.monotonic() - self._radar_read[k] < 0.9 * self.config.cycle_s:
+            return
+        self._radar_read[k] = time.monotonic()
+        feed, watch = self.radars[k]
+        ctrl, state = self.centrals[k].controller, self.states[k]
+        try:
+            tracks = await asyncio.wait_for(feed.read(), timeout=max(2 * feed.adapter.timeout_s, 0.5))
+        except (FieldError, asyncio.TimeoutError) as exc:
+            if feed.errors in (1, 10) or feed.errors % 100 == 0:
+                self._log(f"{ctrl.intersection.id}: radar: {exc or 'no answer'} (dilemma-zone protection without "
+                          f"tracks; {feed.errors} failed reads)")
+            await feed.close()
+            ctrl.dilemma.update([])
+            state.radar_errors = feed.errors
+            return
+        clock = self.centrals[k].last_clock or 0
+        ctrl.dilemma.update(watch.receive(float(clock), tracks))
+        if watch.events:
+            at = self._last_at[k] if self._last_at[k] is not None else time.time()
+            self._pending += [replace(e, time_s=at) for e in watch.events]
+            watch.events.clear()
+        if watch.records:
+            self.events.append_speeds(watch.records)
+            watch.records.clear()
+        state.radar_dropped, state.radar_failed = watch.dropped, len(watch.failed)
+        state.dilemma_holds = ctrl.dilemma.holds
+
+    def set_manual_flash(self, signal_id: str, on: bool) -> bool:
+        """Manual flash by command (on or off) for intersection ``signal_id``; False when there is no such one."""
+        for k, cfg in enumerate(self.config.intersections):
+            if cfg.id == signal_id:
+                self.modes[k].set("manual", on)
+                self._log(f"{signal_id}: manual flash {'on' if on else 'off'} by command")
+                self._apply_flash(k)
+                return True
+        return False
+
+    def _apply_flash(self, k: int) -> None:
+        modes = self.modes[k]
+        if modes.apply(self.centrals[k].controller):
+            described = modes.describe()
+            self._log(f"{self.config.intersections[k].id}: "
+                      + (f"flash requested: {described}" if described else "flash released"))
+        self.states[k].flash_reason = modes.describe()
+
+    def _control_change(self, k: int) -> None:
+        """Log unit control status changes (155): 2 when the controller follows the central system, 4 (backup)
+        when it stops (link lost, backup timer lapsed, fault)."""
+        now, was = self.centrals[k].in_control, self._was_in_control[k]
+        if now != was and (was is not None or now):
+            at = self._last_at[k] if self._last_at[k] is not None else time.time()
+            self._pending.append(Event(at, self.config.intersections[k].id,
+                                       int(EventCode.UNIT_CONTROL_STATUS_CHANGE), 2 if now else 4))
+        self._was_in_control[k] = now
 
     def _record(self, k: int) -> None:
         central, state = self.centrals[k], self.states[k]
         ctrl, m = central.controller, central.controller.machine
-        clock, inputs = central.reported[-1]
+        clock = central.reported[-1][0]
         del central.reported[:-3]  # the daemon runs for days: keep only what the next cycle needs
         del central.commanded[:-3]
+        state.failed_detectors = int(ctrl.health.failed.sum()) if ctrl.health is not None else 0
+        state.decisions += 1
+        state.phase, state.interval, state.clock_s = m.phase + 1, ctrl.interval.value, clock
+        state.faults = len(ctrl.monitor.violations)
+
+    def _observe(self, k: int, clock: int, inputs) -> None:
+        """After each core step (catch-up steps of a late poll too): the events of that cabinet second."""
+        ctrl = self.centrals[k].controller
+        m = ctrl.machine
         # event times: wall time at the first decision plus the controller's own seconds since then; a clock
         # that went back (a restarted controller, a wrapped counter) starts a new base
         base = self._clock_base[k]
@@ -198,16 +311,14 @@ class Daemon:
         base = (base[0], base[1], clock - base[0])
         self._clock_base[k] = base
         at = base[1] + base[2]
+        self._last_at[k] = at
+        modes = self.modes[k]
+        code = modes.code if modes.reason is not None else (5 if ctrl.monitor.in_flash else 3)
         self._pending += self.recorders[k].observe(at, ctrl.interval, m.phase, ctrl.state, m.may_end_green(),
-                                                   inputs.presence, m.stats.max_outs,
-                                                   flash_code=5 if ctrl.monitor.in_flash else 3)
+                                                   inputs.presence, m.stats.max_outs, flash_code=code)
         if ctrl.events:  # detector faults and restores (their times are the controller's clock)
             self._pending += [replace(e, time_s=at) for e in ctrl.events]
             ctrl.events.clear()
-        state.failed_detectors = int(ctrl.health.failed.sum()) if ctrl.health is not None else 0
-        state.decisions += 1
-        state.phase, state.interval, state.clock_s = m.phase + 1, ctrl.interval.value, clock
-        state.faults = len(ctrl.monitor.violations)
 
     async def _flush_every(self, period_s: float) -> None:
         while True:
@@ -247,9 +358,13 @@ class Daemon:
         out = []
         for s in self.states:
             ms = sorted(s.decision_ms)
+            flashing = s.interval == "flash" or s.flash_reason is not None
             out.append({"id": s.id, "backend": s.backend, "address": s.address, "link_up": s.link_up,
                         "in_control": s.in_control,
-                        "mode": ("flash" if s.interval == "flash" else "central") if s.in_control else "local",
+                        "mode": "flash" if flashing else "central" if s.in_control else "local",
+                        "flashing": flashing, "flash_reason": s.flash_reason,
+                        "radar_dropped": s.radar_dropped, "radar_failed_channels": s.radar_failed,
+                        "radar_errors": s.radar_errors, "dilemma_holds": s.dilemma_holds,
                         "phase": s.phase, "interval": s.interval, "clock_s": s.clock_s, "decisions": s.decisions,
                         "link_errors": s.link_errors, "lost_control": s.lost_control, "faults": s.faults,
                         "failed_detectors": s.failed_detectors,
@@ -265,6 +380,10 @@ class Daemon:
                                 ("ondaverde_safety_faults_total", "counter", "faults"),
                                 ("ondaverde_link_up", "gauge", "link_up"),
                                 ("ondaverde_failed_detectors", "gauge", "failed_detectors"),
+                                ("ondaverde_flash", "gauge", "flashing"),
+                                ("ondaverde_radar_dropped_tracks_total", "counter", "radar_dropped"),
+                                ("ondaverde_radar_failed_channels", "gauge", "radar_failed_channels"),
+                                ("ondaverde_dilemma_zone_holds_total", "counter", "dilemma_holds"),
                                 ("ondaverde_decision_latency_ms_p50", "gauge", "decision_ms_p50")):
             lines.append(f"# TYPE {name} {kind}")
             for s in self.status()["intersections"]:
@@ -272,6 +391,21 @@ class Daemon:
                 if value is not None:
                     lines.append(f'{name}{{intersection="{s["id"]}"}} {float(value):g}')
         return "\n".join(lines) + "\n"
+
+    def _command(self, path: str, peer: str) -> tuple[str, str, str]:
+        """A command on the status endpoint: ``POST /flash/ID/on`` or ``/off``, taken only from this machine
+        (the loopback address is the authentication: the endpoint reads everything else only)."""
+        if peer not in ("127.0.0.1", "::1"):
+            return "403 Forbidden", "text/plain", "commands are taken from this machine (loopback) only\n"
+        parts = path.strip("/").split("/")
+        if len(parts) != 3 or parts[0] != "flash" or parts[2] not in ("on", "off"):
+            return "404 Not Found", "text/plain", "POST /flash/ID/on or /flash/ID/off\n"
+        parts[1] = urllib.parse.unquote(parts[1])
+        if not self.set_manual_flash(parts[1], parts[2] == "on"):
+            return "404 Not Found", "text/plain", f"no intersection {parts[1]!r} in this daemon\n"
+        k = [c.id for c in self.config.intersections].index(parts[1])
+        return "200 OK", "application/json", json.dumps({"id": parts[1], "manual_flash": parts[2] == "on",
+                                                          "flash_reason": self.modes[k].describe()}) + "\n"
 
     async def _status_server(self):
         if self.config.status is None:
@@ -282,8 +416,11 @@ class Daemon:
             try:
                 request = (await asyncio.wait_for(reader.readline(), 5)).decode("latin-1").split()
                 path = request[1] if len(request) > 1 else "/"
-                if request[:1] != ["GET"]:
-                    code, kind, body = "405 Method Not Allowed", "text/plain", "read-only\n"
+                if request[:1] == ["POST"]:
+                    peer = writer.get_extra_info("peername")
+                    code, kind, body = self._command(path, peer[0] if peer else "")
+                elif request[:1] != ["GET"]:
+                    code, kind, body = "405 Method Not Allowed", "text/plain", "GET or POST /flash/ID/on|off\n"
                 elif path == "/metrics":
                     code, kind, body = "200 OK", "text/plain; version=0.0.4", self.metrics()
                 elif path in ("/", "/status"):

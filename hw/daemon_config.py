@@ -15,6 +15,8 @@ Example::
         policy: actuated           # fixed | webster | actuated | maxpressure | rl
         policy_file: rl-policy.npz # for rl (default: the network folder's)
         timeout_s: 1.0
+        radar: 127.0.0.1:15030     # approach radar tracks over Modbus TCP (optional): dilemma-zone protection,
+        radar_unit: 1              #   approach-speed records (layout: hw/radar_feed.py)
       - id: J2
         backend: ntcip
         address: 127.0.0.1:16161
@@ -31,7 +33,7 @@ from controller.errors import InputError
 BACKENDS = ("modbus", "ntcip")
 _TOP = {"network", "cycle_s", "event_log", "status", "intersections", "night_flash"}
 _INTERSECTION = {"id", "backend", "address", "unit", "policy", "policy_file", "timeout_s", "retries", "snmp",
-                 "modbus_map", "night_flash"}
+                 "modbus_map", "night_flash", "radar", "radar_unit"}
 _SNMP = {"version", "read_community", "write_community", "user", "auth_key", "priv_key"}
 
 
@@ -72,6 +74,8 @@ class IntersectionConfig:
     :param snmp: SNMP access (NTCIP).
     :param modbus_map: site register map file (Modbus).
     :param night_flash: (start, end) minutes after local midnight of scheduled flash, or None.
+    :param radar: (host, port) of the approach radar's Modbus TCP track feed, or None.
+    :param radar_unit: the radar's Modbus device id.
     """
 
     id: str
@@ -86,6 +90,8 @@ class IntersectionConfig:
     snmp: SnmpSettings = field(default_factory=SnmpSettings)
     modbus_map: str | None = None
     night_flash: tuple[int, int] | None = None
+    radar: tuple[str, int] | None = None
+    radar_unit: int = 1
 
 
 @dataclass(frozen=True)
@@ -228,12 +234,16 @@ def parse_config(data, source: str = "config") -> DaemonConfig:
         modbus_map = item.get("modbus_map")
         if modbus_map is not None and (not isinstance(modbus_map, str) or not Path(modbus_map).is_file()):
             problems.append(f"{where}.modbus_map: {modbus_map!r} is not a file")
+        radar = _address(item["radar"], f"{where}.radar", problems) if item.get("radar") is not None else None
+        radar_unit = item.get("radar_unit", 1)
+        if isinstance(radar_unit, bool) or not isinstance(radar_unit, int) or not 1 <= radar_unit <= 247:
+            problems.append(f"{where}.radar_unit: {radar_unit!r} is not a Modbus device id in 1..247")
         if address is not None and isinstance(light, str) and backend in BACKENDS:
             lights.append(IntersectionConfig(light, backend, address[0], address[1], unit if isinstance(unit, int)
                                              else 1, policy if isinstance(policy, str) else "actuated",
                                              policy_file, float(timeout) if isinstance(timeout, (int, float))
                                              else 1.0, retries if isinstance(retries, int) else 0, snmp, modbus_map,
-                                             light_night))
+                                             light_night, radar, radar_unit if isinstance(radar_unit, int) else 1))
     if problems:
         raise ConfigError(source, problems)
     return DaemonConfig(network, tuple(lights), float(cycle), log, status)

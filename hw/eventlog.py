@@ -23,6 +23,15 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS events (
     code INTEGER NOT NULL CHECK (code BETWEEN 0 AND 255),
     param INTEGER NOT NULL CHECK (param BETWEEN 0 AND 255)
 )"""
+_SPEEDS = """CREATE TABLE IF NOT EXISTS approach_speeds (
+    id INTEGER PRIMARY KEY,
+    start REAL NOT NULL,
+    signal_id TEXT NOT NULL,
+    channel INTEGER NOT NULL,
+    vehicles INTEGER NOT NULL,
+    mean_mps REAL NOT NULL,
+    p85_mps REAL NOT NULL
+)"""
 #: CSV header of the export (ATSPM 4 order with the daemon's column names)
 CSV_HEADER = ("Timestamp", "SignalId", "EventCode", "EventParam")
 
@@ -52,6 +61,7 @@ class EventLog:
             self.db.execute("PRAGMA journal_mode=WAL")  # also the first read: a file that is not SQLite fails here
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute(_SCHEMA)
+            self.db.execute(_SPEEDS)
         except (sqlite3.DatabaseError, OSError) as exc:
             raise InputError(f"{self.path}: cannot open as an event log ({exc})") from None
 
@@ -64,6 +74,22 @@ class EventLog:
                 self.db.executemany("INSERT INTO events (timestamp, signal_id, code, param) VALUES (?, ?, ?, ?)",
                                     rows)
         return len(rows)
+
+    def append_speeds(self, records) -> int:
+        """Write approach-speed records (:class:`controller.radar.SpeedRecord`: period start on the controller
+        clock, intersection, radar channel, vehicles, mean and 85th-percentile speed in m/s) in one transaction."""
+        rows = [(r.start_s, r.signal_id, r.channel, r.vehicles, r.mean_mps, r.p85_mps) for r in records]
+        if rows:
+            with self.db:
+                self.db.execute("BEGIN")
+                self.db.executemany("INSERT INTO approach_speeds (start, signal_id, channel, vehicles, mean_mps, "
+                                    "p85_mps) VALUES (?, ?, ?, ?, ?, ?)", rows)
+        return len(rows)
+
+    def speeds(self) -> list[tuple[float, str, int, int, float, float]]:
+        """Approach-speed records (start, signal id, channel, vehicles, mean m/s, 85th percentile m/s)."""
+        return self.db.execute("SELECT start, signal_id, channel, vehicles, mean_mps, p85_mps FROM approach_speeds "
+                               "ORDER BY start, id").fetchall()
 
     def count(self) -> int:
         """Events stored."""

@@ -46,6 +46,8 @@ def _names(text: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     from envs.runner import controller_names
     from ondaverde.hw_commands import add_events_command, add_virtual_controller_command
+    from ondaverde.checklog_command import add_check_log_command
+    from ondaverde.flash_command import add_flash_command
     from ondaverde.replay_command import add_replay_command
     from ondaverde.run_command import add_run_command
     from ondaverde.netargs import add_network_args
@@ -61,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_command(sub)
     add_virtual_controller_command(sub)
     add_run_command(sub)
+    add_flash_command(sub)
+    add_check_log_command(sub)
     add_events_command(sub)
     add_replay_command(sub)
     return parser
@@ -347,6 +351,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ondaverde`` console script."""
     from ondaverde.hw_commands import cmd_events, cmd_virtual_controller
+    from ondaverde.checklog_command import cmd_check_log
+    from ondaverde.flash_command import cmd_flash
     from ondaverde.replay_command import cmd_replay
     from ondaverde.run_command import cmd_run
 
@@ -354,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handlers = {"simulate": cmd_simulate, "evaluate": cmd_evaluate, "networks": cmd_networks, "bench": cmd_bench,
                 "train": cmd_train, "virtual-controller": cmd_virtual_controller,
-                "run": cmd_run, "events": cmd_events, "replay": cmd_replay}
+                "run": cmd_run, "flash": cmd_flash, "check-log": cmd_check_log, "events": cmd_events,
+                "replay": cmd_replay}
     try:
         return handlers[args.command](args)
     except InputError as exc:

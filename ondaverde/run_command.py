@@ -31,6 +31,12 @@ def add_run_command(sub) -> None:
     p.add_argument("--time-scale", type=float, default=10.0,
                    help="with --sumo: simulated seconds per wall second (default: 10)")
     p.add_argument("--events", default=None, help="with --sumo: event log file (default: a temporary one)")
+    p.add_argument("--night-flash", metavar="HH:MM-HH:MM", default=None,
+                   help="with --sumo: scheduled night flash window on the simulated clock (the scenario's begin is "
+                        "taken as that many seconds after midnight), e.g. 23:00-05:00 (default: none)")
+    p.add_argument("--duration", type=float, default=0.0, metavar="S",
+                   help="with --sumo: stop after S simulated seconds (default: the scenario's end; a run stopped "
+                        "early reports no delay)")
     p.add_argument("--json", action="store_true", help="with --sumo: print the summary as JSON")
 
 
@@ -48,7 +54,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     if args.config is not None:
         raise InputError("give either a configuration file or --sumo, not both")
-    summary = run_sumo_loop(args.sumo, args.scenario, args.seed, args.policy, args.time_scale, args.events)
+    summary = run_sumo_loop(args.sumo, args.scenario, args.seed, args.policy, args.time_scale, args.events,
+                            night_flash=args.night_flash, duration_s=args.duration)
     if args.json:
         print(json.dumps(summary))
     else:
@@ -56,12 +63,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{summary['network']} {summary['scenario']}: {summary['seconds']} simulated s through "
               f"{summary['intersections']} virtual Modbus controllers; delay "
               + (f"{delay:.1f} s" if delay is not None else "not measured (stopped early)")
-              + f", {summary['faults']} safety faults, {summary['events']} events in {summary['event_log']}")
+              + f", {summary['faults']} safety faults in the controllers, {summary['core_faults']} in the daemon's "
+                f"core, {summary['events']} events in {summary['event_log']}, {summary['wall_s']:.0f} s of wall time")
     return 0
 
 
 def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, time_scale: float,
-                  events: str | None) -> dict:
+                  events: str | None, night_flash: str | None = None, duration_s: float = 0.0) -> dict:
     """The daemon driving every light of ``network`` through virtual Modbus controllers coupled to SUMO.
 
     :param network: network name or folder.
@@ -70,8 +78,12 @@ def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, ti
     :param policy: the policy of every light.
     :param time_scale: simulated seconds per wall second.
     :param events: event log file, or None for a temporary one.
-    :return: the virtual controllers' summary (seconds, faults, delay) plus the event count.
+    :param night_flash: scheduled flash window ``HH:MM-HH:MM`` on the simulated clock, or None.
+    :param duration_s: stop after this many simulated seconds (0: at the scenario's end).
+    :return: the virtual controllers' summary (seconds, faults, delay) plus the event count, the daemon core's
+        safety faults and the wall time.
     """
+    import time
     from envs.simulation import intersections_of
     from hw.daemon import Daemon
     from hw.daemon_config import parse_config
@@ -81,7 +93,10 @@ def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, ti
     if not 0 < time_scale <= 200:
         raise InputError(f"time scale {time_scale} must be in (0, 200]")
     spec = load_network(network)
-    scenario_name = spec.scenario(scenario).name
+    scenario_spec = spec.scenario(scenario)
+    scenario_name = scenario_spec.name
+    if duration_s < 0:
+        raise InputError(f"duration {duration_s} s must not be negative")
     lights = [i.id for i in intersections_of(spec)]
     port = free_port()
     tmp = tempfile.TemporaryDirectory(prefix="ondaverde-run-")
@@ -89,13 +104,27 @@ def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, ti
     config = parse_config({"network": network, "cycle_s": 1.0 / time_scale, "event_log": log,
                            "intersections": [{"id": light, "backend": "modbus", "address": f"127.0.0.1:{port}",
                                               "unit": k + 1, "policy": policy, "timeout_s": 2.0}
-                                             for k, light in enumerate(lights)]}, "--sumo")
+                                             for k, light in enumerate(lights)],
+                          **({"night_flash": night_flash} if night_flash else {})}, "--sumo")
     # a backup timer of 10 simulated s: at 10x the central side has 1 s of wall time to answer a busy moment
     args = ["--protocol", "modbus", "--sumo", network, "--seed", str(seed), "--time-scale", str(time_scale),
             "--backup-time", "10", "--json"] + (["--scenario", scenario] if scenario else [])
+    if duration_s:
+        args += ["--seconds", f"{duration_s:g}"]
 
     async def drive(proc) -> Daemon:
-        daemon = Daemon(config)
+        # scheduled flash follows the simulated clock: the scenario's begin plus the controllers' seconds (their
+        # clock register wraps at 65536 s, so count the wraps)
+        seen = {"clock": 0, "wraps": 0}
+
+        def minute_of_day() -> int:
+            clock = daemon.centrals[0].last_clock or 0
+            if clock < seen["clock"]:
+                seen["wraps"] += 1
+            seen["clock"] = clock
+            return int((scenario_spec.begin_s + clock + 65536 * seen["wraps"]) // 60) % 1440
+
+        daemon = Daemon(config, minute_of_day=minute_of_day)
         stop = asyncio.Event()
 
         async def watch() -> None:
@@ -108,9 +137,12 @@ def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, ti
         await watcher
         return daemon
 
+    started = time.perf_counter()
     with virtual_controller(port, *args, timeout_s=120.0) as proc:
         daemon = asyncio.run(drive(proc))
         summary = json.loads(proc.stdout.read().strip().splitlines()[-1])
     tmp.cleanup() if events is None else None
     return {"network": spec.name, "scenario": scenario_name, "intersections": len(lights), **summary,
-            "events": daemon.events_written, "event_log": log if events else "(temporary)"}
+            "events": daemon.events_written, "event_log": log if events else "(temporary)",
+            "core_faults": sum(len(c.controller.monitor.violations) for c in daemon.centrals),
+            "wall_s": time.perf_counter() - started}
