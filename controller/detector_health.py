@@ -115,7 +115,10 @@ class DetectorHealth:
 
     def _diagnose(self, d: int, time_s: float, elapsed: float) -> str | None:
         s = self.settings
-        if len(self._changes[d]) > s.chatter_changes:
+        window = self._changes[d]
+        while window and window[0] < time_s - s.chatter_window_s:  # a channel gone quiet leaves the window too
+            window.pop(0)
+        if len(window) > s.chatter_changes:
             return "chatter"
         if self._loops[d] and not np.isnan(self._on_since[d]) and time_s - self._on_since[d] > s.stuck_on_s:
             return "stuck_on"

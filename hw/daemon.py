@@ -240,7 +240,9 @@ class Daemon:
         ctrl, state = self.centrals[k].controller, self.states[k]
         try:
             tracks = await asyncio.wait_for(feed.read(), timeout=max(2 * feed.adapter.timeout_s, 0.5))
-        except (FieldError, asyncio.TimeoutError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever the radar does, it never stops the intersection's control
+            if not isinstance(exc, FieldError):
+                feed.errors += 1
             if feed.errors in (1, 10) or feed.errors % 100 == 0:
                 self._log(f"{ctrl.intersection.id}: radar: {exc or 'no answer'} (dilemma-zone protection without "
                           f"tracks; {feed.errors} failed reads)")

@@ -1,7 +1,7 @@
 """Radar tracks over Modbus TCP: the daemon's reader of an approach radar's vehicle tracks, and a virtual radar
 (a pymodbus server) that publishes tracks, or garbage, for tests and software in the loop.
 
-Layout (ours, as for the cabinet map: there is no standard one): input registers from ``address``, 32 track slots of
+Layout (ours, as for the cabinet map: there is no standard one): input registers from ``address``, 30 track slots (120 registers: one read; Modbus allows 125) of
 4 registers each: detector channel (1-based, the intersection's radar detector; 0 = empty slot), track id, range to
 the stop bar in 0.1 m and speed in 0.01 m/s, both signed 16-bit (two's complement). The reader decodes whatever it
 finds; judging a track plausible is the core's job (:class:`controller.radar.RadarWatch`).
@@ -16,7 +16,7 @@ from hw.errors import FieldError
 from hw.modbus_adapter import ModbusAdapter
 
 #: track slots in the block, and registers per slot
-SLOTS = 32
+SLOTS = 30
 WORDS = 4
 
 

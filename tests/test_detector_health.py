@@ -56,6 +56,14 @@ def test_a_chattering_detector_is_an_excessive_change_fault():
     assert health.fault(0) == "chatter"
 
 
+def test_a_chattering_detector_that_goes_quiet_is_restored():
+    health = DetectorHealth(two_phase_intersection(), HealthSettings(chatter_changes=40, chatter_window_s=60,
+                                                                     recover_s=120))
+    events = _run(health, lambda t: t < 100 and t % 2 == 0, 400)  # quiet (empty road) from 100 s on
+    assert [e[1] for e in events] == [C.DETECTOR_FAULT_EXCESSIVE_CHANGE, C.DETECTOR_RESTORED]
+    assert not health.failed[0]
+
+
 def test_a_radar_zone_with_a_standing_queue_is_not_stuck_on():
     inter = two_phase_intersection()
     zone = next((k for k, d in enumerate(inter.detectors) if d.kind == "radar"), None)
