@@ -97,6 +97,7 @@ class FlashModes:
         if reason is None:
             controller.release_flash()
         else:
-            controller.request_flash(self.pattern_links())
+            # a scheduled flash waits for a preemption under way; manual and fault flash do not
+            controller.request_flash(self.pattern_links(), yields_to_preempt=reason == "scheduled")
         self._applied = reason
         return True

@@ -97,7 +97,7 @@ class FieldBench:
     :param policy: the daemon's policy.
     """
 
-    def __init__(self, folder: Path, network: str = "single", scale: float = 40.0, backup_s: float = 3.0,
+    def __init__(self, folder: Path, network: str = "single", scale: float = 40.0, backup_s: float = 10.0,
                  radar: bool = False, relay: bool = False, status: bool = False, policy: str = "actuated") -> None:
         from envs.simulation import intersections_of
         from networks.catalog import load_network
