@@ -198,3 +198,20 @@ def test_the_replay_command_refuses_a_file_that_is_not_a_log_in_one_line(tmp_pat
     assert err.count("\n") == 1 and "not an event log" in err and "Traceback" not in err
     assert main(["replay", str(tmp_path / "missing.csv")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_timestamp_spellings_of_other_exports(tmp_path):
+    path = tmp_path / "spellings.csv"
+    path.write_text("SignalId,Timestamp,EventCode,EventParam\n"
+                    "7,4/5/2024 9:01:02.3,1,2\n"            # US month first, one-digit month, day and hour
+                    "7,04-15-2024 12:00:00.5,1,2\n"         # MaxTime
+                    "7,4/15/2024 1:00:00 PM,1,2\n"          # 12-hour clock
+                    "7,2024-04-15T12:30:00.1Z,1,2\n"        # ISO with a zone
+                    "7,2024-04-15 12:45:00.25,1,2\n")       # ISO, rounded to 0.1 s
+    table, report = load_events(path)
+    assert report.rows_unreadable == 0
+    import datetime as dt
+
+    got = [dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:21] for t in table.time_s]
+    assert got == ["2024-04-05 09:01:02.3", "2024-04-15 12:00:00.5", "2024-04-15 12:30:00.1",
+                   "2024-04-15 12:45:00.2", "2024-04-15 13:00:00.0"]

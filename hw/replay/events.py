@@ -200,13 +200,60 @@ def _parse_times(values) -> np.ndarray:
         good = pc.filter(text, iso)
         stamps = pc.cast(good, pa.timestamp("us")).cast(pa.int64()).to_numpy()
         out[iso_np] = stamps.astype(np.float64) / 1e6
-    if not iso_np.all():  # other spellings (US dates, zone suffixes): the slow path, row by row in pandas
-        import pandas as pd
+    if not iso_np.all():  # other spellings (US dates, MaxTime's dashes, zone suffixes)
+        rest_idx = np.flatnonzero(~iso_np)
+        rest = _month_first_to_iso(pc.filter(text, pc.invert(iso)))
+        ok = pc.fill_null(pc.match_substring_regex(rest, _ISO.pattern), False)
+        ok_np = ok.to_numpy(zero_copy_only=False)
+        if ok_np.any():
+            stamps = pc.cast(pc.filter(rest, ok), pa.timestamp("us")).cast(pa.int64()).to_numpy()
+            out[rest_idx[ok_np]] = stamps.astype(np.float64) / 1e6
+        if not ok_np.all():
+            out[rest_idx[~ok_np]] = _parse_other_times(pc.filter(rest, pc.invert(ok)).to_pandas())
+    return out
 
-        rest = pc.filter(text, pc.invert(iso)).to_pandas()
-        parsed = pd.to_datetime(rest, errors="coerce", format="mixed", utc=True)
-        secs = (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
-        out[~iso_np] = secs
+
+def _month_first_to_iso(text):
+    """``M/D/YYYY hh:mm:ss[.f]`` and MaxTime's ``MM-DD-YYYY ...`` rewritten as ISO (in Arrow, vectorised);
+    other strings pass unchanged."""
+    import pyarrow.compute as pc
+
+    text = pc.replace_substring_regex(text, r"^(\d)([/-])", r"0\1\2")  # pad the month
+    text = pc.replace_substring_regex(text, r"^(\d\d)([/-])(\d)([/-])", r"\1\20\3\4")  # pad the day (RE2: \2 then a literal 0)
+    text = pc.replace_substring_regex(text, r"^(\d\d)[/-](\d\d)[/-](\d{4})[ T](\d):", r"\3-\1-\2 0\4:")
+    return pc.replace_substring_regex(text, r"^(\d\d)[/-](\d\d)[/-](\d{4})[ T]", r"\3-\1-\2 ")
+
+
+#: non-ISO timestamp spellings met in controller exports (month first, as US agencies write them)
+_OTHER_FORMATS = ("%m/%d/%Y %H:%M:%S.%f", "%m/%d/%Y %H:%M:%S", "%m-%d-%Y %H:%M:%S.%f", "%m-%d-%Y %H:%M:%S",
+                  "%m/%d/%Y %I:%M:%S.%f %p", "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M", "%Y/%m/%d %H:%M:%S.%f",
+                  "%Y/%m/%d %H:%M:%S")
+
+
+def _parse_other_times(text) -> np.ndarray:
+    """Seconds since the epoch of non-ISO timestamps (a pandas Series of str); NaN where unreadable.
+
+    The spelling that reads most of the first 200 values is applied to all at once (fast); what it leaves
+    unread goes through pandas' per-value parser (slow, but only for the odd rows)."""
+    import pandas as pd
+
+    def seconds(parsed) -> np.ndarray:
+        if getattr(parsed.dt, "tz", None) is None:
+            parsed = parsed.dt.tz_localize("UTC")
+        return (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
+
+    head = text.iloc[:200]
+    best, hits = None, 0
+    for fmt in _OTHER_FORMATS:
+        n = int(pd.to_datetime(head, format=fmt, errors="coerce").notna().sum())
+        if n > hits:
+            best, hits = fmt, n
+    out = np.full(len(text), np.nan)
+    if best is not None:
+        out = seconds(pd.to_datetime(text, format=best, errors="coerce"))
+    missing = np.isnan(out)
+    if missing.any():
+        out[missing] = seconds(pd.to_datetime(text[missing], errors="coerce", format="mixed", utc=True))
     return out
 
 
