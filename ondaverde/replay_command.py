@@ -151,6 +151,15 @@ def _decisions(args: argparse.Namespace, table, config) -> None:
             raise InputError(f"signal(s) {', '.join(missing[:5])} of the log are not traffic lights of "
                              f"{args.network}")
     signals = table.signals()
+    if own is None:
+        configured = {c.signal for c in config}
+        skipped = [s for s in signals if s not in configured]
+        signals = [s for s in signals if s in configured]
+        if not signals:
+            raise InputError(f"--controller: no signal of the log ({', '.join(skipped[:5])}) is in the detector "
+                             "configuration")
+        if skipped:
+            print(f"not replayed (no detector channel in the configuration): signal(s) {', '.join(skipped)}")
     span = sum(int(table.for_signal(s).time_s[-1] - table.for_signal(s).time_s[0]) + 2 for s in signals)
     results = []
     with tqdm(total=span, unit=" sim s", unit_scale=True, desc=f"replay {args.controller}", leave=False,

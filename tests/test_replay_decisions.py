@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from controller.errors import InputError
+from hw.eventlog import format_timestamp
 from hw.replay.backend import SATURATION_VPS, PointQueues, RecordedDetectors
 from hw.replay.decisions import NOTE, replay_signal, replayed_table
 from hw.replay.detector_config import DetectorChannel, load_detector_config
@@ -178,3 +179,30 @@ def test_a_log_the_core_wrote_replays_to_the_same_events(tmp_path):
     key = lambda row: (row[0], row[1], int(row[2]), int(row[3]))  # noqa: E731  (ties in code order, as replayed)
     assert len(recorded) > 2000
     assert recorded[0] == replayed[0] and sorted(recorded[1:], key=key) == sorted(replayed[1:], key=key)
+
+
+def test_a_log_of_many_signals_replays_those_the_configuration_describes(tmp_path, capsys):
+    """Two copies of the sample under other ids and one signal without detectors: the first two are replayed."""
+    table, _ = load_events(SAMPLE / "sample_raw_data.parquet")
+    rows = []
+    for sid in ("101", "102"):
+        rows += [(sid, t, c, p) for t, c, p in zip(table.time_s[:6000], table.code[:6000], table.param[:6000])]
+    rows += [("900", table.time_s[0], 1, 2)]
+    log = tmp_path / "many.csv"
+    with open(log, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["SignalId", "Timestamp", "EventCode", "EventParam"])
+        for sid, t, c, p in rows:
+            w.writerow([sid, format_timestamp(t), c, p])
+    config = tmp_path / "det.csv"
+    channels = load_detector_config(SAMPLE / "sample_config.parquet")
+    config.write_text("SignalId,Phase,DetectorChannel,Function\n" + "".join(
+        f"{sid},{c.phase},{c.channel},{c.function}\n" for sid in ("101", "102") for c in channels))
+    out = tmp_path / "replayed.csv"
+    assert main(["replay", str(log), "--config", str(config), "--controller", "actuated", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "signal 101:" in printed and "signal 102:" in printed and "not replayed" in printed and "900" in printed
+    replayed, _ = load_events(out)
+    assert replayed.signals() == ["101", "102"]
+    a, b = replayed.for_signal("101"), replayed.for_signal("102")
+    assert (a.code == b.code).all() and (a.time_s == b.time_s).all()  # same inputs, same decisions

@@ -293,7 +293,7 @@ def replay_own_signal(log: EventTable, intersection, controller: str, policy_fil
         progress(inputs.seconds - 1 - done)
     wall = time.perf_counter() - started
     events.sort(key=lambda e: (e.time_s, e.code, e.param))
-    layout = "  ".join(f"{k + 1}:{p.name or p.number}" for k, p in enumerate(intersection.phases))
+    layout = f"1-{len(intersection.phases)} of the intersection that wrote the log"
     return ReplayResult(sid, controller, layout, events, phase_stats(log), phase_stats(_table(events)),
                         inputs.seconds - 1, wall, len(ctrl.monitor.violations))
 
@@ -371,7 +371,7 @@ def format_comparison(result: ReplayResult) -> str:
     """Recorded vs replayed, per NEMA phase, as a text table."""
     r = result
     lines = [f"signal {r.signal}: {r.seconds / 3600:.2f} h replayed with {r.controller} in {r.wall_s:.2f} s "
-             f"({r.seconds / 3600 / max(r.wall_s, 1e-9):.0f} simulated hours per wall second), "
+             f"({r.seconds / 3600 / max(r.wall_s, 1e-9):.1f} simulated hours per wall second), "
              f"{r.violations} safety faults; phases {r.layout}",
              f"{'phase':>5} | {'services':>15} | {'mean green s':>15} | {'mean split s':>15} | "
              f"{'gap/max/force-off recorded':>26} -> replayed"]
