@@ -385,6 +385,22 @@ def program_states(movements: Sequence[Movement], n_links: int, combos: Sequence
     return states
 
 
+def _program_id(net_file: Path, tl: str) -> str:
+    """The programID of light ``tl``'s first program in ``net_file`` ("0" when it has none)."""
+    from networks.derive import _open
+
+    try:
+        with _open(net_file) as fh:
+            for _, elem in ET.iterparse(fh, events=("end",)):
+                if elem.tag == "tlLogic" and elem.get("id") == tl:
+                    return elem.get("programID", "0")
+                if elem.tag in ("edge", "junction", "connection", "tlLogic"):
+                    elem.clear()
+    except (ET.ParseError, OSError) as exc:
+        raise InputError(f"{net_file}: not a readable SUMO network ({exc})") from None
+    return "0"
+
+
 def write_nema_program(net_in: Path, net_out: Path, tl: str, states: Sequence[str],
                        combos: Sequence[tuple[int, ...]]) -> Path:
     """Replace light ``tl``'s program in ``net_in`` with the NEMA phases (green, then yellow of the ending
@@ -398,7 +414,9 @@ def write_nema_program(net_in: Path, net_out: Path, tl: str, states: Sequence[st
     """
     if not any(set(s) & set("Gg") for s in states):
         raise InputError(f"light {tl!r}: no movement of the mapped approaches is served by the phases")
-    lines = ["<tlLogics>", f"    <tlLogic id={quoteattr(tl)} type=\"static\" programID=\"0\" offset=\"0\">"]
+    program = _program_id(Path(net_in), tl)  # replace the light's first program, the one the core derives from
+    lines = ["<tlLogics>", f"    <tlLogic id={quoteattr(tl)} type=\"static\" programID={quoteattr(program)} "
+             "offset=\"0\">"]
     for k, (state, combo) in enumerate(zip(states, combos)):
         nxt = states[(k + 1) % len(states)]
         yellow = "".join("y" if c in "Gg" and n == "r" else (c if n != "r" else "r") for c, n in zip(state, nxt))

@@ -369,3 +369,18 @@ def test_command_whatif_refuses_hours_that_are_not_positive(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["replay", str(SAMPLE / "sample_raw_data.parquet"), "--whatif", "--hours", "0"])
     assert exc.value.code == 2 and "hours must be positive" in capsys.readouterr().err
+
+
+@pytest.mark.sumo
+def test_given_network_program_of_another_id_is_replaced(tmp_path):
+    """A net whose light's program is not called "0": the NEMA program replaces it instead of joining it."""
+    from networks.derive import derive_intersections
+
+    net = tmp_path / "day.net.xml"
+    net.write_text(SINGLE_NET.read_text(encoding="utf-8").replace('programID="0"', 'programID="day"'),
+                   encoding="utf-8")
+    combos = phase_combos([2, 5, 6, 8])
+    tl, n_links, moves = light_movements(net, {2: "west_app", 6: "east_app", 8: "south_app"}, [2, 5, 6, 8])
+    out = write_nema_program(net, tmp_path / "whatif.net.xml", tl, program_states(moves, n_links, combos), combos)
+    assert out.read_text(encoding="utf-8").count("<tlLogic ") == 1
+    assert [p.name for p in derive_intersections(out)[0].phases] == ["2+5", "2+6", "8"]
