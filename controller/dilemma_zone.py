@@ -40,12 +40,16 @@ class DilemmaZoneSettings:
     :param min_speed_mps: slower vehicles can stop in time and are not protected, m/s (20 km/h).
     :param max_hold_s: longest the guard holds one green past the policy's first wish to end it, seconds (None:
         up to max green).
+    :param final_end: once the policy decided to end a green and the guard held it, the green ends as soon as the
+        zone is clear even if the policy meanwhile wants to extend it again (as a NEMA gap-out is final); False
+        lets the policy take its decision back.
     """
 
     eta_min_s: float = 2.5
     eta_max_s: float = 5.5
     min_speed_mps: float = 20.0 / 3.6
     max_hold_s: float | None = None
+    final_end: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.eta_min_s < self.eta_max_s:
@@ -78,6 +82,7 @@ class DilemmaZoneGuard:
         self._tracks: list[Track] = []
         self._held_since: float | None = None  # green time at the first hold of the current green
         self._held_phase: int | None = None
+        self._ending_for: int | None = None  # the phase the policy decided to end the held green for
         #: steps the guard held a green the policy wanted to end
         self.holds = 0
 
@@ -99,19 +104,23 @@ class DilemmaZoneGuard:
         :param choice: the policy's request (phase index).
         """
         p = view.phase
-        if view.interval is not Interval.GREEN or choice == p:
+        if view.interval is not Interval.GREEN:
             return choice
         elapsed = view.green_elapsed_s
+        if self._held_phase != p or elapsed < (self._held_since or 0.0):
+            self._held_phase, self._held_since, self._ending_for = p, None, None  # a new green
+        if choice == p:
+            if self._ending_for is None or not self.settings.final_end:
+                return choice
+            choice = self._ending_for  # the end was decided: the hold only delays it, it is not taken back
         if elapsed + 1e-9 >= self._max_s[p]:
             return choice  # max green: the change goes through and is logged as a max-out
-        if self._held_phase != p or elapsed < (self._held_since or 0.0):
-            self._held_phase, self._held_since = p, None  # a new green
         limit = self.settings.max_hold_s
         if self._held_since is not None and limit is not None and elapsed - self._held_since + 1e-9 >= limit:
             return choice
         if self.protecting(p, choice):
             if self._held_since is None:
-                self._held_since = elapsed
+                self._held_since, self._ending_for = elapsed, choice
             self.holds += 1
             return p
         return choice

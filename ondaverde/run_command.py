@@ -106,9 +106,11 @@ def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, ti
                                               "unit": k + 1, "policy": policy, "timeout_s": 2.0}
                                              for k, light in enumerate(lights)],
                           **({"night_flash": night_flash} if night_flash else {})}, "--sumo")
-    # a backup timer of 10 simulated s: at 10x the central side has 1 s of wall time to answer a busy moment
+    # a backup timer of 1 s of wall time (at least 10 simulated s): at any time scale the central side has a second
+    # to answer a busy moment (on a loaded machine 0.2 s, 10 simulated s at 50x, lapsed every few minutes)
+    backup_s = max(10.0, time_scale)
     args = ["--protocol", "modbus", "--sumo", network, "--seed", str(seed), "--time-scale", str(time_scale),
-            "--backup-time", "10", "--json"] + (["--scenario", scenario] if scenario else [])
+            "--backup-time", f"{backup_s:g}", "--json"] + (["--scenario", scenario] if scenario else [])
     if duration_s:
         args += ["--seconds", f"{duration_s:g}"]
 

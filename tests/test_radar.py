@@ -143,5 +143,21 @@ def test_dilemma_zone_protection_catches_fewer_vehicles_at_yellow_onset_in_sumo_
     assert plain["dilemma_holds"] == 0 and guarded["dilemma_holds"] > 0
     assert plain["dilemma_caught"] >= 20  # the measure sees the problem at all
     assert guarded["dilemma_caught"] <= 0.7 * plain["dilemma_caught"]
-    assert guarded["delay"] <= 1.15 * plain["delay"]
+    assert guarded["delay"] <= 1.10 * plain["delay"]  # measured +4 % on this seed, +2.5 % over seeds 0-2
     assert guarded["violations"] == plain["violations"] == 0 and guarded["radar_dropped"] == 0
+
+
+def test_a_held_end_is_final_once_the_zone_clears_unless_configured_otherwise():
+    from controller.policies.base import Interval, SignalView
+
+    inter = two_phase_intersection()
+
+    def view(elapsed):
+        return SignalView(inter, DetectorReadings.empty(len(inter.detectors)), 0, 0, Interval.GREEN, elapsed, True)
+
+    for final, expected in ((True, 1), (False, 0)):
+        guard = DilemmaZoneGuard(inter, DilemmaZoneSettings(final_end=final))
+        guard.update([Track(RADAR_OF_LINK[0], 1, 50.0, 12.5)])  # ETA 4 s
+        assert guard.choose(view(10.0), 1) == 0  # the policy gapped out: held
+        guard.update([])  # the vehicle is through; a new actuation makes the policy want to extend again
+        assert guard.choose(view(11.0), 0) == expected
