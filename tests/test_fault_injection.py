@@ -91,6 +91,13 @@ def test_a_radar_emitting_garbage_is_dropped_counted_flagged_and_restored(tmp_pa
     assert _codes(events, E.DETECTOR_FAULT_OTHER, E.DETECTOR_RESTORED) == [(84, channel + 1), (83, channel + 1)]
     assert after["decisions"] > during["decisions"] > 0 and after["faults"] == 0
     assert not _codes(events, E.UNIT_FLASH_STATUS_CHANGE)
+    from hw.eventlog import EventLog
+
+    log = EventLog(bench.log_file)
+    speeds = log.speeds()  # approach-speed records: only the plausible cars (13 m/s, one every 10 s) count
+    log.close()
+    assert len(speeds) == 1 and speeds[0][1:3] == ("C", channel + 1)
+    assert speeds[0][3] >= 4 and speeds[0][4] == speeds[0][5] == 13.0
     _consistent(bench)
 
 
