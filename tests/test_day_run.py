@@ -55,11 +55,11 @@ def test_fault_flash_may_cut_a_green_and_a_compatible_change_needs_no_yellow():
 def test_a_scaled_day_run_across_a_night_flash_window_leaves_a_consistent_log(tmp_path):
     log, csv = tmp_path / "day.sqlite", tmp_path / "day.csv"
     run = subprocess.run([sys.executable, "-m", "ondaverde.cli", "run", "--sumo", "single", "--scenario", "day",
-                          "--duration", "3600", "--night-flash", "00:20-00:40", "--time-scale", "100",
+                          "--duration", "2400", "--night-flash", "00:10-00:25", "--time-scale", "150",
                           "--events", str(log), "--json"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
-    assert summary["seconds"] == 3600 and summary["faults"] == 0 and summary["core_faults"] == 0
+    assert summary["seconds"] == 2400 and summary["faults"] == 0 and summary["core_faults"] == 0
     assert "scheduled night flash begins" in run.stderr and "scheduled night flash ends" in run.stderr
     export = subprocess.run([sys.executable, "-m", "ondaverde.cli", "events", str(log), "--csv", str(csv)],
                             capture_output=True, text=True)
@@ -69,4 +69,4 @@ def test_a_scaled_day_run_across_a_night_flash_window_leaves_a_consistent_log(tm
     report = json.loads(check.stdout)
     print("scaled day run:", summary, report)
     assert check.returncode == 0 and report["consistent"], report["first_problems"]
-    assert report["flashes"] == 1 and report["greens"] >= 40 and report["conflicting_changes"] >= 40
+    assert report["flashes"] == 1 and report["greens"] >= 30 and report["conflicting_changes"] >= 30
