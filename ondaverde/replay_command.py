@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from controller.errors import InputError
@@ -89,6 +90,11 @@ def add_decision_args(p: argparse.ArgumentParser) -> None:
                         "any other is refused)")
 
 
+def _say(args: argparse.Namespace, text: str) -> None:
+    """A line for the user: standard output, or standard error when --json keeps standard output for JSON."""
+    print(text, file=sys.stderr if getattr(args, "json", False) else sys.stdout)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     """Run ``ondaverde replay``."""
     from hw.replay.detector_config import load_detector_config
@@ -96,7 +102,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     table, report = load_events(args.log, signal=args.signal, gap_minutes=args.gap_minutes, progress=True)
     # with --json, stdout carries the JSON alone
-    print(report.summary(), file=sys.stderr if getattr(args, "json", False) else sys.stdout)
+    _say(args, report.summary())
     needs_config = [flag for flag, on in (("--measures", args.measures), ("--plots", args.plots)) if on]
     config = None
     if args.config is not None and args.network is not None:
@@ -113,13 +119,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
         measures = compute_measures(table, config, args.bin_minutes)
         files = write_measures(measures, args.measures)
-        print(f"measures ({args.bin_minutes}-minute bins, atspm package): "
-              + ", ".join(f"{f.name} ({len(measures[f.stem])} rows)" for f in files) + f" in {args.measures}")
+        _say(args, f"measures ({args.bin_minutes}-minute bins, atspm package): "
+             + ", ".join(f"{f.name} ({len(measures[f.stem])} rows)" for f in files) + f" in {args.measures}")
     if args.plots:
         from hw.replay.plots import write_plots
 
         files = write_plots(table, config, args.plots)
-        print(f"plots: {', '.join(f.name for f in files) or 'none (no phase service in the log)'} in {args.plots}")
+        _say(args, f"plots: {', '.join(f.name for f in files) or 'none (no phase service in the log)'} in {args.plots}")
     if getattr(args, "whatif", False):
         from ondaverde.whatif_command import run_whatif_command
 
@@ -159,7 +165,7 @@ def _decisions(args: argparse.Namespace, table, config) -> None:
             raise InputError(f"--controller: no signal of the log ({', '.join(skipped[:5])}) is in the detector "
                              "configuration")
         if skipped:
-            print(f"not replayed (no detector channel in the configuration): signal(s) {', '.join(skipped)}")
+            _say(args, f"not replayed (no detector channel in the configuration): signal(s) {', '.join(skipped)}")
     span = sum(int(table.for_signal(s).time_s[-1] - table.for_signal(s).time_s[0]) + 2 for s in signals)
     results = []
     with tqdm(total=span, unit=" sim s", unit_scale=True, desc=f"replay {args.controller}", leave=False,
@@ -170,12 +176,16 @@ def _decisions(args: argparse.Namespace, table, config) -> None:
                 results.append(dec.replay_own_signal(log, own[sid], args.controller, args.policy, bar.update))
             else:
                 results.append(dec.replay_signal(log, config, args.controller, args.policy, bar.update))
-    for r in results:
-        print(dec.format_comparison(r))
-    print(dec.NOTE)
+    if getattr(args, "json", False):
+        json.dump({"decisions": [dec.result_record(r) for r in results], "note": dec.NOTE}, sys.stdout)
+        print()
+    else:
+        for r in results:
+            print(dec.format_comparison(r))
+        print(dec.NOTE)
     if args.out:
         n = dec.write_replayed_csv(results, args.out)
-        print(f"replayed event log: {n} events in {args.out}")
+        _say(args, f"replayed event log: {n} events in {args.out}")
     if args.measures:
         from pathlib import Path
 
@@ -183,7 +193,7 @@ def _decisions(args: argparse.Namespace, table, config) -> None:
 
         out = Path(args.measures) / f"replayed-{args.controller}"
         write_measures(compute_measures(dec.replayed_table(results), config, args.bin_minutes), out)
-        print(f"measures of the replayed log in {out}")
+        _say(args, f"measures of the replayed log in {out}")
 
 
 def add_replay_bench(bsub) -> None:

@@ -206,3 +206,17 @@ def test_a_log_of_many_signals_replays_those_the_configuration_describes(tmp_pat
     assert replayed.signals() == ["101", "102"]
     a, b = replayed.for_signal("101"), replayed.for_signal("102")
     assert (a.code == b.code).all() and (a.time_s == b.time_s).all()  # same inputs, same decisions
+
+
+def test_replay_command_json_keeps_stdout_for_the_record(capsys):
+    code = main(["replay", str(SAMPLE / "sample_raw_data.parquet"), "--config", str(SAMPLE / "sample_config.parquet"),
+                 "--controller", "actuated", "--json"])
+    assert code == 0
+    captured = capsys.readouterr()
+    import json
+
+    record = json.loads(captured.out)  # the ingest report went to stderr
+    assert "exact duplicates dropped" in captured.err
+    one = record["decisions"][0]
+    assert record["note"] == NOTE and one["signal"] == "1136" and one["safety_faults"] == 0
+    assert one["recorded"]["6"]["services"] == 98 and one["replayed"]["6"]["services"] > 0

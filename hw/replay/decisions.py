@@ -363,6 +363,19 @@ def write_replayed_csv(results: Sequence[ReplayResult], path) -> int:
     return n
 
 
+def result_record(result: ReplayResult) -> dict:
+    """One replayed signal as a JSON-ready record (per phase: recorded and replayed stats; NaN as None)."""
+    from dataclasses import asdict
+
+    def stats(d: dict[int, PhaseStats]) -> dict:
+        return {str(k): {f: (None if isinstance(v, float) and v != v else v) for f, v in asdict(x).items()}
+                for k, x in d.items()}
+
+    return {"signal": result.signal, "controller": result.controller, "phases": result.layout,
+            "simulated_s": result.seconds, "wall_s": result.wall_s, "safety_faults": result.violations,
+            "recorded": stats(result.recorded), "replayed": stats(result.replayed)}
+
+
 def _f(x: float) -> str:
     return "-" if x != x else f"{x:.1f}"
 
