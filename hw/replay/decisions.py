@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -113,7 +113,6 @@ class ReplayResult:
     seconds: int
     wall_s: float
     violations: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 class _GroupRecorder:
@@ -134,7 +133,7 @@ class _GroupRecorder:
         sid, phases = self.sid, self.model.phases
 
         def emit(code: EventCode, link: int) -> None:
-            out.append(Event(t, sid, int(code), int(phases[link]) if link >= 0 else 0))
+            out.append(Event(t, sid, int(code), int(phases[link])))
 
         for link, end in list(self.red_ends.items()):
             if end <= t + 1e-9:

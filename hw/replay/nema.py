@@ -94,29 +94,22 @@ def ring_combos(phases: Iterable[int]) -> list[tuple[int, ...]]:
     return out
 
 
-def _median_interval(table: EventTable, start: int, end: int, phase: int, cap_s: float) -> float | None:
+def _intervals(table: EventTable, start: int, end: int, phase: int, cap_s: float) -> np.ndarray:
+    """Durations from each ``start`` event of ``phase`` to the first ``end`` event after it, at most ``cap_s``
+    (a longer one means the end event is missing from the log)."""
     mask = table.param == phase
     t0 = table.time_s[(table.code == start) & mask]
     t1 = table.time_s[(table.code == end) & mask]
     if not len(t0) or not len(t1):
-        return None
+        return np.zeros(0)
     k = np.searchsorted(t1, t0, side="left")
     ok = k < len(t1)
     d = t1[k[ok]] - t0[ok]
-    d = d[(d > 0) & (d <= cap_s)]
+    return d[(d > 0) & (d <= cap_s)]
+
+
+def _median(d: np.ndarray) -> float | None:
     return float(np.median(d)) if len(d) else None
-
-
-def _mean_interval(table: EventTable, start: int, end: int, phase: int) -> float | None:
-    mask = table.param == phase
-    t0 = table.time_s[(table.code == start) & mask]
-    t1 = table.time_s[(table.code == end) & mask]
-    if not len(t0) or not len(t1):
-        return None
-    k = np.searchsorted(t1, t0, side="left")
-    ok = k < len(t1)
-    d = t1[k[ok]] - t0[ok]
-    return float(d.mean()) if len(d) else None
 
 
 def nema_intersection(signal: str, channels: Sequence[DetectorChannel], log: EventTable,
@@ -139,18 +132,17 @@ def nema_intersection(signal: str, channels: Sequence[DetectorChannel], log: Eve
     index = {p: k for k, p in enumerate(phases)}
     links = []
     for p in phases:
-        yellow = _median_interval(log, 8, 9, p, 10.0) or yellow_change_s(DEFAULT_SPEED_MPS)
-        red = _median_interval(log, 10, 11, p, 10.0)
+        yellow = _median(_intervals(log, 8, 9, p, 10.0)) or yellow_change_s(DEFAULT_SPEED_MPS)
+        red = _median(_intervals(log, 10, 11, p, 10.0))
         red = red if red is not None else red_clearance_s(DEFAULT_CROSSING_M, DEFAULT_SPEED_MPS)
         links.append(SignalLink(index[p], "vehicle", f"phase{p}", f"phase{p}-exit", DEFAULT_SPEED_MPS, yellow, red))
-    n = len(phases)
     compatible = tuple(tuple(a == b or (BARRIER[a] == BARRIER[b] and RING[a] != RING[b]) for b in phases)
                        for a in phases)
     core_phases = []
     for combo in combos:
         state = "".join("G" if p in combo else "r" for p in phases)
         max_green = min(MAX_GREEN_LEFT_S if p % 2 else MAX_GREEN_THROUGH_S for p in combo)
-        greens = [g for g in (_mean_interval(log, 1, 8, p) for p in combo) if g is not None]
+        greens = [float(d.mean()) for d in (_intervals(log, 1, 8, p, 600.0) for p in combo) if len(d)]
         program = min(greens) if greens else DEFAULT_PROGRAM_GREEN_S
         program = min(max(program, MIN_GREEN_S), max_green)
         core_phases.append(Phase(len(core_phases) + 1, state, "+".join(map(str, combo)), MIN_GREEN_S, max_green,
