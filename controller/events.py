@@ -2,7 +2,8 @@
 
 :class:`EventRecorder` watches one intersection's phase machine, the state it shows and its detectors, and emits
 the events a field controller's hi-res log would hold: begin green / yellow / red clearance per phase, pedestrian
-walk / clearance / don't walk, detector on / off, max-outs and flash. Pure: the live daemon, simulation and replay
+walk / clearance / don't walk, detector on / off, how each green ended (max-out, or the policy's gap-out or
+force-off) and flash. Pure: the live daemon, simulation and replay
 all log through it. Codes: ``../shared/reference/standards.md`` §F; the parameter is a 1-based phase number or
 detector channel.
 """
@@ -82,10 +83,14 @@ class EventRecorder:
     """Turns one intersection's second-by-second status into hi-res events.
 
     :param intersection: the intersection.
+    :param ended_by: the code logged when a green ends other than by max-out, i.e. by its policy's decision:
+        ``GAP_OUT`` for an actuated policy (its greens end when the gap timer runs out), ``FORCE_OFF`` for policies
+        that end greens by their own plan (fixed time, max-pressure, a learned policy), None to log neither.
     """
 
-    def __init__(self, intersection: Intersection) -> None:
+    def __init__(self, intersection: Intersection, ended_by: EventCode | None = None) -> None:
         self.intersection = intersection
+        self.ended_by = ended_by
         self._interval: Interval | None = None
         self._phase: int | None = None
         self._occupied = np.zeros(len(intersection.detectors), dtype=bool)
@@ -140,6 +145,8 @@ class EventRecorder:
             elif interval is Interval.YELLOW:
                 if max_outs > self._max_outs:
                     emit(EventCode.MAX_OUT, number)
+                elif self.ended_by is not None:
+                    emit(self.ended_by, number)
                 emit(EventCode.GREEN_TERMINATION, number)
                 emit(EventCode.BEGIN_YELLOW, number)
             elif interval is Interval.ALL_RED and before is Interval.YELLOW:
@@ -165,3 +172,9 @@ class EventRecorder:
             self._occupied = occupied.copy()
         self._interval, self._phase = interval, phase
         return out
+
+
+def policy_termination_code(policy_name: str | None) -> EventCode:
+    """The code a green ended by ``policy_name``'s decision is logged with: gap-out for ``actuated``, force-off for
+    every other policy (a plan or an external decision ends the green, as a central system's force-off does)."""
+    return EventCode.GAP_OUT if policy_name == "actuated" else EventCode.FORCE_OFF

@@ -19,7 +19,7 @@ import urllib.parse
 from dataclasses import dataclass, field, replace
 
 from controller.detector_health import DetectorHealth
-from controller.events import Event, EventCode, EventRecorder
+from controller.events import Event, EventCode, EventRecorder, policy_termination_code
 from controller.dilemma_zone import DilemmaZoneGuard
 from controller.flash_modes import FlashModes
 from controller.radar import RadarWatch
@@ -118,7 +118,7 @@ class Daemon:
             self.centrals.append(CentralIntersection(inter, _policy(cfg, network), link, cfg.unit,
                                                      DetectorHealth(inter)))
             self.centrals[-1].on_step = functools.partial(self._observe, len(self.centrals) - 1)
-            self.recorders.append(EventRecorder(inter))
+            self.recorders.append(EventRecorder(inter, policy_termination_code(cfg.policy)))
             self.modes.append(FlashModes(inter))
             if cfg.radar is not None:  # tracks feed dilemma-zone protection and approach-speed records
                 from hw.radar_feed import ModbusRadarFeed

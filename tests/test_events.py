@@ -11,8 +11,9 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
-from controller.events import Event, EventCode, EventRecorder
+from controller.events import Event, EventCode, EventRecorder, policy_termination_code
 from controller.policies.base import DetectorReadings
 from controller.policies.registry import make_policy
 from controller.signal_controller import SignalController
@@ -22,9 +23,9 @@ from hw.eventlog import EventLog, format_timestamp
 C = EventCode
 
 
-def _record(inter, seconds: int, policy: str = "fixed", occupied=None) -> list[Event]:
+def _record(inter, seconds: int, policy: str = "fixed", occupied=None, ended_by=None) -> list[Event]:
     ctrl = SignalController(inter, make_policy(policy))
-    rec = EventRecorder(inter)
+    rec = EventRecorder(inter, ended_by)
     out = []
     for t in range(seconds):
         occ = occupied(t) if occupied else np.zeros(len(inter.detectors), dtype=bool)
@@ -52,6 +53,31 @@ def test_every_green_is_followed_by_yellow_then_red_clearance_then_the_next_gree
     greens = [e for e in events if e.code == C.BEGIN_GREEN]
     assert sum(e.code == C.PHASE_ON for e in events) == len(greens)
     assert sum(e.code == C.MIN_GREEN_COMPLETE for e in events) >= len(greens) - 1
+
+
+@pytest.mark.parametrize("policy", ["actuated", "fixed"])
+def test_every_green_ends_with_one_termination_code(policy):
+    """Gap-out (actuated) or force-off (other policies) when the policy ends a green, max-out when max green
+    does: exactly one of them right before each begin yellow, for the same phase."""
+    inter = two_phase_intersection()
+    # phase 1's loops busy for the first 300 s (its greens max out), then gaps (they gap out)
+    events = _record(inter, 600, policy, occupied=lambda t: np.full(len(inter.detectors), t < 300 or t % 7 == 0),
+                     ended_by=policy_termination_code(policy))
+    ends = (C.GAP_OUT, C.MAX_OUT, C.FORCE_OFF)
+    codes = [(e.code, e.param) for e in events if e.code in ends + (C.BEGIN_YELLOW,)]
+    yellows = [k for k, (c, _) in enumerate(codes) if c == C.BEGIN_YELLOW]
+    assert len(yellows) > 10
+    for k in yellows:
+        assert k > 0 and codes[k - 1][0] in ends and codes[k - 1][1] == codes[k][1], codes[max(0, k - 2):k + 1]
+    seen = {c for c, _ in codes}
+    assert (C.GAP_OUT in seen) == (policy == "actuated") and (C.FORCE_OFF in seen) == (policy != "actuated")
+    if policy == "actuated":
+        assert C.MAX_OUT in seen  # the busy first 300 s
+
+
+def test_without_a_termination_code_only_max_outs_are_logged():
+    codes = {e.code for e in _record(two_phase_intersection(), 400, "actuated")}
+    assert C.GAP_OUT not in codes and C.FORCE_OFF not in codes
 
 
 def test_a_yellow_straight_into_the_next_green_still_ends_the_yellow_and_the_phase():

@@ -131,7 +131,8 @@ def test_the_daemons_log_of_a_simulated_miraflores_run_yields_plausible_measures
     mins = np.array([timing[(d, p)].min_green_s for d, p in zip(green["DeviceId"], green["EventValue"])])
     assert (green["Duration"].to_numpy() >= mins - 1e-3).all()
     term = m["terminations"]
-    assert term["Total"].sum() > 0  # terminations present (the core logs max-outs)
+    assert term["Total"].sum() > 0  # terminations present: max-outs and, under actuated control, gap-outs
+    assert (table.code == 4).sum() > 10 and (table.code == 6).sum() == 0
     maxed = table.take(table.code == 5)
     ends = green.assign(End=(green["EndTime"] - pd.Timestamp(0)).dt.total_seconds())
     checked = 0

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from controller.errors import InputError
-from controller.events import Event, EventCode
+from controller.events import Event, EventCode, policy_termination_code
 from controller.policies.base import Interval
 from controller.policies.registry import make_policy
 from controller.signal_controller import SignalController
@@ -275,7 +275,7 @@ def replay_own_signal(log: EventTable, intersection, controller: str, policy_fil
         start = float(np.floor(log.time_s[0])) - 1.0
     last = float(np.ceil(log.time_s[-1]))
     inputs = RecordedDetectors(log, channels, start_s=start, end_s=last + 1.0)  # + the presence read at the end
-    rec = EventRecorder(intersection)
+    rec = EventRecorder(intersection, policy_termination_code(controller))
     machine = ctrl.machine
     events: list[Event] = []
     started = time.perf_counter()

@@ -12,7 +12,7 @@ def simulated_daemon_log(network: str, seconds: float, path: Path, policy: str =
     """Run ``network`` under ``policy`` for ``seconds`` with the daemon's recorder and store (the events of every
     intersection, as ``ondaverde run`` logs them); write the store to ``path.with_suffix('.sqlite')`` and its
     ATSPM CSV export to ``path``; return the intersections."""
-    from controller.events import EventRecorder
+    from controller.events import EventRecorder, policy_termination_code
     from controller.policies.registry import make_policy
     from envs.simulation import SignalSimulation, intersections_of
     from hw.eventlog import EventLog
@@ -22,7 +22,7 @@ def simulated_daemon_log(network: str, seconds: float, path: Path, policy: str =
     inters = intersections_of(net)
     sim = SignalSimulation(net, net.scenario(None), 0, policies={i.id: make_policy(policy) for i in inters})
     sim.skip_quiet = False  # observe every controller every second, as the daemon does
-    recorders = [EventRecorder(c.intersection) for c in sim.controllers]
+    recorders = [EventRecorder(c.intersection, policy_termination_code(policy)) for c in sim.controllers]
     log = EventLog(path.with_suffix(".sqlite"), epoch_s=EPOCH_S)
     try:
         start = sim.time_s
