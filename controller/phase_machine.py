@@ -7,6 +7,12 @@ Guarantees (checked independently by :mod:`controller.safety`):
   (a request or a detector call), as NEMA's max timer does; with nobody waiting it rests in green;
 * every green that ends is followed by a full yellow, and no conflicting link turns green until
   that link's yellow plus red clearance have elapsed;
+* a protected green (``G``) that the next phase shows permissive (``g``) ends like any green: yellow,
+  then red for its red clearance (at least one step), and it comes back as ``g`` only when the new
+  phase's green starts, together with the movements it will yield to (MUTCD protected/permissive
+  operation: a steady yellow arrow ends the protected arrow); a protected green that comes back
+  permissive phases later waits for its red clearance too. ``g`` -> ``G``, ``G`` -> ``G`` and
+  ``g`` -> ``g`` continue without a break;
 * a request arriving during a protected interval is kept and served as soon as it may be.
 
 Time is counted in whole steps: every interval is rounded *up* to the step, never down.
@@ -76,6 +82,11 @@ class PhaseMachine:
         self._walk = [self._ticks(l.walk_s) for l in links]
         self._is_ped = [l.kind == "pedestrian" for l in links]
         self._greens = [p.greens for p in intersection.phases]
+        # vehicle links shown G (protected) / g (permissive) per phase; crosswalks show their own walk
+        self._protected = [frozenset(i for i, c in enumerate(p.state) if c == "G" and not self._is_ped[i])
+                           for p in intersection.phases]
+        self._permissive = [frozenset(i for i, c in enumerate(p.state) if c == "g" and not self._is_ped[i])
+                            for p in intersection.phases]
         self._conflicts = [frozenset(j for j in range(len(links)) if not intersection.compatible[i][j])
                            for i in range(len(links))]
         self._ped_links = [sorted(i for i in g if self._is_ped[i]) for g in self._greens]
@@ -103,6 +114,8 @@ class PhaseMachine:
         self._starting = True  # the start-up all-red: nothing is green yet
         # tick at which each link's last yellow ended; start-up counts as a clearance just begun
         self._yellow_end = [0] * len(links)
+        # per link: its last green ended as protected (G), so it may come back permissive only after its clearance
+        self._ended_protected = [False] * len(links)
         self._state = intersection.all_red_state()
         self._ready = self._ready_tick(first)
         #: preemption dwell (and track clearance): no max-out while set (:mod:`controller.preemption`)
@@ -332,9 +345,13 @@ class PhaseMachine:
         if self.pending == target:
             self.pending = None
         self.target = target
-        ending = self._greens[self.phase] - self._greens[target]
+        # G -> g is no continuing green: the protected movement gets its yellow and red clearance first
+        demoted = self._protected[self.phase] & self._permissive[target]
+        ending = (self._greens[self.phase] - self._greens[target]) | demoted
         ending_vehicles = [i for i in ending if not self._is_ped[i]]
         self._ending = frozenset(ending)
+        for i in ending:
+            self._ended_protected[i] = i in self._protected[self.phase]
         self._yellow_ticks = max([self._yellow[i] for i in ending_vehicles] or [0])
         self.interval = Interval.YELLOW
         self.interval_ticks = 0
@@ -359,13 +376,17 @@ class PhaseMachine:
                 continue
             for i in self._conflicts[j]:
                 ready = max(ready, self._yellow_end[i] + self._red_clear[i])
+            if self._ended_protected[j] and j in self._permissive[target]:
+                # a protected green that comes back permissive (at once, G -> g, or phases later) first shows
+                # red for its own red clearance, at least one step (a yellow never goes straight back to green)
+                ready = max(ready, self._yellow_end[j] + max(self._red_clear[j], 1))
         return ready
 
     def _continuing(self) -> frozenset[int]:
-        """Links green both before and after the change in progress (they never stop)."""
+        """Links green both before and after the change in progress that never stop (not a ``G`` -> ``g``)."""
         if self.interval is Interval.GREEN or self._starting:
             return frozenset()
-        return self._greens[self.phase] & self._greens[self.target]
+        return (self._greens[self.phase] & self._greens[self.target]) - self._ending
 
     def _begin_green(self, target: int) -> None:
         continuing = self._continuing()

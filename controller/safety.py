@@ -40,7 +40,7 @@ __all__ = ["EPS_S", "FAULT_FLASH_CHAR", "STATE_CHARS", "Lamp", "SafetyMonitor", 
            "flash_state", "lamps_from_state"]
 
 ViolationKind = Literal["conflict", "green_to_red", "short_yellow", "missing_red_clearance",
-                        "dual_indication", "dark", "bad_state"]
+                        "protected_to_permissive", "dual_indication", "dark", "bad_state"]
 
 #: Every character a state string may contain (SUMO's tlLogic alphabet as far as the core uses it).
 STATE_CHARS = "GgyrosO"
@@ -87,12 +87,13 @@ class _Shape(NamedTuple):
 
     go: int | None  # G, g and o: traffic may enter (None: the state is malformed)
     green: int  # steady G, g
+    protected: int  # steady G
     yellow: int  # steady y
     fyellow: int  # flashing o
     faults: tuple[_Fault, ...]
 
 
-_ALL_RED = _Shape(0, 0, 0, 0, ())
+_ALL_RED = _Shape(0, 0, 0, 0, 0, ())
 
 
 def lamps_from_state(state: str) -> tuple[Lamp, ...]:
@@ -162,6 +163,11 @@ class SafetyMonitor:
       or goes back to green. The monitor checks the configured yellow, stricter than the MMU's 2.7 s floor.
     * ``missing_red_clearance``: a link turns green while a conflicting link's yellow ended less than that
       conflicting link's ``red_clearance_s`` ago (the MMU's minimum yellow + red clearance check).
+    * ``protected_to_permissive``: a protected green ``G`` turns into a permissive green ``g`` without first
+      showing yellow for its ``yellow_s`` and then red for its ``red_clearance_s`` — straight ``G`` -> ``g``,
+      or a ``g`` after the protected green's yellow too soon (MUTCD protected/permissive operation: a steady
+      yellow arrow ends the protected arrow; the movements it then yields to may already be released, so the
+      turning vehicles caught in the junction need the clearance). Judged per link, from what it showed.
     * ``dual_indication``: more than one lamp lit on one link (lamp readback only; G+Y, G+R, Y+R).
     * ``dark``: no lamp lit on a link outside a flash pattern (the MMU's red-fail check).
     * ``bad_state``: wrong length or an unknown character: the output cannot be trusted.
@@ -171,8 +177,9 @@ class SafetyMonitor:
     machine's start-up all-red. A flash pattern (only ``o``, ``s``, ``O``) proposed while running is the
     programmed flash of standards.md §D: legal when entered from red (no green cut, no yellow short).
 
-    Not judged: ``G`` ↔ ``g`` on one link (one channel in this model, as in SUMO), min/max green and walk
-    length (controller timing, not MMU checks), and flashing in lamp readback (each lamp is read as steady).
+    Not judged: ``g`` -> ``G`` on one link (permissive to protected, a lagging left: it continues), min/max
+    green and walk length (controller timing, not MMU checks), and flashing and ``G``/``g`` in lamp readback
+    (each lamp is read as steady, a green lamp as ``G``).
 
     Cost: an unchanged state is one string comparison; a changed one works on integer bit masks, with
     each distinct state analysed once and cached.
@@ -242,6 +249,7 @@ class SafetyMonitor:
         self._prev = _ALL_RED
         self._yellow_start = [self._now] * self._n
         self._yellow_end = [self._now] * self._n
+        self._last_protected = 0  # links whose last green was protected (G), as a bit mask
 
     # ------------------------------------------------------------------ the checks
     def check(self, state: str) -> str:
@@ -337,6 +345,7 @@ class SafetyMonitor:
         fault: once latched, history no longer matters)."""
         now, step, links = self._now, self.step_s, self.intersection.links
         go, green, yellow, fyellow = shape.go, shape.green, shape.yellow, shape.fyellow
+        permissive = green & ~shape.protected
         before = self._prev
         yellow_start, yellow_end = self._yellow_start, self._yellow_end
         # §C / MUTCD: a yellow follows every green (for a crosswalk, flashing don't walk follows walk)
@@ -356,8 +365,18 @@ class SafetyMonitor:
             yellow_end[i] = now
         for i in self._links_of(yellow & ~before.yellow):
             yellow_start[i] = now
-        # §C minimum yellow + red clearance between a green and the next conflicting green
+        # MUTCD protected/permissive: G -> g only through a full yellow and the link's red clearance
+        for i in self._links_of(before.protected & permissive):
+            faults.append(("protected_to_permissive", (i,), "protected green turned permissive ('g') without "
+                                                            "yellow and red clearance"))
         released = go & ~before.go & ~before.yellow
+        for i in self._links_of(released & permissive & self._last_protected):
+            if yellow_end[i] + self._clear_ticks[i] > now:
+                faults.append(("protected_to_permissive", (i,),
+                               f"permissive green {(now - yellow_end[i]) * step:g} s after its protected green's "
+                               f"yellow ended, needs {links[i].red_clearance_s:g} s of red clearance"))
+        self._last_protected = (self._last_protected & ~green) | shape.protected
+        # §C minimum yellow + red clearance between a green and the next conflicting green
         if released:
             clear = self._clear_ticks
             for i in self._links_of(released):
@@ -377,13 +396,14 @@ class SafetyMonitor:
         """Colour masks and step-independent faults of one state (cached: an intersection shows few states)."""
         n = self._n
         if len(state) != n:  # §C: output the monitor cannot read is a fault, as a failed readback is
-            return _Shape(None, 0, 0, 0, (("bad_state", (), f"state {state!r} has {len(state)} chars, needs {n}"),))
+            return _Shape(None, 0, 0, 0, 0, (("bad_state", (), f"state {state!r} has {len(state)} chars, needs {n}"),))
         unknown = state.translate(_DROP_KNOWN)
         if unknown:
             links = tuple(i for i, c in enumerate(state) if c not in STATE_CHARS)
-            return _Shape(None, 0, 0, 0, (("bad_state", links, f"state {state!r}: unknown characters {unknown!r}"),))
+            return _Shape(None, 0, 0, 0, 0, (("bad_state", links, f"state {state!r}: unknown characters {unknown!r}"),))
         shape = _Shape(int(state.translate(_GO), 2), int(state.translate(_GREEN), 2),
-                       int(state.translate(_YELLOW), 2), int(state.translate(_FYELLOW), 2), ())
+                       int(state.translate(_PROTECTED), 2), int(state.translate(_YELLOW), 2),
+                       int(state.translate(_FYELLOW), 2), ())
         faults: list[_Fault] = []
         dark = int(state.translate(_DARK), 2)
         flash_pattern = int(state.translate(_FLASHING), 2) == self._full and dark != self._full
@@ -429,6 +449,7 @@ def _mask_table(ones: str) -> dict[int, str]:
 
 _GO = _mask_table("Ggo")
 _GREEN = _mask_table("Gg")
+_PROTECTED = _mask_table("G")
 _YELLOW = _mask_table("y")
 _FYELLOW = _mask_table("o")
 _DARK = _mask_table("O")

@@ -1,5 +1,8 @@
 """Phase machine behaviour on hand-made intersections: min/max green, clearances, requests kept, pedestrians."""
 
+import math
+from pathlib import Path
+
 import pytest
 
 from controller.errors import InputError
@@ -114,6 +117,76 @@ def test_pedestrian_call_on_a_crosswalk_green_in_two_phases_gets_its_walk():
     m.request(1)
     states = run(m, 30)
     assert "rGG" in states  # the walk was shown in phase B
+
+
+# ---------------------------------------------------------------- protected -> permissive (G -> g)
+def _protected_left(yellow_s: float = 4.0, red_s: float = 2.0) -> Intersection:
+    """Link 0 a left turn, protected (``G``) in phase 0 and permissive (``g``) in phase 1 against the opposing
+    through, link 1; the matrix lets them be green together (the left yields)."""
+    links = (SignalLink(0, "vehicle", "in0", "out0", 13.9, yellow_s, red_s),
+             SignalLink(1, "vehicle", "in1", "out1", 13.9, 3.0, 1.0))
+    return Intersection("protected-left", links, (Phase(1, "Gr", "left", 5, 30), Phase(2, "gG", "through", 5, 30)),
+                        ((True, True), (True, True)))
+
+
+def test_protected_green_becoming_permissive_gets_its_yellow_and_red_clearance():
+    m = PhaseMachine(_protected_left(yellow_s=4.0, red_s=2.0))
+    states = run(m, 20, {6: 1})
+    start = states.index("yr")
+    # was Gr -> gG in one step: the opposing through released while the protected left turned permissive
+    assert states[start - 1:start + 8] == ["Gr"] + ["yr"] * 4 + ["rr"] * 2 + ["gG"] * 2
+    assert runs(states, 1)[0] == ("r", start + 6)  # the through waited for the left's yellow and red clearance
+
+
+def test_protected_to_permissive_clearance_is_rounded_up_and_at_least_one_step():
+    m = PhaseMachine(_protected_left(yellow_s=3.2, red_s=0.0), step_s=0.5)
+    states = run(m, 40, {12: 1})
+    assert ("y", 7) in runs(states, 0)  # 3.2 s yellow at 0.5 s steps: 7 steps
+    assert "yr" not in [a for a, b in zip(states, states[1:]) if b == "gG"]  # never yellow straight to green
+    assert states[states.index("gG") - 1] == "rr"
+
+
+def test_permissive_to_protected_and_same_kind_greens_continue():
+    m = PhaseMachine(_protected_left())
+    states = run(m, 40, {6: 1, 20: 0})
+    assert "gy" in states and states[states.index("gy") - 1] == "gG"  # g -> G (lagging left): link 0 stays green
+    after = states[states.index("gG"):]
+    assert all(s[0] in "Gg" for s in after)
+    # G -> G and g -> g across phases: no yellow for the link that stays
+    inter = Intersection("same", _protected_left().links, (Phase(1, "Gr"), Phase(2, "GG"), Phase(3, "gr")),
+                         ((True, True), (True, True)))
+    states = run(PhaseMachine(inter), 40, {6: 1, 20: 2})
+    assert runs(states, 0)[0][0] == "G" and "y" not in "".join(s[0] for s in states[:20])
+
+
+def test_protected_green_back_as_permissive_phases_later_waits_for_its_red_clearance():
+    # link 0 protected in phase 0, red in phase 1 (a 1 s green), permissive in phase 2 (where link 1 continues
+    # and nothing conflicts): its own 4 s red clearance still runs from the end of its yellow
+    links = tuple(SignalLink(i, "vehicle", f"in{i}", f"out{i}", 13.9, 3.0, red) for i, red in enumerate((4.0, 0.0, 0.0)))
+    inter = Intersection("later", links, (Phase(1, "Grr"), Phase(2, "rGr", min_green_s=1), Phase(3, "gGG")),
+                         ((True,) * 3,) * 3)
+    states = run(PhaseMachine(inter), 30, {0: 1, 7: 2})
+    assert runs(states, 0)[:3] == [("G", 5), ("y", 3), ("r", 4)] and runs(states, 0)[3][0] == "g"
+    assert states[states.index("gGG") - 1] == "rGr"
+
+
+def test_protected_left_on_a_four_leg_layout_clears_before_the_opposing_through():
+    """The bundled single intersection: phase 1 (index 1) protects the east-west lefts (links 7, 15), phase 0
+    runs the east-west throughs with those lefts permissive."""
+    from networks.derive import load_intersection_file
+
+    inter = load_intersection_file(Path(__file__).parents[1] / "networks/single/intersections.derived.json")[0]
+    assert inter.phases[1].state[7] == "G" and inter.phases[0].state[7] == "g"
+    m = PhaseMachine(inter, initial_phase=1)
+    states = run(m, 60, {3: 0})
+    for left, opposing in ((7, 13), (15, 5)):
+        assert inter.compatible[left][opposing]  # the matrix alone would let them go together
+        link = inter.links[left]
+        colours = runs(states, left)
+        yellow, red = math.ceil(link.yellow_s), math.ceil(link.red_clearance_s)
+        assert colours[1:4] == [("G", colours[1][1]), ("y", yellow), ("r", red)] and colours[4][0] == "g"
+        released = next(t for t, s in enumerate(states) if s[opposing] in "Gg")
+        assert released == next(t for t, s in enumerate(states) if s[left] == "g")  # together, after the clearance
 
 
 def test_unknown_phase_request_is_refused_with_a_clear_error():

@@ -97,6 +97,40 @@ def test_green_straight_to_flashing_yellow():
     assert_latches(START + NS_GREEN + ["ooss"], 7, "green_to_red", [(0,), (1,)])
 
 
+def _protected_left() -> Intersection:
+    """Link 0 a left turn (yellow 3 s, red clearance 2 s) that may yield to the opposing through, link 1."""
+    links = (SignalLink(0, "vehicle", "in0", "out0", 13.9, 3.0, 2.0), SignalLink(1, "vehicle", "in1", "out1",
+                                                                                   13.9, 3.0, 1.0))
+    return Intersection("protected-left", links, (Phase(1, "Gr"), Phase(2, "gG")), ((True, True), (True, True)))
+
+
+PROTECTED_LEFT = ["rr"] * 2 + ["Gr"] * 5
+
+
+def test_protected_green_straight_to_permissive():
+    # the defect's show: the protected left turns permissive as the opposing through is released
+    m = assert_latches(PROTECTED_LEFT + ["gG"], 7, "protected_to_permissive", [(0,)], inter=_protected_left())
+    assert "without yellow" in m.reason
+    assert_latches(PROTECTED_LEFT + ["gr"], 7, "protected_to_permissive", [(0,)], inter=_protected_left())
+
+
+def test_protected_to_permissive_with_red_clearance_cut():
+    states = PROTECTED_LEFT + ["yr"] * 3 + ["rr", "gG"]
+    m = assert_latches(states, 11, "protected_to_permissive", [(0,)], inter=_protected_left())
+    assert "1 s after" in m.reason and "needs 2 s" in m.reason
+
+
+def test_protected_to_permissive_phases_later_with_red_clearance_cut():
+    # the left ends, the opposing through runs alone for one step, then the left comes back permissive
+    states = PROTECTED_LEFT + ["yr"] * 3 + ["rG", "gG"]
+    assert_latches(states, 11, "protected_to_permissive", [(0,)], inter=_protected_left())
+
+
+def test_protected_to_permissive_through_a_short_yellow():
+    states = PROTECTED_LEFT + ["yr"] * 2 + ["rr"] * 2 + ["gG"]
+    assert_latches(states, 9, "short_yellow", [(0,)], inter=_protected_left())
+
+
 @pytest.mark.parametrize("extra", [Lamp.RED, Lamp.YELLOW], ids=["G+R", "G+Y"])
 def test_dual_indication_on_a_green(extra):
     monitor = SafetyMonitor(two_phase_intersection())
@@ -182,6 +216,14 @@ def test_permissive_pair_green_together():
     protected_only = Intersection("protected", links, (Phase(1, "Grr"), Phase(2, "rGr"), Phase(3, "rrG")),
                                   ((True, False, False), (False, True, False), (False, False, True)))
     assert_latches(states, 2, "conflict", [(0, 1)], inter=protected_only)
+
+
+def test_protected_left_cleared_before_permissive_and_lagging_protection_pass():
+    # G -> yellow 3 s -> red clearance 2 s -> g with the opposing through; g -> G continues (a lagging left)
+    states = (PROTECTED_LEFT + ["yr"] * 3 + ["rr"] * 2 + ["gG"] * 5 + ["gy"] * 3 + ["gr"] + ["Gr"] * 5
+              + ["yr"] * 3 + ["rr"] * 2 + ["rG"] * 3 + ["gG"] * 3)
+    monitor = SafetyMonitor(_protected_left())
+    assert feed(monitor, states) == states and not monitor.in_flash, monitor.reason
 
 
 def test_continuing_link_stays_green_across_phases():

@@ -24,6 +24,8 @@ TICKS_PER_EXAMPLE = 2500
 EXAMPLES = 250
 #: The property test must cover at least this much simulated time in total (the brief's bar).
 MIN_TOTAL_SIMULATED_S = 1e5
+#: ... and show at least this many protected (G) -> permissive (g) changes of a link
+MIN_PROTECTED_TO_PERMISSIVE = 100
 EPS_S = 1e-6
 GREEN = frozenset("Gg")
 
@@ -115,33 +117,54 @@ class TimingChecker:
         self.t = t + 1
 
 
-def _run_checked(inter: Intersection, plan: RequestPlan, ticks: int) -> float:
-    """Run the machine under the plan with monitor and direct checks; return the simulated seconds."""
+def _protected_returns(states: list[str]) -> int:
+    """How often a link shown protected (``G``) is later shown permissive (``g``): the protected/permissive
+    changes the run exercised."""
+    count = 0
+    last = [""] * (len(states[0]) if states else 0)
+    for state in states:
+        for i, c in enumerate(state):
+            if c in GREEN:
+                count += c == "g" and last[i] == "G"
+                last[i] = c
+    return count
+
+
+def _run_checked(inter: Intersection, plan: RequestPlan, ticks: int) -> tuple[float, int]:
+    """Run the machine under the plan with monitor and direct checks; return the simulated seconds and the
+    number of protected -> permissive changes shown."""
     machine = _machine(inter, plan)
     monitor = SafetyMonitor(inter, plan.step_s)
     timing = TimingChecker(inter, plan.step_s)
     recent: list[str] = []
+    states = []
     for state, interval, phase, waiting in _drive(machine, plan, ticks):
         recent = recent[-11:] + [state]
+        states.append(state)
         shown = monitor.check(state)
         assert shown == state and not monitor.in_flash, f"{monitor.reason}; last states {recent}"
         timing.step(state, interval, phase, waiting)
     assert monitor.violations == ()
-    return ticks * plan.step_s
+    return ticks * plan.step_s, _protected_returns(states)
 
 
 def test_phase_machine_never_trips_the_monitor_on_random_layouts():
-    total = {"simulated_s": 0.0, "examples": 0}
+    total = {"simulated_s": 0.0, "examples": 0, "protected_to_permissive": 0}
 
     @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(inter=intersections(), plan=request_plans())
     def run(inter: Intersection, plan: RequestPlan) -> None:
-        total["simulated_s"] += _run_checked(inter, plan, TICKS_PER_EXAMPLE)
+        seconds, returns = _run_checked(inter, plan, TICKS_PER_EXAMPLE)
+        total["simulated_s"] += seconds
+        total["protected_to_permissive"] += returns
         total["examples"] += 1
 
     run()
-    print(f"\nsafety property: {total['examples']} runs, {total['simulated_s']:.0f} simulated seconds")
+    print(f"\nsafety property: {total['examples']} runs, {total['simulated_s']:.0f} simulated seconds, "
+          f"{total['protected_to_permissive']} protected -> permissive changes")
     assert total["simulated_s"] >= MIN_TOTAL_SIMULATED_S
+    # the layouts put links G in one phase and g in another, and the runs change between those phases
+    assert total["protected_to_permissive"] >= MIN_PROTECTED_TO_PERMISSIVE
 
 
 # ---------------------------------------------------------------------------- the monitor has teeth
@@ -244,3 +267,42 @@ def test_planted_early_release_is_caught(inter, plan, pick):
     for t in range(te, release):
         states[t] = _replace(states[t], i, "G")
     assert _first_fault(inter, plan.step_s, states) == (te, {"missing_red_clearance"})
+
+
+@teeth
+@given(inter=intersections(), plan=request_plans(), pick=st.randoms(use_true_random=False))
+def test_planted_protected_to_permissive_is_caught(inter, plan, pick):
+    """Keep a protected green showing through its yellow and red clearance up to its permissive return: the
+    defect's ``G`` -> ``g`` in one step (the movements it then yields to are released in that step)."""
+    states = _stream(inter, plan)
+    n = inter.n_links
+    conflicts = [[j for j in range(n) if j != i and not inter.compatible[i][j]] for i in range(n)]
+    spots = []
+    for i in range(n):
+        for start, end in _yellow_runs(states, i):
+            if states[start - 1][i] != "G":
+                continue
+            back = next((t for t in range(end, len(states)) if states[t][i] != "r"), None)
+            if (back is not None and states[back][i] == "g"  # nothing conflicting shows in between
+                    and all(states[t][j] not in "Gggyo" for t in range(start, back) for j in conflicts[i])):
+                spots.append((start, back, i))
+    assume(spots)
+    start, back, i = pick.choice(spots)
+    for t in range(start, back):
+        states[t] = _replace(states[t], i, "G")
+    assert _first_fault(inter, plan.step_s, states) == (back, {"protected_to_permissive"})
+
+
+@teeth
+@given(inter=intersections(), plan=request_plans())
+def test_phase_machine_mutant_showing_protected_as_continuing_green_is_caught(inter, plan):
+    """A phase machine that treats ``G`` -> ``g`` as a continuing green (the defect: it forgets which greens are
+    protected) trips the monitor by the first step it shows a link go from ``G`` straight to ``g``."""
+    machine = _machine(inter, plan)
+    machine._protected = [frozenset()] * len(inter.phases)  # the planted mutation
+    states = [state for state, *_ in _drive(machine, plan, 400)]
+    direct = next((t for t in range(1, len(states)) for i in range(inter.n_links)
+                   if states[t - 1][i] == "G" and states[t][i] == "g"), None)
+    assume(direct is not None)
+    at, kinds = _first_fault(inter, plan.step_s, states)
+    assert at is not None and at <= direct and kinds == {"protected_to_permissive"}
