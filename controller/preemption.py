@@ -307,3 +307,17 @@ class Preemption:
 
     def _emit(self, code: EventCode, number: int) -> None:
         self.events.append(Event(self._now, self.signal_id, int(code), int(number)))
+
+
+def approach_phases(intersection: Intersection) -> dict[str, int]:
+    """Per approach lane, the phase (index) that serves most of the lane's vehicle movements (ties: the first)."""
+    lanes: dict[str, list[int]] = {}
+    for link in intersection.links:
+        if link.kind == "vehicle":
+            lanes.setdefault(link.from_lane, []).append(link.index)
+    out = {}
+    for lane, links in lanes.items():
+        served = [len(p.greens.intersection(links)) for p in intersection.phases]
+        if max(served) > 0:
+            out[lane] = served.index(max(served))
+    return out

@@ -9,6 +9,7 @@ from pathlib import Path
 from controller.errors import InputError
 from controller.policies.learned import LearnedPolicy, PolicyFile
 from controller.policies.registry import POLICIES, make_policy
+from envs.priority_vehicles import priority_delays
 from envs.simulation import SignalSimulation, intersections_of
 from envs.sumo_programs import SUMO_REFERENCE_CONTROLLERS
 from networks.catalog import NetworkSpec
@@ -18,6 +19,15 @@ from networks.catalog import NetworkSpec
 LEARNED = "rl"
 #: Policy file a network folder may hold, loaded by ``rl`` when no other file is given.
 DEFAULT_POLICY_FILE = "rl-policy.npz"
+#: modes a core controller's name may add, joined with ``+`` (``actuated+preempt+tsp``): emergency-vehicle
+#: preemption and transit signal priority at every light (:mod:`envs.priority_vehicles`)
+MODES = ("preempt", "tsp")
+
+
+def split_controller(name: str) -> tuple[str, bool, bool]:
+    """``"actuated+preempt+tsp"`` -> ``("actuated", True, True)``: the base controller and the modes added."""
+    base, *modes = name.split("+")
+    return base, "preempt" in modes, "tsp" in modes
 
 
 def controller_names() -> list[str]:
@@ -40,9 +50,18 @@ def policy_file_for(network: NetworkSpec, policy_file: Path | None = None) -> Pa
 
 
 def check_controller(name: str) -> str:
-    """Return ``name`` if it is a known controller, else raise a one-line :class:`InputError`."""
-    if name not in POLICIES and name not in SUMO_REFERENCE_CONTROLLERS and name != LEARNED:
-        raise InputError(f"unknown controller {name!r}; choose from: {', '.join(controller_names())}")
+    """Return ``name`` if it is a known controller (with ``+preempt`` / ``+tsp`` after a core controller), else
+    raise a one-line :class:`InputError`."""
+    base, *modes = name.split("+")
+    if base not in POLICIES and base not in SUMO_REFERENCE_CONTROLLERS and base != LEARNED:
+        raise InputError(f"unknown controller {base!r}; choose from: {', '.join(controller_names())}")
+    for mode in modes:
+        if mode not in MODES or modes.count(mode) > 1:
+            raise InputError(f"controller {name!r}: {mode!r} is not a mode to add once (choose from: "
+                             f"{', '.join(MODES)}, e.g. actuated+preempt)")
+    if modes and base in SUMO_REFERENCE_CONTROLLERS:
+        raise InputError(f"controller {name!r}: {base} runs inside SUMO, not through the core; preemption and "
+                         "priority need a core controller")
     return name
 
 
@@ -87,6 +106,8 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
     :param dilemma_zone: ``count`` or ``protect`` (see :class:`envs.simulation.SignalSimulation`), or None.
     """
     check_controller(controller)
+    name, (controller, preempt, tsp) = controller, split_controller(controller)
+    modes = {"preempt": preempt, "transit_priority": tsp}
     scenario = network.scenario(scenario_name)
     start = time.perf_counter()
     if controller in SUMO_REFERENCE_CONTROLLERS:
@@ -97,14 +118,16 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
         for i in intersections_of(network):  # refuse a mismatch before SUMO starts
             loaded.check(i)
         sim = SignalSimulation(network, scenario, seed, policies=policies, work_dir=work_dir, gui=gui,
-                               dilemma_zone=dilemma_zone)
+                               dilemma_zone=dilemma_zone, **modes)
     else:
         policies = {i.id: make_policy(controller) for i in intersections_of(network)}
         sim = SignalSimulation(network, scenario, seed, policies=policies, work_dir=work_dir, gui=gui,
-                               dilemma_zone=dilemma_zone)
+                               dilemma_zone=dilemma_zone, **modes)
     try:
         sim.run_to_end(progress)
         metrics = sim.close().to_dict()
+        # every emergency vehicle's delay and each bus line type's, to compare runs with and without the modes
+        metrics.update(priority_delays(sim.tripinfo, sim._vtype_classes, scenario.begin_s, scenario.end_s))
         stats = [c.machine.stats for c in sim.controllers]
         machine = {"requests": sum(s.requests for s in stats), "deferred": sum(s.deferred for s in stats),
                    "max_outs": sum(s.max_outs for s in stats)} if stats else {}
@@ -112,7 +135,13 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
             machine.update(dilemma_caught=sim.radar.caught, yellow_onsets=sim.radar.onsets,
                            dilemma_holds=sum(c.dilemma.holds for c in sim.controllers if c.dilemma is not None),
                            radar_dropped=sum(w.dropped for w in sim.radar.watches))
-        return RunResult(controller, network.name, scenario.name, seed, metrics, sim.violations(), machine,
+        if sim.priority_vehicles is not None:
+            metrics["emergency_intersection_delay"] = sim.priority_vehicles.intersection_delays()
+            metrics["emergency_intersection_control_delay"] = sim.priority_vehicles.intersection_delays(control=True)
+            machine.update(sim.priority_vehicles.counts)
+            machine["tsp_services"] = sum(c.modes.priority.services for c in sim.controllers
+                                          if c.modes.priority is not None)
+        return RunResult(name, network.name, scenario.name, seed, metrics, sim.violations(), machine,
                          time.perf_counter() - start)
     finally:
         sim.cleanup()

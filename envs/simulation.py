@@ -14,6 +14,7 @@ from controller.errors import InputError
 from controller.intersection import Intersection
 from controller.policies.base import DetectorReadings
 from controller.signal_controller import SignalController
+from envs.priority_vehicles import SumoPriorityVehicles, configure as configure_priority
 from envs.radar_tracks import SumoRadar
 from envs.metrics import RunMetrics, read_metrics, read_vtype_classes, sumo_output_args
 from envs.sumo_backend import SumoBackend, SumoRun
@@ -58,12 +59,16 @@ class SignalSimulation:
     :param demand_scale: multiplies the scenario's demand (SUMO ``--scale``; 1.0 = as written).
     :param dilemma_zone: ``count`` reads radar tracks and counts vehicles caught in the dilemma zone at yellow
         onsets (:attr:`radar`); ``protect`` also gives every controller dilemma-zone protection; None: neither.
+    :param preempt: emergency-vehicle preemption at every light, called by emitter detection on the approach
+        lanes (:mod:`envs.priority_vehicles`).
+    :param transit_priority: transit signal priority at every light, buses checking in on the approach lanes.
     """
 
     def __init__(self, network: NetworkSpec, scenario: ScenarioSpec, seed: int, policies=None,
                  reference: str | None = None, work_dir: Path | None = None, gui: bool = False,
                  use_traci: bool = False, decision_period_s: float = 1.0, read_period_s: float = 1.0,
-                 demand_scale: float = 1.0, dilemma_zone: str | None = None) -> None:
+                 demand_scale: float = 1.0, dilemma_zone: str | None = None, preempt: bool = False,
+                 transit_priority: bool = False) -> None:
         if dilemma_zone not in (None, "count", "protect"):
             raise InputError(f"dilemma zone {dilemma_zone!r} is not count or protect")
         self.network, self.scenario, self.seed = network, scenario, seed
@@ -109,6 +114,15 @@ class SignalSimulation:
         self.backend = SumoBackend(self.run, self.intersections if self.controlled else [], use_traci)
         #: radar tracks and dilemma-zone counts (with ``dilemma_zone``)
         self.radar = SumoRadar(self.backend.api, self.intersections) if dilemma_zone and self.controlled else None
+        #: emergency vehicles' preempt calls and buses' check-ins (with ``preempt`` / ``transit_priority``)
+        # (always on under the core: emergency vehicles' delay through each signal is measured with or without)
+        self.priority_vehicles = None
+        if self.controlled:
+            for ctrl in self.controllers:
+                configure_priority(ctrl, preempt, transit_priority)
+            self.priority_vehicles = SumoPriorityVehicles(self.backend.api, self.controllers)
+            if preempt or transit_priority:
+                self.skip_quiet = False  # a preempt call or check-in may arrive any second
         self.readings: list[DetectorReadings] = (self.backend.read_detectors() if self.controlled else [])
         self._feed_radar()
         self._fresh = self.controlled
@@ -137,6 +151,8 @@ class SignalSimulation:
                 self.controllers[k].request(int(phase))
                 self._quiet[k] = 0
         backend = self.backend
+        if self.priority_vehicles is not None:
+            self.priority_vehicles.update()
         # detector data reach the controllers only when fresh: calls and policies never see a reading twice
         readings = self.readings if self._fresh else None
         if readings:

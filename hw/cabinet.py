@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from controller.flash import major_vehicle_links
 from controller.intersection import Intersection
 from controller.policies.base import DetectorReadings, Interval, Policy
+from controller.preemption import PreemptPlan, PreemptStage
 from controller.signal_controller import SignalController
 
 #: NTCIP 1202 unitFlashStatus codes used here.
@@ -40,6 +41,8 @@ class PhaseCommands:
     :param pedestrian_calls: phases with a pedestrian call from the central system.
     :param omit: phases not to serve.
     :param flash: go to programmed flash (safe entry and exit by the cabinet's own core); False leaves it.
+    :param preempt: preempt numbers (1-based) the central system calls (Modbus preempt coils, NTCIP
+        preemptControlState); the cabinet's own core runs the preemption sequence.
     """
 
     hold: frozenset[int] = frozenset()
@@ -48,6 +51,7 @@ class PhaseCommands:
     pedestrian_calls: frozenset[int] = frozenset()
     omit: frozenset[int] = frozenset()
     flash: bool = False
+    preempt: frozenset[int] = frozenset()
 
 
 def phase_mask(phases) -> int:
@@ -79,6 +83,7 @@ class PhaseStatus:
     :param flash_status: NTCIP unitFlashStatus (2 not flashing, 5 fault monitor).
     :param control_status: NTCIP unitControlStatus (2 system control, 4 backup mode).
     :param clock_s: the cabinet's clock, whole seconds.
+    :param preempt_active: preempts being served (entry to exit), bit *k - 1* = preempt *k*.
     """
 
     greens: int = 0
@@ -92,6 +97,7 @@ class PhaseStatus:
     flash_status: int = FLASH_NOT
     control_status: int = CONTROL_BACKUP
     clock_s: int = 0
+    preempt_active: int = 0
 
 
 @dataclass
@@ -115,12 +121,18 @@ class FieldCabinet:
     :param step_s: tick length, seconds.
     :param backup_time_s: seconds without a refresh from the central system before the cabinet falls back to
         local timing (0: never under remote control).
+    :param preempt_plans: the cabinet's preempt programming (one plan per preempt input), or None for none.
+        Its preempt inputs (:meth:`set_preempt_inputs`) and the central system's preempt commands both call
+        them; while a preemption runs, the cabinet's own core decides (remote commands and local timing wait).
     """
 
     def __init__(self, intersection: Intersection, local_policy: Policy, step_s: float = 1.0,
-                 backup_time_s: float = 3.0) -> None:
+                 backup_time_s: float = 3.0, preempt_plans: list[PreemptPlan] | None = None) -> None:
         self.intersection = intersection
         self.controller = SignalController(intersection, None, step_s)
+        self.controller.modes.configure(preempt_plans)
+        #: preempt inputs on now (the cabinet's own emitter receivers / preempt detectors), 1-based numbers
+        self.preempt_inputs: frozenset[int] = frozenset()
         self.local = local_policy
         self.local.reset(intersection, step_s)
         self.step_s = step_s
@@ -147,7 +159,18 @@ class FieldCabinet:
             return frozenset(p for p in s if 0 <= p < n)
 
         self.commands = PhaseCommands(own(commands.hold), own(commands.force_off), own(commands.vehicle_calls),
-                                      own(commands.pedestrian_calls), own(commands.omit), bool(commands.flash))
+                                      own(commands.pedestrian_calls), own(commands.omit), bool(commands.flash),
+                                      frozenset(commands.preempt))
+
+    def set_preempt_inputs(self, numbers) -> None:
+        """The cabinet's preempt inputs now on (1-based preempt numbers; others are off)."""
+        self.preempt_inputs = frozenset(int(n) for n in numbers)
+
+    @property
+    def preempting(self) -> bool:
+        """True while the cabinet's core runs a preemption sequence."""
+        p = self.controller.modes.preemption
+        return p is not None and p.engaged
 
     def refresh(self) -> None:
         """The central system showed it is alive (a new heartbeat, a re-sent control object): restart the
@@ -169,7 +192,10 @@ class FieldCabinet:
             ctrl.request_flash(major_vehicle_links(self.intersection))
         elif not wants_flash and ctrl.flash.active:
             ctrl.release_flash()  # the central system let go, or it is gone: local timing resumes after the exit
-        if not ctrl.monitor.in_flash and not ctrl.flash.active:
+        preemption = ctrl.modes.preemption
+        if preemption is not None:  # its own inputs, and the central system's calls while it is in control
+            preemption.set_inputs(self.preempt_inputs | (self.commands.preempt if remote else frozenset()))
+        if not ctrl.monitor.in_flash and not ctrl.flash.active and not self.preempting:
             if remote:
                 self._apply(self.commands)
             else:
@@ -230,7 +256,26 @@ class FieldCabinet:
         return PhaseStatus(greens=green, yellows=yellow, reds=all_phases & ~(green | yellow), walks=walks,
                            ped_clears=clears, dont_walks=phase_mask(self._ped_phases) & ~(walks | clears),
                            phase_ons=1 << m.phase, phase_nexts=nexts, flash_status=FLASH_NOT,
-                           control_status=self._control(), clock_s=int(self.time_s))
+                           control_status=self._control(), clock_s=int(self.time_s),
+                           preempt_active=self._preempt_mask())
+
+    def preempt_state(self, number: int) -> int:
+        """NTCIP 1202 preemptState of preempt ``number``: 2 not active, 3 not active with call, 4 entry started,
+        5 track service, 7 dwell, 9 exit started."""
+        p = self.controller.modes.preemption
+        if p is None or number not in p.plans:
+            return 2
+        if p.active is not None and p.active.number == number:
+            return {PreemptStage.ENTRY: 4, PreemptStage.TRACK: 5, PreemptStage.DWELL: 7,
+                    PreemptStage.EXIT: 9}.get(p.stage, 2)
+        called = number in self.preempt_inputs or (self.remote and number in self.commands.preempt)
+        return 3 if called else 2
+
+    def _preempt_mask(self) -> int:
+        p = self.controller.modes.preemption
+        if p is None or p.active is None or p.stage is PreemptStage.IDLE:
+            return 0
+        return 1 << (p.active.number - 1) if p.active.number <= 16 else 0
 
     def _control(self) -> int:
         return CONTROL_SYSTEM if self.remote else CONTROL_BACKUP

@@ -9,7 +9,7 @@ return. While the link is down nothing is sent and the cabinet runs its own loca
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from controller.detector_health import DetectorHealth
 from controller.intersection import Intersection
@@ -122,6 +122,9 @@ class CentralIntersection:
         #: called after every core step with the cabinet second it stands for and the poll's inputs (the daemon's
         #: event recorder: a late poll's catch-up steps are logged too)
         self.on_step = None
+        #: preempt numbers the central system calls (:meth:`hw.daemon.Daemon.command_preempt`); the cabinet runs the
+        #: sequence, and the core here mirrors it from these and the cabinet's reported preempt inputs
+        self.preempt_commands: set[int] = set()
 
     async def cycle(self) -> bool:
         """Poll once; when the cabinet's clock moved on, decide and command. True when a decision was sent.
@@ -158,6 +161,9 @@ class CentralIntersection:
         self.reported.append((clock, inputs))
         readings = readings_from(inputs, self.intersection, self._counts, float(clock))
         self._counts = inputs.counts
+        preemption = self.controller.modes.preemption
+        if preemption is not None:
+            preemption.set_inputs(set(inputs.unit.get("preempt_inputs", ())) | self.preempt_commands)
         # a late poll (the cabinet's clock moved on by more than a second): step the core as many seconds, so its
         # phase machine keeps time with the cabinet's; after a long gap (a lost link) one step, the commands resync
         behind = (clock - self.last_clock) % 65536 if self.last_clock is not None else 1
@@ -171,8 +177,10 @@ class CentralIntersection:
         if self.on_step is not None:
             self.on_step(clock, inputs)
         self.heartbeat = (self.heartbeat + 1) % 65536
-        await self.link.adapter.write(self.unit, commands_for(self.controller.machine, self.controller.flash.active),
-                                      self.heartbeat)
+        commands = commands_for(self.controller.machine, self.controller.flash.active)
+        if self.preempt_commands:
+            commands = replace(commands, preempt=frozenset(self.preempt_commands))
+        await self.link.adapter.write(self.unit, commands, self.heartbeat)
         m = self.controller.machine
         green = 1 << m.phase if self.controller.interval is Interval.GREEN else 0
         yellow = 1 << m.phase if self.controller.interval is Interval.YELLOW else 0

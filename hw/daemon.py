@@ -118,6 +118,7 @@ class Daemon:
             self.centrals.append(CentralIntersection(inter, _policy(cfg, network), link, cfg.unit,
                                                      DetectorHealth(inter)))
             self.centrals[-1].on_step = functools.partial(self._observe, len(self.centrals) - 1)
+            self.centrals[-1].controller.modes.configure(list(cfg.preemption or ()), cfg.transit_priority)
             self.recorders.append(EventRecorder(inter, policy_termination_code(cfg.policy)))
             self.modes.append(FlashModes(inter))
             if cfg.radar is not None:  # tracks feed dilemma-zone protection and approach-speed records
@@ -353,6 +354,27 @@ class Daemon:
                     await adapter.close()
 
         await asyncio.gather(*(one(c) for c in self.centrals))
+
+    def command_preempt(self, intersection_id: str, number: int, active: bool) -> None:
+        """Call (``active``) or release preempt ``number`` at an intersection: sent with its commands every cycle
+        (Modbus preempt coil, NTCIP preemptControlState); the cabinet runs the sequence.
+
+        :raises KeyError: for an intersection the daemon does not drive.
+        """
+        central = next(c for c in self.centrals if c.intersection.id == intersection_id)
+        (central.preempt_commands.add if active else central.preempt_commands.discard)(int(number))
+
+    def transit_check_in(self, intersection_id: str, bus: str, phase: int, lateness_s: float | None = None) -> None:
+        """A bus checks in for priority on ``phase`` (1-based) at an intersection configured for it."""
+        ctrl = next(c for c in self.centrals if c.intersection.id == intersection_id).controller
+        if ctrl.modes.priority is not None:
+            ctrl.modes.priority.check_in(bus, phase - 1, ctrl.modes.time_s, lateness_s)
+
+    def transit_check_out(self, intersection_id: str, bus: str) -> None:
+        """A bus checks out (passed the stop bar) at an intersection."""
+        ctrl = next(c for c in self.centrals if c.intersection.id == intersection_id).controller
+        if ctrl.modes.priority is not None:
+            ctrl.modes.priority.check_out(bus, ctrl.modes.time_s)
 
     # ------------------------------------------------------------------ status
     def status(self) -> dict:

@@ -21,6 +21,8 @@ Example::
         backend: ntcip
         address: 127.0.0.1:16161
         snmp: {version: v3, user: ntcip, auth_key: ..., priv_key: ...}
+        preemption: true           # emergency-vehicle preemption (layout: hw/priority_config.py)
+        transit_priority: {max_extension_s: 10, condition: always}
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from controller.errors import InputError
 BACKENDS = ("modbus", "ntcip")
 _TOP = {"network", "cycle_s", "event_log", "status", "intersections", "night_flash"}
 _INTERSECTION = {"id", "backend", "address", "unit", "policy", "policy_file", "timeout_s", "retries", "snmp",
-                 "modbus_map", "night_flash", "radar", "radar_unit"}
+                 "modbus_map", "night_flash", "radar", "radar_unit", "preemption", "transit_priority"}
 _SNMP = {"version", "read_community", "write_community", "user", "auth_key", "priv_key"}
 
 
@@ -76,6 +78,8 @@ class IntersectionConfig:
     :param night_flash: (start, end) minutes after local midnight of scheduled flash, or None.
     :param radar: (host, port) of the approach radar's Modbus TCP track feed, or None.
     :param radar_unit: the radar's Modbus device id.
+    :param preemption: the preempt plans (the cabinet runs the same), or None for no preemption.
+    :param transit_priority: transit priority settings, or None for none.
     """
 
     id: str
@@ -92,6 +96,8 @@ class IntersectionConfig:
     night_flash: tuple[int, int] | None = None
     radar: tuple[str, int] | None = None
     radar_unit: int = 1
+    preemption: tuple | None = None
+    transit_priority: object | None = None
 
 
 @dataclass(frozen=True)
@@ -156,13 +162,17 @@ def parse_config(data, source: str = "config") -> DaemonConfig:
         raise ConfigError(source, ["(top): a mapping with network and intersections is expected"])
     for key in sorted(set(data) - _TOP):
         problems.append(f"{key}: unknown setting (known: {', '.join(sorted(_TOP))})")
+    from hw.priority_config import parse_preemption, parse_transit
+
     known_lights: set[str] | None = None
+    by_id: dict = {}
     network = data.get("network")
     if not isinstance(network, str) or not network:
         problems.append("network: required, a bundled network name or a network folder")
     else:
         try:
-            known_lights = {i.id for i in intersections_of(load_network(network))}
+            by_id = {i.id: i for i in intersections_of(load_network(network))}
+            known_lights = set(by_id)
         except InputError as exc:
             problems.append(f"network: {exc}")
     cycle = data.get("cycle_s", 1.0)
@@ -238,12 +248,16 @@ def parse_config(data, source: str = "config") -> DaemonConfig:
         radar_unit = item.get("radar_unit", 1)
         if isinstance(radar_unit, bool) or not isinstance(radar_unit, int) or not 1 <= radar_unit <= 247:
             problems.append(f"{where}.radar_unit: {radar_unit!r} is not a Modbus device id in 1..247")
+        preemption = parse_preemption(item.get("preemption"), f"{where}.preemption",
+                                      by_id.get(light) if isinstance(light, str) else None, problems)
+        transit = parse_transit(item.get("transit_priority"), f"{where}.transit_priority", problems)
         if address is not None and isinstance(light, str) and backend in BACKENDS:
             lights.append(IntersectionConfig(light, backend, address[0], address[1], unit if isinstance(unit, int)
                                              else 1, policy if isinstance(policy, str) else "actuated",
                                              policy_file, float(timeout) if isinstance(timeout, (int, float))
                                              else 1.0, retries if isinstance(retries, int) else 0, snmp, modbus_map,
-                                             light_night, radar, radar_unit if isinstance(radar_unit, int) else 1))
+                                             light_night, radar, radar_unit if isinstance(radar_unit, int) else 1,
+                                             preemption, transit))
     if problems:
         raise ConfigError(source, problems)
     return DaemonConfig(network, tuple(lights), float(cycle), log, status)

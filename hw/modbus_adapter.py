@@ -17,7 +17,7 @@ import numpy as np
 from hw.cabinet import PhaseCommands, PhaseStatus
 from hw.errors import FieldError
 from hw.field import FieldInputs
-from hw.modbus_map import PHASES, ModbusMap
+from hw.modbus_map import DETECTORS, PHASES, ModbusMap
 
 #: Modbus exception codes by name (pymodbus.constants.ExcCodes values)
 EXCEPTION_NAMES = {1: "illegal function", 2: "illegal data address", 3: "illegal data value",
@@ -104,24 +104,33 @@ class ModbusAdapter:
         :raises FieldError: on any failure, or values no cabinet would report.
         """
         m = self.map
-        first = min(m.greens, m.yellows, m.reds, m.walks, m.ped_clears, m.dont_walks, m.flash_status,
-                    m.safety_state, m.last_fault, m.heartbeat_echo, m.control_status, m.clock, m.phase_ons,
-                    m.phase_nexts)
-        last = max(m.greens, m.yellows, m.reds, m.walks, m.ped_clears, m.dont_walks, m.flash_status,
-                   m.safety_state, m.last_fault, m.heartbeat_echo, m.control_status, m.clock, m.phase_ons,
-                   m.phase_nexts)
+        names = ("greens", "yellows", "reds", "walks", "ped_clears", "dont_walks", "flash_status", "safety_state",
+                 "last_fault", "heartbeat_echo", "control_status", "clock", "phase_ons", "phase_nexts",
+                 "preempt_status")
+        first = min(getattr(m, name) for name in names)
+        last = max(getattr(m, name) for name in names)
         regs = (await self._call("read of status registers", unit, "read_input_registers", first,
                                  count=last - first + 1)).registers
-        r = {name: regs[getattr(m, name) - first] for name in
-             ("greens", "yellows", "reds", "walks", "ped_clears", "dont_walks", "flash_status", "safety_state",
-              "last_fault", "heartbeat_echo", "control_status", "clock", "phase_ons", "phase_nexts")}
+        r = {name: regs[getattr(m, name) - first] for name in names}
         self._check(unit, r)
         status = PhaseStatus(r["greens"], r["yellows"], r["reds"], r["walks"], r["ped_clears"], r["dont_walks"],
                              r["phase_ons"], r["phase_nexts"], r["flash_status"], r["control_status"], r["clock"])
         n = n_detectors
+        # the preempt inputs right after the 64 detector channels (the default map): read with the detectors
+        joined = m.preempt_input == m.detector + DETECTORS
+        if joined:
+            bits = (await self._call("read of detector and preempt inputs", unit, "read_discrete_inputs",
+                                     m.detector, count=DETECTORS + 8)).bits
+            preempt_bits = bits[DETECTORS:DETECTORS + 8]
+        else:
+            preempt_bits = (await self._call("read of preempt inputs", unit, "read_discrete_inputs",
+                                             m.preempt_input, count=8)).bits[:8]
         if n:
-            presence = np.array((await self._call("read of detector inputs", unit, "read_discrete_inputs",
-                                                  m.detector, count=n)).bits[:n], dtype=bool)
+            if joined:
+                presence = np.array(bits[:n], dtype=bool)
+            else:
+                presence = np.array((await self._call("read of detector inputs", unit, "read_discrete_inputs",
+                                                      m.detector, count=n)).bits[:n], dtype=bool)
             counts = np.array((await self._call("read of detector counts", unit, "read_input_registers",
                                                 m.detector_count, count=n)).registers, dtype=float)
             queue = np.array((await self._call("read of detector queues", unit, "read_input_registers",
@@ -133,8 +142,10 @@ class ModbusAdapter:
                                  f"mille ({int(occ.max())})")
         else:
             presence, counts, queue, occ = (np.zeros(0, dtype=bool), np.zeros(0), np.zeros(0), np.zeros(0))
+        unit_status = {"preempt_inputs": frozenset(k + 1 for k, b in enumerate(preempt_bits) if b),
+                       "preempt_active": r["preempt_status"]}
         return FieldInputs(status, presence, counts, queue, occ / 1000.0, r["heartbeat_echo"],
-                           bool(r["safety_state"]))
+                           bool(r["safety_state"]), unit_status)
 
     def _check(self, unit: int, r: dict) -> None:
         """Refuse status values no cabinet reports (garbage on the line, a wrong map)."""
@@ -170,27 +181,43 @@ class ModbusAdapter:
         start = min(a for a, _ in blocks)
         end = max(a for a, _ in blocks) + PHASES
         flash_in_run = m.flash_request == end  # the default map: the flash coil right after the omit block
+        preempt_in_run = flash_in_run and m.preempt_request == m.flash_request + 1  # ... and the preempt coils
+        if any(not 1 <= n <= PHASES for n in commands.preempt):
+            raise FieldError(f"modbus unit {unit}: preempt numbers outside 1..{PHASES} in {sorted(commands.preempt)}")
+        preempt = [n + 1 in commands.preempt for n in range(PHASES)]
         bits = [False] * (end - start)
         owned = [False] * (end - start)
         for address, phases in blocks:
             for p in range(PHASES):
                 owned[address - start + p] = True
                 bits[address - start + p] = p in phases
+        tail = ([commands.flash] if flash_in_run else []) + (preempt if preempt_in_run else [])
         if not all(owned):  # the blocks are not one run of coils: write them one by one
             for address, phases in blocks:
                 await self._call("write of command coils", unit, "write_coils", address,
                                  values=[p in phases for p in range(PHASES)])
         else:
-            await self._call("write of command coils", unit, "write_coils", start,
-                             values=bits + ([commands.flash] if flash_in_run else []))
+            await self._call("write of command coils", unit, "write_coils", start, values=bits + tail)
         if not (all(owned) and flash_in_run):
             await self._call("write of the flash coil", unit, "write_coil", m.flash_request, value=commands.flash)
-        back = (await self._call("read-back of command coils", unit, "read_coils", start, count=end - start)).bits
-        flash_back = (await self._call("read-back of the flash coil", unit, "read_coils", m.flash_request,
-                                       count=1)).bits[0]
+        if not (all(owned) and preempt_in_run):
+            await self._call("write of the preempt coils", unit, "write_coils", m.preempt_request, values=preempt)
+        if preempt_in_run:  # one read-back of the whole run
+            back = (await self._call("read-back of command coils", unit, "read_coils", start,
+                                     count=end - start + 1 + PHASES)).bits
+            flash_back, preempt_back = back[end - start], back[end - start + 1:end - start + 1 + PHASES]
+        else:
+            back = (await self._call("read-back of command coils", unit, "read_coils", start, count=end - start)).bits
+            flash_back = (await self._call("read-back of the flash coil", unit, "read_coils", m.flash_request,
+                                           count=1)).bits[0]
+            preempt_back = (await self._call("read-back of the preempt coils", unit, "read_coils",
+                                             m.preempt_request, count=PHASES)).bits[:PHASES]
         if bool(flash_back) != bool(commands.flash):
             raise FieldError(f"modbus unit {unit}: flash coil reads back {bool(flash_back)}, written "
                              f"{bool(commands.flash)}")
+        if [bool(b) for b in preempt_back] != preempt:
+            raise FieldError(f"modbus unit {unit}: preempt coils read back "
+                             f"{[k + 1 for k, b in enumerate(preempt_back) if b]}, written {sorted(commands.preempt)}")
         for address, phases in blocks:
             got = frozenset(p for p in range(PHASES) if back[address - start + p])
             if got != frozenset(phases):

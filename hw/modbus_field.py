@@ -109,9 +109,10 @@ class ModbusFieldServer:
             return frozenset(p for p, b in enumerate(bits) if b)
 
         flash = bool((await s.async_getValues(unit, 1, m.flash_request, 1))[0])
+        preempt = frozenset(p + 1 for p in await phases(m.preempt_request))  # coil k-1: preempt k
         self.cabinets[k].receive(PhaseCommands(await phases(m.hold), await phases(m.force_off),
                                                await phases(m.vehicle_call), await phases(m.pedestrian_call),
-                                               await phases(m.omit), flash))
+                                               await phases(m.omit), flash, preempt))
 
     async def _publish(self, k: int, readings: DetectorReadings | None) -> None:
         m, s, unit, cab = self.map, self.server, k + 1, self.cabinets[k]
@@ -121,9 +122,11 @@ class ModbusFieldServer:
                      m.safety_state: int(cab.controller.monitor.in_flash),
                      m.last_fault: int(bool(cab.controller.monitor.violations)),
                      m.heartbeat_echo: self._heartbeats[k] or 0, m.control_status: st.control_status,
-                     m.clock: st.clock_s % 65536, m.phase_ons: st.phase_ons, m.phase_nexts: st.phase_nexts}
+                     m.clock: st.clock_s % 65536, m.phase_ons: st.phase_ons, m.phase_nexts: st.phase_nexts,
+                     m.preempt_status: st.preempt_active}
         for address, value in registers.items():
             await s.async_setValues(unit, 4, address, [int(value)])
+        await s.async_setValues(unit, 2, m.preempt_input, [n in cab.preempt_inputs for n in range(1, 9)])
         if readings is None:
             return
         n = min(len(readings.count), DETECTORS)

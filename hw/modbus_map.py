@@ -26,7 +26,7 @@ class ModbusMap:
     """Start addresses of each block.
 
     Coils (read/write, function codes 1/5/15): ``hold`` 8 coils (phases 1-8), ``force_off`` 8, ``vehicle_call`` 8,
-    ``pedestrian_call`` 8, ``omit`` 8, ``flash_request`` 1, ``preempt_request`` 1.
+    ``pedestrian_call`` 8, ``omit`` 8, ``flash_request`` 1, ``preempt_request`` 8 (preempts 1-8).
     Discrete inputs (read-only, FC 2): ``detector`` 64 presence bits (channel *k* = the intersection's detector
     *k*), ``preempt_input`` 8, ``mmu_flash`` 1, ``cabinet_door`` 1, ``local_flash`` 1.
     Holding registers (read/write, FC 3/6/16): ``heartbeat`` (the central system changes it every period),
@@ -35,6 +35,7 @@ class ModbusMap:
     (phase bitmasks), ``flash_status`` (NTCIP unitFlashStatus), ``safety_state`` (0 normal, 1 fault flash),
     ``last_fault`` (0 none, 1 conflict monitor), ``heartbeat_echo``, ``control_status`` (NTCIP unitControlStatus:
     2 system control, 4 backup mode), ``clock`` (cabinet seconds mod 65536), ``phase_ons``, ``phase_nexts``,
+    ``preempt_status`` (preempts being served, bit *k - 1* = preempt *k*),
     ``detector_count`` 64 registers (vehicles counted per channel, running, mod 65536), ``detector_queue`` 64
     (halted vehicles in a radar zone), ``detector_occupancy`` 64 (stop-bar occupancy of the last second, per mille).
     """
@@ -69,13 +70,15 @@ class ModbusMap:
     clock: int = 11
     phase_ons: int = 12
     phase_nexts: int = 13
+    preempt_status: int = 14
     detector_count: int = 16
     detector_queue: int = 80
     detector_occupancy: int = 144
 
     #: sizes of the blocks that are longer than one address
     SIZES = {"hold": PHASES, "force_off": PHASES, "vehicle_call": PHASES, "pedestrian_call": PHASES,
-             "omit": PHASES, "detector": DETECTORS, "preempt_input": 8, "detector_count": DETECTORS,
+             "omit": PHASES, "detector": DETECTORS, "preempt_input": 8, "preempt_request": 8,
+             "detector_count": DETECTORS,
              "detector_queue": DETECTORS, "detector_occupancy": DETECTORS}
     TABLES = {"coils": ("hold", "force_off", "vehicle_call", "pedestrian_call", "omit", "flash_request",
                         "preempt_request"),
@@ -83,7 +86,7 @@ class ModbusMap:
               "holding_registers": ("heartbeat", "command", "pattern", "sequence"),
               "input_registers": ("greens", "yellows", "reds", "walks", "ped_clears", "dont_walks", "flash_status",
                                   "safety_state", "last_fault", "heartbeat_echo", "control_status", "clock",
-                                  "phase_ons", "phase_nexts", "detector_count", "detector_queue",
+                                  "phase_ons", "phase_nexts", "preempt_status", "detector_count", "detector_queue",
                                   "detector_occupancy")}
 
     def __post_init__(self) -> None:

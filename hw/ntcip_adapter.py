@@ -62,6 +62,7 @@ class NtcipAdapter:
         self.backup_time_s: float | None = None
         self._running: np.ndarray | None = None
         self._sequence: int | None = None
+        self._preempt_written = False  # preemptControlState.1 was last written active
         self._loops = None if loop_detectors is None else np.asarray(loop_detectors, dtype=bool)
         #: resolved variable bindings, reused: pysnmp resolves every new one against its MIB tree (~1 ms each)
         self._bindings: dict[tuple, object] = {}
@@ -239,7 +240,13 @@ class NtcipAdapter:
                   O.SYSTEM_PATTERN_CONTROL: O.PATTERN_FLASH if commands.flash else 0}
         if any(v > 255 for v in values.values()):
             raise FieldError(f"ntcip {self.host}:{self.port}: a commanded phase is above 8")
+        # preemptControlState.1 rides along only while preemption is or was just commanded (a controller without
+        # preempt objects is never sent one)
+        preempt = 1 in commands.preempt
+        if preempt or self._preempt_written:
+            values[O.PREEMPT_CONTROL_STATE + (1,)] = int(preempt)
         await self._set(values, "write of phase control")
+        self._preempt_written = preempt
 
 
     async def command_pattern(self, pattern: int) -> None:

@@ -186,7 +186,8 @@ class NtcipFieldAgent:
                                       phases_of(s.get(O.CONTROL_FORCE_OFF + (1,))),
                                       phases_of(s.get(O.CONTROL_VEH_CALL + (1,))),
                                       phases_of(s.get(O.CONTROL_PED_CALL + (1,))),
-                                      phases_of(s.get(O.CONTROL_OMIT + (1,))), flash))
+                                      phases_of(s.get(O.CONTROL_OMIT + (1,))), flash,
+                                      frozenset({1}) if s.get(O.PREEMPT_CONTROL_STATE + (1,)) else frozenset()))
         was_green = cab.status().greens
         state = cab.step(readings)
         if not cab.remote:  # backup mode: the control objects are zeroed
@@ -210,6 +211,7 @@ class NtcipFieldAgent:
         s.set(O.UNIT_FLASH_STATUS, st.flash_status)
         s.set(O.SHORT_ALARM_STATUS, 0x80 if self.cabinet.controller.monitor.in_flash else 0)  # bit 7: critical
         s.set(O.COORD_PATTERN_STATUS, O.PATTERN_FLASH if st.flash_status != 2 else O.PATTERN_FREE)
+        s.set(O.PREEMPT_STATE + (1,), self.cabinet.preempt_state(1))
         if readings is None:
             return
         n = self._n_det

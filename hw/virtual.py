@@ -38,6 +38,9 @@ class VirtualConfig:
     :param backup_time_s: cabinet seconds without a heartbeat change before falling back to local timing.
     :param intersections: only these traffic-light ids (default: all).
     :param modbus_map: register map file (YAML) or None for the default.
+    :param preempt: the cabinets run emergency-vehicle preemption, one preempt per approach phase (preempt *k*
+        dwells in phase *k*); with SUMO, an emergency vehicle detected on an approach lane turns that preempt
+        input on (:mod:`envs.priority_vehicles`).
     """
 
     protocol: str = "modbus"
@@ -53,6 +56,7 @@ class VirtualConfig:
     backup_time_s: float = 3.0
     intersections: tuple[str, ...] = ()
     modbus_map: str | None = None
+    preempt: bool = False
 
 
 async def run_virtual(config: VirtualConfig, ready=None) -> dict:
@@ -75,7 +79,10 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
         if unknown:
             raise InputError(f"no traffic light {sorted(unknown)[0]!r} in {network.name}")
         inters = [i for i in inters if i.id in config.intersections]
-    cabinets = [FieldCabinet(i, make_policy(config.local_policy), 1.0, config.backup_time_s) for i in inters]
+    from envs.priority_vehicles import preempt_plans_for
+
+    cabinets = [FieldCabinet(i, make_policy(config.local_policy), 1.0, config.backup_time_s,
+                             preempt_plans_for(i) if config.preempt else None) for i in inters]
     sim = None
     if config.sumo:
         sim = SignalSimulation(network, network.scenario(config.scenario), config.seed)
@@ -94,6 +101,11 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
                 break
             if sim is not None:
                 readings = [sim.readings[index[i.id]] for i in inters]
+                if sim.priority_vehicles is not None:  # the cabinets' emitter receivers (measured always)
+                    sim.priority_vehicles.update()
+                    if config.preempt:
+                        for cab, inter in zip(cabinets, inters):
+                            cab.set_preempt_inputs(sim.priority_vehicles.calls[index[inter.id]])
             else:
                 readings = [DetectorReadings.empty(len(i.detectors), float(ticks)) for i in inters] if ticks else idle
             states = await tick(readings)
@@ -112,8 +124,11 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
             # SUMO's trip metrics need the whole horizon; a run stopped early reports none
             metrics = sim.close() if sim.done else None
             sim.cleanup()
+    passages = sim.priority_vehicles.passages if sim is not None and sim.priority_vehicles is not None else []
     return {"seconds": ticks, "faults": sum(len(c.controller.monitor.violations) for c in cabinets),
-            "delay": None if metrics is None else metrics.delay_s}
+            "delay": None if metrics is None else metrics.delay_s,
+            "preemptions": sum(e.code == 105 for c in cabinets for e in c.controller.events),
+            "emergency_passages": [list(p) for p in passages]}
 
 
 async def _serve(config: VirtualConfig, cabinets: list[FieldCabinet]):

@@ -116,7 +116,10 @@ def _add_run_commands(sub, controllers: str, add_network_args) -> None:
                                    "tripinfo (delay = timeLoss + departDelay over every scheduled vehicle, "
                                    "never-inserted vehicles charged end - depart).")
     add_network_args(p)
-    p.add_argument("--controller", default="actuated", help=f"one of: {controllers} (default: actuated)")
+    p.add_argument("--controller", default="actuated",
+                   help=f"one of: {controllers}; a core controller may add +preempt (emergency-vehicle "
+                        "preemption) and/or +tsp (transit signal priority), e.g. actuated+preempt+tsp "
+                        "(default: actuated)")
     p.add_argument("--seed", type=int, default=0, help="SUMO random seed (default: 0)")
     p.add_argument("--gui", action="store_true", help="watch it in sumo-gui (TraCI)")
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
@@ -134,7 +137,11 @@ def _add_run_commands(sub, controllers: str, add_network_args) -> None:
                                    "processes; print mean ± sd per controller, optionally plot and emit JSON.")
     add_network_args(p)
     p.add_argument("--controllers", type=_names, default=["fixed", "actuated", "maxpressure"],
-                   help=f"comma-separated, from: {controllers} (default: fixed,actuated,maxpressure)")
+                   help=f"comma-separated, from: {controllers}; a core controller may add +preempt "
+                        "(emergency vehicles call preemption at every light) and/or +tsp (buses check in for "
+                        "transit priority), e.g. actuated,actuated+preempt,actuated+tsp: run beside the plain "
+                        "controller, the report compares every emergency vehicle's delay and each bus type's "
+                        "(default: fixed,actuated,maxpressure)")
     p.add_argument("--scenarios", type=_names, default=None,
                    help="comma-separated scenarios (default: --scenario, or the network's default)")
     p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="comma-separated SUMO seeds (default: 0,1,2)")
@@ -264,6 +271,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"network {network.name}, seeds {','.join(map(str, args.seeds))}; delay = mean per scheduled "
               f"vehicle (timeLoss + departDelay, never-inserted charged), seconds")
         print(format_table(rows))
+        from training.priority_report import format_report
+
+        report = format_report(records)
+        if report:
+            print(report)
     if args.plot is not None:
         plot_delay(rows, args.plot, f"{network.name}: delay by controller")
         print(f"plot written to {args.plot}", file=sys.stderr)

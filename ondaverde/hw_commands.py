@@ -44,6 +44,10 @@ def add_virtual_controller_command(sub) -> None:
     p.add_argument("--intersection", action="append", default=[],
                    help="serve only this traffic-light id (repeat for more; default: all)")
     p.add_argument("--modbus-map", default=None, help="YAML file moving register blocks (default map otherwise)")
+    p.add_argument("--preempt", action="store_true",
+                   help="the cabinets run emergency-vehicle preemption, preempt k dwelling in phase k (Modbus preempt "
+                        "coils / NTCIP preemptControlState call it; with --sumo an emergency vehicle within 300 m of "
+                        "the stop bar on an approach lane turns that approach's preempt input on)")
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
 
 
@@ -57,7 +61,8 @@ def cmd_virtual_controller(args: argparse.Namespace) -> int:
     config = VirtualConfig(protocol=args.protocol, network=network, scenario=args.scenario, sumo=bool(args.sumo), seed=args.seed,
                            host=args.host, port=args.port, time_scale=args.time_scale, seconds=args.seconds,
                            local_policy=args.local_policy, backup_time_s=args.backup_time,
-                           intersections=tuple(args.intersection), modbus_map=args.modbus_map)
+                           intersections=tuple(args.intersection), modbus_map=args.modbus_map,
+                           preempt=args.preempt)
     try:
         summary = asyncio.run(run_virtual(config, ready=lambda where: print(f"listening on {where}", flush=True)))
     except OSError as exc:  # the port is taken, the address is not ours

@@ -37,6 +37,9 @@ def add_run_command(sub) -> None:
     p.add_argument("--duration", type=float, default=0.0, metavar="S",
                    help="with --sumo: stop after S simulated seconds (default: the scenario's end; a run stopped "
                         "early reports no delay)")
+    p.add_argument("--preempt", action="store_true",
+                   help="with --sumo: emergency-vehicle preemption at every light (the cabinets run it from their "
+                        "emitter receivers; the daemon's core mirrors it and logs events 102-111)")
     p.add_argument("--json", action="store_true", help="with --sumo: print the summary as JSON")
 
 
@@ -55,7 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.config is not None:
         raise InputError("give either a configuration file or --sumo, not both")
     summary = run_sumo_loop(args.sumo, args.scenario, args.seed, args.policy, args.time_scale, args.events,
-                            night_flash=args.night_flash, duration_s=args.duration)
+                            night_flash=args.night_flash, duration_s=args.duration, preempt=args.preempt)
     if args.json:
         print(json.dumps(summary))
     else:
@@ -69,7 +72,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, time_scale: float,
-                  events: str | None, night_flash: str | None = None, duration_s: float = 0.0) -> dict:
+                  events: str | None, night_flash: str | None = None, duration_s: float = 0.0,
+                  preempt: bool = False) -> dict:
     """The daemon driving every light of ``network`` through virtual Modbus controllers coupled to SUMO.
 
     :param network: network name or folder.
@@ -80,6 +84,7 @@ def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, ti
     :param events: event log file, or None for a temporary one.
     :param night_flash: scheduled flash window ``HH:MM-HH:MM`` on the simulated clock, or None.
     :param duration_s: stop after this many simulated seconds (0: at the scenario's end).
+    :param preempt: emergency-vehicle preemption at every light (cabinets and daemon).
     :return: the virtual controllers' summary (seconds, faults, delay) plus the event count, the daemon core's
         safety faults and the wall time.
     """
@@ -103,7 +108,8 @@ def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, ti
     log = events or str(Path(tmp.name) / "events.sqlite")
     config = parse_config({"network": network, "cycle_s": 1.0 / time_scale, "event_log": log,
                            "intersections": [{"id": light, "backend": "modbus", "address": f"127.0.0.1:{port}",
-                                              "unit": k + 1, "policy": policy, "timeout_s": 2.0}
+                                              "unit": k + 1, "policy": policy, "timeout_s": 2.0,
+                                              "preemption": preempt}
                                              for k, light in enumerate(lights)],
                           **({"night_flash": night_flash} if night_flash else {})}, "--sumo")
     # a backup timer of 1 s of wall time (at least 10 simulated s): at any time scale the central side has a second
@@ -111,6 +117,8 @@ def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, ti
     backup_s = max(10.0, time_scale)
     args = ["--protocol", "modbus", "--sumo", network, "--seed", str(seed), "--time-scale", str(time_scale),
             "--backup-time", f"{backup_s:g}", "--json"] + (["--scenario", scenario] if scenario else [])
+    if preempt:
+        args.append("--preempt")
     if duration_s:
         args += ["--seconds", f"{duration_s:g}"]
 

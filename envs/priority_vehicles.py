@@ -1,0 +1,256 @@
+"""Emergency vehicles and buses in SUMO as a field system sees them: preempt calls from emitter detection and transit
+check-in/check-out on the approach lanes, fed to the core's preemption and transit priority.
+
+What is used of SUMO's state is only what the roadside would report:
+
+* **Preemption.** An emergency vehicle (vClass ``emergency``) carries an emitter; each approach of a signal has a
+  receiver that detects it within ``preempt_range_m`` metres of the stop bar along the road: on the approach lane,
+  and upstream of it through junctions without signals (SUMO splits a road at every lane-count change), never past
+  another signal. While an emitter is detected, the preempt input of the approach's phase is on; preempt *k* of an
+  intersection dwells in its phase *k* (index *k - 1*): on the approach lane the phase that serves most of the
+  lane's movements, upstream the phase of most of the approach lanes the road feeds (the receiver cannot know
+  where the vehicle will turn). The input drops when the vehicle crosses the stop bar (it leaves the lane).
+* **Transit priority.** A bus (vClass ``bus``: Corredor Azul and combi lines) checks in when it is within
+  ``checkin_range_m`` of the stop bar on an approach lane (the approach radar zone) and has no stop left on that
+  lane (a near-side stop first: it checks in once its doors closed), and checks out when it leaves the lane (at the
+  stop bar). Lateness: the bundled demand has no timetable (stops carry a dwell time, no ``until``), so the
+  lateness sent is unknown (None) and the condition to use is ``always``.
+
+Measured (ground truth, never an input): each emergency vehicle's *delay through a signal*: SUMO's time loss
+(``vehicle.getTimeLoss``, the basis of the project's delay metric) from entering the receiver's reach until it is
+through the junction (on the next edge). It counts against the vehicle's desired speed (1.3 × the limit for the
+bundled ambulances), so an ambulance following traffic at the limit on a green loses time no signal can give back.
+The *control delay* over the same stretch (the HCM's notion: the time taken minus the time at the approach's speed
+limit, never below 0) is kept beside it. The whole-trip delay also holds time lost between signals. Per-vehicle trip delays come from SUMO's tripinfo, with the project's delay
+contract (:func:`priority_delays`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from controller.intersection import Intersection
+from controller.preemption import PreemptPlan, approach_phases
+from controller.signal_controller import SignalController
+from controller.transit_priority import TransitSettings
+from envs.metrics import SUMO_DEFAULT_VTYPE_CLASSES, iter_vehicle_records
+
+#: emitter receivers' reach along the approach lane, metres (optical/radio emitters: typically 300+ m; the lane
+#: itself is the limit on city blocks)
+PREEMPT_RANGE_M = 300.0
+#: transit check-in distance, metres (the 150 m approach radar zone of the automatic detectors)
+CHECKIN_RANGE_M = 150.0
+
+
+def preempt_plans_for(intersection: Intersection, **settings) -> list[PreemptPlan]:
+    """One preempt per phase that serves an approach lane: preempt *k* dwells in phase index *k - 1*.
+
+    :param intersection: the intersection.
+    :param settings: further :class:`PreemptPlan` fields (delay, minimum green, dwell, ...).
+    """
+    phases = sorted(set(approach_phases(intersection).values()))
+    return [PreemptPlan(number=k + 1, dwell_phase=k, **settings) for k in phases]
+
+
+def configure(controller: SignalController, preempt: bool, transit: bool) -> None:
+    """Turn on preemption (one plan per approach phase, default timing) and/or transit priority (default
+    settings, condition ``always``) on a controller."""
+    controller.modes.configure(preempt_plans_for(controller.intersection) if preempt else None,
+                               TransitSettings() if transit else None)
+
+
+class SumoPriorityVehicles:
+    """Preempt inputs and transit check-ins for a set of controllers in a running SUMO.
+
+    :param api: libsumo or a TraCI connection.
+    :param controllers: the controllers (their modes must be configured for what is fed).
+    :param preempt_range_m: emitter detection reach upstream of the stop bar, metres.
+    :param checkin_range_m: transit check-in distance from the stop bar, metres.
+    """
+
+    def __init__(self, api, controllers: list[SignalController], preempt_range_m: float = PREEMPT_RANGE_M,
+                 checkin_range_m: float = CHECKIN_RANGE_M) -> None:
+        self.api = api
+        self.controllers = controllers
+        self.preempt_range_m, self.checkin_range_m = preempt_range_m, checkin_range_m
+        #: approach lane -> (controller index, phase index, lane length m)
+        self.lanes: dict[str, tuple[int, int, float]] = {}
+        for k, ctrl in enumerate(controllers):
+            for lane, phase in approach_phases(ctrl.intersection).items():
+                self.lanes[lane] = (k, phase, api.lane.getLength(lane))
+        #: lane upstream of an approach (no signal between) -> (controller index, phase, reach from its end m)
+        self.upstream = self._upstream_lanes(preempt_range_m) if self.lanes else {}
+        self.emergency: set[str] = set()
+        self.buses: set[str] = set()
+        self._checked_in: dict[str, tuple[int, int]] = {}  # bus -> (controller index, phase)
+        #: emergency vehicles seen, preempt calls placed (rising edges), bus check-ins
+        self.counts = {"emergency_vehicles_seen": 0, "preempt_calls": 0, "bus_check_ins": 0}
+        #: per controller, the preempt numbers whose input is on now (an emitter detected on one of its approaches)
+        self.calls: list[set[int]] = [set() for _ in controllers]
+        # emergency vehicle -> [controller index, (time, odometer, time loss) at entry, ... now, speed limit]
+        self._passing: dict[str, list] = {}
+        #: emergency vehicles' passages: (vehicle, traffic-light id, SUMO time loss s, control delay s)
+        self.passages: list[tuple[str, str, float, float]] = []
+        # the reference speed of an approach: the fastest of its phase's approach lanes' speed limits
+        self._speed_limit: dict[tuple[int, int], float] = {}
+        for lane, (k, phase, _) in self.lanes.items():
+            limit = api.lane.getMaxSpeed(lane)
+            self._speed_limit[k, phase] = max(self._speed_limit.get((k, phase), 0.0), limit)
+
+    def update(self) -> None:
+        """Read this step's departures, arrivals and the tracked vehicles' lanes; set the controllers' inputs."""
+        v, sim = self.api.vehicle, self.api.simulation
+        for vid in sim.getDepartedIDList():
+            vclass = v.getVehicleClass(vid)
+            if vclass == "emergency":
+                self.emergency.add(vid)
+                self.counts["emergency_vehicles_seen"] += 1
+            elif vclass == "bus":
+                self.buses.add(vid)
+        for vid in sim.getArrivedIDList():
+            self.emergency.discard(vid)
+            self.buses.discard(vid)
+            if vid in self._passing:
+                self._passed(vid)
+        calls: list[set[int]] = [set() for _ in self.controllers]
+        for vid in self.emergency:
+            where = self._near(vid, self.preempt_range_m)
+            if where is not None:
+                calls[where[0]].add(where[1] + 1)
+            self._measure(vid, where)
+        for k, ctrl in enumerate(self.controllers):
+            p = ctrl.modes.preemption
+            if p is not None:
+                self.counts["preempt_calls"] += len(calls[k] - self.calls[k])
+                p.set_inputs(calls[k])
+        self.calls = calls
+        present: dict[str, tuple[int, int]] = {}
+        for vid in self.buses:
+            where = self._near(vid, self.checkin_range_m)
+            if where is not None and not self._stop_ahead(vid):
+                present[vid] = where
+        for vid, where in list(self._checked_in.items()):
+            if present.get(vid) != where:
+                del self._checked_in[vid]
+                tsp = self.controllers[where[0]].modes.priority
+                if tsp is not None:
+                    tsp.check_out(vid, self.controllers[where[0]].modes.time_s)
+        for vid, where in present.items():
+            if vid not in self._checked_in:
+                self._checked_in[vid] = where
+                ctrl = self.controllers[where[0]]
+                if ctrl.modes.priority is not None:
+                    ctrl.modes.priority.check_in(vid, where[1], ctrl.modes.time_s, None)
+                    self.counts["bus_check_ins"] += 1
+
+    def _measure(self, vid: str, where: tuple[int, int] | None) -> None:
+        """Follow an emergency vehicle from the receiver's reach through the junction (time, odometer, time loss)."""
+        passing = self._passing.get(vid)
+        v = self.api.vehicle
+        if passing is not None and (where is None or where[0] != passing[0]):
+            if where is not None or not v.getLaneID(vid).startswith(":"):  # through the junction
+                self._passed(vid)
+                passing = None
+        if where is None and passing is None:
+            return
+        now = (self.api.simulation.getTime(), v.getDistance(vid), v.getTimeLoss(vid))
+        if passing is None:
+            self._passing[vid] = [where[0], now, now, self._speed_limit[where[0], where[1]]]
+        else:
+            passing[2] = now
+
+    def _passed(self, vid: str) -> None:
+        k, (t0, d0, loss0), (t1, d1, loss1), limit = self._passing.pop(vid)
+        control = max(0.0, (t1 - t0) - (d1 - d0) / limit)
+        self.passages.append((vid, self.controllers[k].intersection.id, round(loss1 - loss0, 2), round(control, 2)))
+
+    def intersection_delays(self, control: bool = False) -> dict[str, float]:
+        """Per emergency vehicle, its delay through the signals it passed: SUMO's time loss summed over the
+        passages, or with ``control`` the control delay (s)."""
+        out: dict[str, float] = {}
+        for vid, _, loss, delay in self.passages:
+            out[vid] = round(out.get(vid, 0.0) + (delay if control else loss), 2)
+        return dict(sorted(out.items()))
+
+    def _upstream_lanes(self, reach_m: float) -> dict[str, tuple[int, int, float]]:
+        """Lanes feeding the approach lanes through junctions without signals, within ``reach_m`` of the stop bar."""
+        lane_api = self.api.lane
+        feeding: dict[str, list[str]] = {}  # lane -> lanes with a connection into it
+        for lane in lane_api.getIDList():
+            if lane.startswith(":"):
+                continue
+            for link in lane_api.getLinks(lane):
+                feeding.setdefault(link[0], []).append(lane)
+        found: dict[str, list[tuple[int, int, float]]] = {}
+        for lane, (k, phase, length) in self.lanes.items():
+            frontier = [(lane, reach_m - length)]
+            seen = {lane}
+            while frontier:
+                here, left = frontier.pop()
+                if left <= 0:
+                    continue
+                for up in feeding.get(here, ()):
+                    if up in self.lanes or up in seen:  # another signal's approach: the reach ends there
+                        continue
+                    seen.add(up)
+                    found.setdefault(up, []).append((k, phase, left))
+                    frontier.append((up, left - lane_api.getLength(up)))
+        out = {}
+        for up, entries in found.items():
+            phases = [(k, phase) for k, phase, _ in entries]
+            k, phase = max(phases, key=phases.count)  # the phase of most approach lanes it feeds
+            out[up] = (k, phase, max(left for kk, p, left in entries if (kk, p) == (k, phase)))
+        return out
+
+    def _near(self, vid: str, reach_m: float) -> tuple[int, int] | None:
+        """(controller index, phase) when ``vid`` is on an approach lane within ``reach_m`` of its stop bar, or (for
+        the emitter receivers' reach) on a lane upstream of one within the reach."""
+        v = self.api.vehicle
+        lane = v.getLaneID(vid)
+        entry = self.lanes.get(lane)
+        if entry is None:
+            up = self.upstream.get(lane) if reach_m >= self.preempt_range_m else None
+            if up is None:
+                return None
+            k, phase, left = up
+            return (k, phase) if self.api.lane.getLength(lane) - v.getLanePosition(vid) <= left else None
+        k, phase, length = entry
+        if length - v.getLanePosition(vid) > reach_m:
+            return None
+        return k, phase
+
+    def _stop_ahead(self, vid: str) -> bool:
+        """True while the bus has a stop still to serve on the lane it is on (it checks in after the stop)."""
+        stops = self.api.vehicle.getNextStops(vid)
+        if not stops:
+            return False
+        first = stops[0]
+        lane = first.lane if hasattr(first, "lane") else first[0]  # libsumo: a record; TraCI: a tuple
+        return lane == self.api.vehicle.getLaneID(vid)
+
+
+def priority_delays(tripinfo: Path, vtype_classes: dict[str, str], begin_s: float, end_s: float) -> dict:
+    """Per-vehicle delay of the emergency vehicles and mean delay per bus type, over vehicles scheduled in
+    ``[begin_s, end_s)``, with the delay contract (``timeLoss + departDelay``, unfinished and never-inserted
+    vehicles included).
+
+    :param tripinfo: SUMO tripinfo written with :func:`envs.metrics.sumo_output_args`.
+    :param vtype_classes: vType id -> vClass (:func:`envs.metrics.read_vtype_classes`).
+    :param begin_s: horizon start, seconds.
+    :param end_s: horizon end, seconds.
+    :return: ``{"emergency_vehicles": {id: delay s}, "bus_delay_by_type": {vType: mean delay s}}``.
+    """
+    classes = {**SUMO_DEFAULT_VTYPE_CLASSES, **vtype_classes}
+    emergency: dict[str, float] = {}
+    buses: dict[str, list[float]] = {}
+    for rec in iter_vehicle_records(tripinfo, assumed_end_s=end_s):
+        if not begin_s <= rec.scheduled_depart_s < end_s:
+            continue
+        vtype = rec.vtype.split("@", 1)[0]
+        vclass = classes.get(vtype, vtype)
+        if vclass == "emergency":
+            emergency[rec.id] = round(rec.delay_s, 2)
+        elif vclass == "bus":
+            buses.setdefault(vtype, []).append(rec.delay_s)
+    return {"emergency_vehicles": dict(sorted(emergency.items())),
+            "bus_delay_by_type": {t: sum(d) / len(d) for t, d in sorted(buses.items())}}
