@@ -16,7 +16,7 @@ from hw.modbus_map import DETECTORS, PHASES, ModbusMap
 def test_default_map_blocks_do_not_overlap_and_follow_the_documented_layout():
     m = ModbusMap()
     assert (m.hold, m.force_off, m.vehicle_call, m.heartbeat, m.greens, m.detector_count) == (0, 8, 16, 0, 0, 16)
-    assert m.size("coils") == m.preempt_request + 1
+    assert m.size("coils") == m.preempt_request + 8  # preempt coils 1-8 close the coil table
     assert m.size("input_registers") == m.detector_occupancy + DETECTORS
     assert PHASES == 8
 
