@@ -115,9 +115,11 @@ class SignalSimulation:
         #: radar tracks and dilemma-zone counts (with ``dilemma_zone``)
         self.radar = SumoRadar(self.backend.api, self.intersections) if dilemma_zone and self.controlled else None
         #: emergency vehicles' preempt calls and buses' check-ins (with ``preempt`` / ``transit_priority``)
-        # (always on under the core: emergency vehicles' delay through each signal is measured with or without)
+        # (on under the core whenever the demand has emergency vehicles or buses: their delay through each signal
+        # is measured with or without the modes)
         self.priority_vehicles = None
-        if self.controlled:
+        classes = set(self._vtype_classes.values())
+        if self.controlled and (preempt or transit_priority or {"emergency", "bus"} & classes):
             for ctrl in self.controllers:
                 configure_priority(ctrl, preempt, transit_priority)
             self.priority_vehicles = SumoPriorityVehicles(self.backend.api, self.controllers)
