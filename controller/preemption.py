@@ -135,6 +135,8 @@ class Preemption:
         self._now = 0.0
         self._stage_since = 0.0
         self._track_since: int | None = None
+        #: preemption entries so far (105 events)
+        self.entries = 0
 
     # ----------------------------------------------------------------- inputs
     def call(self, number: int, present: bool) -> None:
@@ -252,6 +254,7 @@ class Preemption:
         self._track_since = None
         machine.set_hold(False)
         machine.set_preempt_limits(plan.min_green_s, plan.min_walk_s)
+        self.entries += 1
         self._emit(EventCode.PREEMPT_ENTRY_STARTED, plan.number)
 
     def _first_phase(self, plan: PreemptPlan) -> int:

@@ -393,6 +393,12 @@ class Daemon:
                         "link_errors": s.link_errors, "lost_control": s.lost_control, "faults": s.faults,
                         "failed_detectors": s.failed_detectors,
                         "decision_ms_p50": ms[len(ms) // 2] if ms else None})
+        for entry, central in zip(out, self.centrals):  # preemption and transit priority, where configured
+            modes = central.controller.modes
+            p, t = modes.preemption, modes.priority
+            entry.update(preempt=p.stage.value if p is not None else None,
+                         preemptions=p.entries if p is not None else None,
+                         tsp_services=t.services if t is not None else None)
         return {"intersections": out, "events_written": self.events_written}
 
     def metrics(self) -> str:
@@ -408,6 +414,8 @@ class Daemon:
                                 ("ondaverde_radar_dropped_tracks_total", "counter", "radar_dropped"),
                                 ("ondaverde_radar_failed_channels", "gauge", "radar_failed_channels"),
                                 ("ondaverde_dilemma_zone_holds_total", "counter", "dilemma_holds"),
+                                ("ondaverde_preemptions_total", "counter", "preemptions"),
+                                ("ondaverde_tsp_services_total", "counter", "tsp_services"),
                                 ("ondaverde_decision_latency_ms_p50", "gauge", "decision_ms_p50")):
             lines.append(f"# TYPE {name} {kind}")
             for s in self.status()["intersections"]:
@@ -422,6 +430,8 @@ class Daemon:
         if peer not in ("127.0.0.1", "::1"):
             return "403 Forbidden", "text/plain", "commands are taken from this machine (loopback) only\n"
         parts = path.strip("/").split("/")
+        if parts[0] == "preempt":
+            return self._preempt_command(parts)
         if len(parts) != 3 or parts[0] != "flash" or parts[2] not in ("on", "off"):
             return "404 Not Found", "text/plain", "POST /flash/ID/on or /flash/ID/off\n"
         parts[1] = urllib.parse.unquote(parts[1])
@@ -430,6 +440,20 @@ class Daemon:
         k = [c.id for c in self.config.intersections].index(parts[1])
         return "200 OK", "application/json", json.dumps({"id": parts[1], "manual_flash": parts[2] == "on",
                                                           "flash_reason": self.modes[k].describe()}) + "\n"
+
+    def _preempt_command(self, parts: list[str]) -> tuple[str, str, str]:
+        """``POST /preempt/ID/N/on`` or ``/off``: call or release preempt N at intersection ID."""
+        usage = "POST /preempt/ID/N/on or /preempt/ID/N/off (N: a configured preempt number)\n"
+        if len(parts) != 4 or parts[3] not in ("on", "off") or not parts[2].isdigit():
+            return "404 Not Found", "text/plain", usage
+        light, number = urllib.parse.unquote(parts[1]), int(parts[2])
+        central = next((c for c in self.centrals if c.intersection.id == light), None)
+        preemption = central.controller.modes.preemption if central is not None else None
+        if preemption is None or number not in preemption.plans:
+            return "404 Not Found", "text/plain", f"no preempt {number} configured at {light!r}\n"
+        self.command_preempt(light, number, parts[3] == "on")
+        return "200 OK", "application/json", json.dumps({"id": light, "preempt": number,
+                                                          "called": parts[3] == "on"}) + "\n"
 
     async def _status_server(self):
         if self.config.status is None:

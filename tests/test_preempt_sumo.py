@@ -88,3 +88,51 @@ def test_emergency_vehicle_is_preempted_through_the_modbus_virtual_controller(tm
     events.close()
     # the daemon's core mirrors the cabinet's sequence from its reported preempt input and logs it
     assert codes[:2] == [102, 105] and 107 in codes and codes.index(104) < codes.index(111), codes
+
+
+def test_the_daemons_preempt_command_starts_the_cabinets_preemption_over_modbus(tmp_path):
+    """No SUMO: the central system calls preempt 3 over Modbus (coil), the virtual cabinet's own core runs the sequence
+    (reported in its preempt status register), the daemon's core mirrors it and logs it; released, it exits."""
+    import asyncio
+
+    from hw.daemon import Daemon
+    from hw.daemon_config import parse_config
+    from hw.eventlog import EventLog
+    from hw.process import free_port, virtual_controller
+
+    light = "C"
+    port = free_port()
+    config = parse_config({"network": "single", "cycle_s": 0.1, "event_log": str(tmp_path / "e.sqlite"),
+                           "intersections": [{"id": light, "backend": "modbus", "address": f"127.0.0.1:{port}",
+                                              "preemption": {"min_dwell_s": 5}}]})
+    (plan,) = [p for p in config.intersections[0].preemption if p.number == 3]
+    daemon = Daemon(config, log=lambda m: None)
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        stop = asyncio.Event()
+        active, greens = [], []
+
+        async def script() -> None:
+            await asyncio.sleep(2)
+            daemon.command_preempt(light, 3, True)
+            for _ in range(40):
+                await asyncio.sleep(0.1)
+                inputs = daemon.centrals[0].reported[-1][1]
+                active.append(inputs.unit["preempt_active"])
+                greens.append(inputs.status.greens)
+            daemon.command_preempt(light, 3, False)
+            await asyncio.sleep(3)
+            active.append(daemon.centrals[0].reported[-1][1].unit["preempt_active"])
+            stop.set()
+
+        await asyncio.gather(daemon.run(stop, handle_signals=False), script())
+        return active, greens
+
+    with virtual_controller(port, "--network", "single", "--time-scale", "10", "--preempt"):
+        active, greens = asyncio.run(scenario())
+    assert 1 << 2 in active[:-1] and active[-1] == 0  # preempt 3 served by the cabinet, then over
+    assert 1 << plan.dwell_phase in greens  # the dwell phase was green at the cabinet
+    events = EventLog(tmp_path / "e.sqlite")
+    codes = [(code, param) for _, _, code, param in events.events() if 102 <= code <= 111]
+    events.close()
+    assert codes == [(102, 3), (105, 3), (107, 3), (104, 3), (111, 3)]
