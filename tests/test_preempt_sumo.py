@@ -136,3 +136,33 @@ def test_the_daemons_preempt_command_starts_the_cabinets_preemption_over_modbus(
     codes = [(code, param) for _, _, code, param in events.events() if 102 <= code <= 111]
     events.close()
     assert codes == [(102, 3), (105, 3), (107, 3), (104, 3), (111, 3)]
+
+
+def test_controller_names_with_modes_are_checked_in_one_line():
+    from controller.errors import InputError
+    from envs.runner import check_controller, split_controller
+
+    assert check_controller("actuated+preempt+tsp") and split_controller("maxpressure+tsp") == ("maxpressure", False,
+                                                                                                  True)
+    for bad, words in (("actuated+bogus", "'bogus' is not a mode"), ("actuated+tsp+tsp", "'tsp' is not a mode"),
+                       ("sumo-actuated+preempt", "runs inside SUMO")):
+        with pytest.raises(InputError, match=words):
+            check_controller(bad)
+
+
+def test_the_report_compares_every_emergency_vehicle_and_bus_type_run_against_run():
+    from training.priority_report import format_report, preemption_rows
+
+    def record(controller, seed, delay, ev, buses):
+        return {"scenario": "am", "controller": controller, "seed": seed, "delay": delay,
+                "emergency_intersection_delay": ev, "emergency_vehicles": {k: v + 5 for k, v in ev.items()},
+                "bus_delay_by_type": buses}
+
+    records = [record("actuated", 0, 60.0, {"a": 40.0, "b": 10.0}, {"azul": 200.0}),
+               record("actuated+preempt", 0, 61.0, {"a": 4.0, "b": 8.0}, {"azul": 199.0}),
+               record("actuated+tsp", 0, 62.0, {"a": 41.0, "b": 10.0}, {"azul": 150.0})]
+    rows = preemption_rows(records)
+    assert [(r["vehicle"], r["reduction_pct"]) for r in rows] == [("a", 90.0), ("b", 20.0)]
+    text = format_report(records)
+    assert "1 of 2 vehicles at least 50 % lower" in text and "60.0 -> 61.0 s (+1.7 %" in text
+    assert "azul" in text and "200.0 -> 150.0 s (-25.0 %)" in text
