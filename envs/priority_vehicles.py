@@ -10,6 +10,8 @@ What is used of SUMO's state is only what the roadside would report:
   intersection dwells in its phase *k* (index *k - 1*): on the approach lane the phase that serves most of the
   lane's movements, upstream the phase of most of the approach lanes the road feeds (the receiver cannot know
   where the vehicle will turn). The input drops when the vehicle crosses the stop bar (it leaves the lane).
+  A joined signal (the Óvalo: one light over several junctions) is called from its own approaches only; inside
+  it (on a ring segment between its junctions) a vehicle places no call, the circulating greens carry it.
 * **Transit priority.** A bus (vClass ``bus``: Corredor Azul and combi lines) checks in when it is within
   ``checkin_range_m`` of the stop bar on an approach lane (the approach radar zone) and has no stop left on that
   lane (a near-side stop first: it checks in once its doors closed), and checks out when it leaves the lane (at the
@@ -75,9 +77,16 @@ class SumoPriorityVehicles:
         self.preempt_range_m, self.checkin_range_m = preempt_range_m, checkin_range_m
         #: approach lane -> (controller index, phase index, lane length m)
         self.lanes: dict[str, tuple[int, int, float]] = {}
+        #: approach lanes inside a joined signal (a ring segment of a signalised roundabout: a lane its own links
+        #: feed) -> controller index; they place no calls (the receivers sit on the cluster's own approaches)
+        self.inside: dict[str, int] = {}
         for k, ctrl in enumerate(controllers):
+            fed = {_edge(link.to_lane) for link in ctrl.intersection.links if link.kind == "vehicle"}
             for lane, phase in approach_phases(ctrl.intersection).items():
-                self.lanes[lane] = (k, phase, api.lane.getLength(lane))
+                if _edge(lane) in fed:
+                    self.inside[lane] = k
+                else:
+                    self.lanes[lane] = (k, phase, api.lane.getLength(lane))
         #: lane upstream of an approach (no signal between) -> (controller index, phase, reach from its end m)
         self.upstream = self._upstream_lanes(preempt_range_m) if self.lanes else {}
         self.emergency: set[str] = set()
@@ -117,6 +126,9 @@ class SumoPriorityVehicles:
             where = self._near(vid, self.preempt_range_m)
             if where is not None:
                 calls[where[0]].add(where[1] + 1)
+            else:  # inside a joined signal: no call, but its passage through the cluster goes on
+                k = self.inside.get(v.getLaneID(vid))
+                where = (k, -1) if k is not None else None
             self._measure(vid, where)
         for k, ctrl in enumerate(self.controllers):
             p = ctrl.modes.preemption
@@ -155,7 +167,7 @@ class SumoPriorityVehicles:
             return
         now = (self.api.simulation.getTime(), v.getDistance(vid), v.getTimeLoss(vid))
         if passing is None:
-            self._passing[vid] = [where[0], now, now, self._speed_limit[where[0], where[1]]]
+            self._passing[vid] = [where[0], now, now, self._speed_limit.get((where[0], where[1]), 13.89)]
         else:
             passing[2] = now
 
@@ -190,7 +202,7 @@ class SumoPriorityVehicles:
                 if left <= 0:
                     continue
                 for up in feeding.get(here, ()):
-                    if up in self.lanes or up in seen:  # another signal's approach: the reach ends there
+                    if up in self.lanes or up in self.inside or up in seen:  # a signal: the reach ends there
                         continue
                     seen.add(up)
                     found.setdefault(up, []).append((k, phase, left))
@@ -254,3 +266,8 @@ def priority_delays(tripinfo: Path, vtype_classes: dict[str, str], begin_s: floa
             buses.setdefault(vtype, []).append(rec.delay_s)
     return {"emergency_vehicles": dict(sorted(emergency.items())),
             "bus_delay_by_type": {t: sum(d) / len(d) for t, d in sorted(buses.items())}}
+
+
+def _edge(lane: str) -> str:
+    """The edge of a SUMO lane id (``edge_index``)."""
+    return lane.rsplit("_", 1)[0]
