@@ -75,9 +75,9 @@ def test_emergency_vehicle_is_preempted_through_the_modbus_virtual_controller(tm
     from ondaverde.run_command import run_sumo_loop
 
     folder = _network(tmp_path)
-    plain = run_sumo_loop(str(folder), "ev", 0, "actuated", 40.0, str(tmp_path / "plain.sqlite"))
+    plain = run_sumo_loop(str(folder), "ev", 0, "actuated", 20.0, str(tmp_path / "plain.sqlite"))
     log = tmp_path / "events.sqlite"
-    summary = run_sumo_loop(str(folder), "ev", 0, "actuated", 40.0, str(log), preempt=True)
+    summary = run_sumo_loop(str(folder), "ev", 0, "actuated", 20.0, str(log), preempt=True)
     assert summary["faults"] == 0 and summary["preemptions"] >= 1  # the cabinet's own core ran it
     assert plain["preemptions"] == 0
     (vid, _, delay, _), = summary["emergency_passages"]
