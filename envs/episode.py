@@ -76,7 +76,7 @@ class Episodes:
         policies = {i.id: make_policy(self._others) for i in self.intersections if i.id not in self.agent_index}
         self.sim = SignalSimulation(self.network, self.scenario, sumo_seed, policies=policies, gui=self._gui,
                                     use_traci=self._use_traci, read_period_s=self.delta_time_s,
-                                    demand_scale=demand_scale)
+                                    demand_scale=demand_scale, measure_priority_vehicles=False)
         self.rewards = {a: self._reward_cls(self.intersections[k], self.sim.backend.fast)
                         for a, k in self.agent_index.items()}
         for r in self.rewards.values():
