@@ -13,6 +13,10 @@ Guarantees (checked independently by :mod:`controller.safety`):
   operation: a steady yellow arrow ends the protected arrow); a protected green that comes back
   permissive phases later waits for its red clearance too. ``g`` -> ``G``, ``G`` -> ``G`` and
   ``g`` -> ``g`` continue without a break;
+* a permissive pair of the matrix (a link that yields as ``g`` to a movement it is never green with as ``G``)
+  conflicts while the yielding link is protected: its ``G`` (also a ``g`` -> ``G``, a lagging left) waits for
+  that movement's red clearance, and that movement waits for the red clearance of its protected green. The
+  phase list says which pairs these are; the safety monitor, which sees only the matrix, cannot check this;
 * a request arriving during a protected interval is kept and served as soon as it may be.
 
 Time is counted in whole steps: every interval is rounded *up* to the step, never down.
@@ -89,6 +93,13 @@ class PhaseMachine:
                             for p in intersection.phases]
         self._conflicts = [frozenset(j for j in range(len(links)) if not intersection.compatible[i][j])
                            for i in range(len(links))]
+        # the movements a vehicle link yields to: compatible, green with it while it shows g, never while it shows
+        # G. The matrix lets them go together because it yields; while it is protected they conflict with it
+        self._yields = [frozenset(j for j in range(len(links)) if j != i and intersection.compatible[i][j]
+                                  and any(p.state[i] == "g" and p.state[j] != "r" for p in intersection.phases)
+                                  and not any(p.state[i] == "G" and p.state[j] != "r" for p in intersection.phases))
+                        if not self._is_ped[i] else frozenset() for i in range(len(links))]
+        self._yielded_by = [frozenset(i for i in range(len(links)) if j in self._yields[i]) for j in range(len(links))]
         self._ped_links = [sorted(i for i in g if self._is_ped[i]) for g in self._greens]
         self._min = [self._ticks(p.min_green_s) for p in intersection.phases]
         self._max = [max(self._ticks(p.max_green_s), m) for p, m in zip(intersection.phases, self._min)]
@@ -380,6 +391,15 @@ class PhaseMachine:
                 # a protected green that comes back permissive (at once, G -> g, or phases later) first shows
                 # red for its own red clearance, at least one step (a yellow never goes straight back to green)
                 ready = max(ready, self._yellow_end[j] + max(self._red_clear[j], 1))
+            for i in self._yielded_by[j]:  # a protected green it was kept from ended: that link's clearance first
+                if self._ended_protected[i]:
+                    ready = max(ready, self._yellow_end[i] + self._red_clear[i])
+        if not self._starting:
+            # a link becoming protected (starting as G, or g -> G, a lagging left) waits for the red clearance of
+            # the movements it yields to when permissive (the opposing through), as for a conflicting green
+            for i in self._protected[target] - (continuing & self._protected[self.phase]):
+                for j in self._yields[i]:
+                    ready = max(ready, self._yellow_end[j] + self._red_clear[j])
         return ready
 
     def _continuing(self) -> frozenset[int]:

@@ -81,13 +81,14 @@ def test_without_a_termination_code_only_max_outs_are_logged():
 
 
 def test_a_yellow_straight_into_the_next_green_still_ends_the_yellow_and_the_phase():
-    """Through + permissive left -> protected left needs no red clearance (no conflicting link turns green);
-    the log must still close the yellow (9) and the phase (12), or ATSPM measures lose the split."""
+    """Through + protected left -> the protected left alone needs no red clearance (no conflicting link turns
+    green); the log must still close the yellow (9) and the phase (12), or ATSPM measures lose the split.
+    (A permissive left, ``g`` in phase 1, would wait for the through's red clearance before its arrow.)"""
     from controller.intersection import Intersection, Phase, SignalLink
 
     links = tuple(SignalLink(i, "vehicle", f"in{i}", f"out{i}", 13.9, 3.0, 2.0) for i in range(3))
     compatible = ((True, True, False), (True, True, False), (False, False, True))
-    phases = (Phase(1, "Ggr", "through", 5.0, 20.0), Phase(2, "rGr", "protected left", 5.0, 10.0),
+    phases = (Phase(1, "GGr", "through", 5.0, 20.0), Phase(2, "rGr", "protected left", 5.0, 10.0),
               Phase(3, "rrG", "cross street", 5.0, 20.0))
     events = _record(Intersection("lead-lag", links, phases, compatible), 300)
     codes = [(e.code, e.param) for e in events]

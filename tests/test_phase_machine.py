@@ -160,14 +160,13 @@ def test_permissive_to_protected_and_same_kind_greens_continue():
 
 
 def test_protected_green_back_as_permissive_phases_later_waits_for_its_red_clearance():
-    # link 0 protected in phase 0, red in phase 1 (a 1 s green), permissive in phase 2 (where link 1 continues
-    # and nothing conflicts): its own 4 s red clearance still runs from the end of its yellow
-    links = tuple(SignalLink(i, "vehicle", f"in{i}", f"out{i}", 13.9, 3.0, red) for i, red in enumerate((4.0, 0.0, 0.0)))
-    inter = Intersection("later", links, (Phase(1, "Grr"), Phase(2, "rGr", min_green_s=1), Phase(3, "gGG")),
-                         ((True,) * 3,) * 3)
+    # link 0 protected in phase 0 with link 1, red in phase 1 (a 1 s green of link 1), permissive in phase 2
+    # (link 1 continues, nothing conflicts): its own 4 s red clearance still runs from the end of its yellow
+    links = tuple(SignalLink(i, "vehicle", f"in{i}", f"out{i}", 13.9, 3.0, red) for i, red in enumerate((4.0, 0.0)))
+    inter = Intersection("later", links, (Phase(1, "GG"), Phase(2, "rG", min_green_s=1), Phase(3, "gG")),
+                         ((True,) * 2,) * 2)
     states = run(PhaseMachine(inter), 30, {0: 1, 7: 2})
     assert runs(states, 0)[:3] == [("G", 5), ("y", 3), ("r", 4)] and runs(states, 0)[3][0] == "g"
-    assert states[states.index("gGG") - 1] == "rGr"
 
 
 def test_protected_left_on_a_four_leg_layout_clears_before_the_opposing_through():
@@ -187,6 +186,38 @@ def test_protected_left_on_a_four_leg_layout_clears_before_the_opposing_through(
         assert colours[1:4] == [("G", colours[1][1]), ("y", yellow), ("r", red)] and colours[4][0] == "g"
         released = next(t for t, s in enumerate(states) if s[opposing] in "Gg")
         assert released == next(t for t, s in enumerate(states) if s[left] == "g")  # together, after the clearance
+
+
+def test_lagging_protected_left_waits_for_the_opposing_through_red_clearance():
+    # g -> G continues, but the arrow (G) comes only after the opposing through's yellow and 1 s red clearance
+    m = PhaseMachine(_protected_left())
+    states = run(m, 40, {6: 1, 20: 0})
+    change = states[states.index("gy"):]
+    assert change[:5] == ["gy"] * 3 + ["gr", "Gr"]
+
+
+def test_opposing_through_waits_for_the_protected_left_clearance_when_the_left_goes_red():
+    inter = Intersection("left-then-through", _protected_left().links,
+                         (Phase(1, "Gr"), Phase(2, "gG"), Phase(3, "rG")), ((True, True), (True, True)))
+    states = run(PhaseMachine(inter), 30, {6: 2})
+    start = states.index("yr")
+    assert states[start:start + 7] == ["yr"] * 4 + ["rr"] * 2 + ["rG"]  # 4 s yellow, 2 s red clearance
+
+
+def test_lagging_lefts_on_a_four_leg_layout_wait_for_the_opposing_clearance():
+    """The bundled single intersection: from the east-west throughs (lefts 7, 15 permissive) to the protected
+    lefts (phase index 1), the lefts stay permissive through the throughs' yellow and red clearance."""
+    from networks.derive import load_intersection_file
+
+    inter = load_intersection_file(Path(__file__).parents[1] / "networks/single/intersections.derived.json")[0]
+    states = run(PhaseMachine(inter, initial_phase=0), 40, {3: 1})
+    for left, opposing in ((7, 13), (15, 5)):
+        through = inter.links[opposing]
+        assert runs(states, opposing)[2:4] == [("y", math.ceil(through.yellow_s)), ("r", runs(states, opposing)[3][1])]
+        arrow = next(t for t, s in enumerate(states) if s[left] == "G")
+        yellow_end = next(t for t, s in enumerate(states) if t and states[t - 1][opposing] == "y" and s[opposing] == "r")
+        assert arrow - yellow_end >= math.ceil(through.red_clearance_s)
+        assert all(s[left] in "Gg" for s in states[states.index(next(s for s in states if s[left] == "g")):])
 
 
 def test_unknown_phase_request_is_refused_with_a_clear_error():
