@@ -104,6 +104,19 @@ def _add_train_command(sub) -> None:
                    help="decisions between evaluations on held-out seeds (default: 250000)")
     p.add_argument("--out", type=Path, default=None, help="run folder (default: runs/NETWORK-ALGO-SEED)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--warm-start", default="", metavar="TEACHER",
+                   help="before PPO, fit the policy to a classical controller's decisions recorded through the core "
+                        "(actuated, maxpressure, ...; default: none)")
+    p.add_argument("--warm-start-episodes", type=int, default=4, metavar="N",
+                   help="teacher episodes recorded for --warm-start (default: 4)")
+    p.add_argument("--reward", default="diff-waiting-time",
+                   help="training reward: diff-waiting-time, queue, pressure, ... (default: diff-waiting-time)")
+    p.add_argument("--learning-rate", type=float, default=5e-4,
+                   help="optimiser step size; with --resume it replaces the run's (default: 0.0005)")
+    p.add_argument("--clip-range", type=float, default=0.2,
+                   help="PPO's clipping of the policy ratio; with --resume it replaces the run's (default: 0.2)")
+    p.add_argument("--ent-coef", type=float, default=0.01,
+                   help="PPO's entropy bonus; with --resume it replaces the run's (default: 0.01)")
     p.add_argument("--max-minutes", type=float, default=0.0,
                    help="stop training after this wall time, minutes; the final policy is still exported and "
                         "evaluated (default: no limit)")
@@ -352,7 +365,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(network=args.network, scenarios=tuple(args.scenarios), algo=args.algo,
                          timesteps=args.timesteps, n_envs=args.n_envs, seed=args.seed,
                          demand_scale=args.demand_scale, eval_every_steps=args.eval_every, out=out,
-                         max_minutes=args.max_minutes)
+                         max_minutes=args.max_minutes, warm_start=args.warm_start,
+                         warm_start_episodes=args.warm_start_episodes, reward=args.reward,
+                         learning_rate=args.learning_rate, clip_range=args.clip_range, ent_coef=args.ent_coef)
     summary = train(config, resume=args.resume)
     final, best = summary["final"], summary["best"]
     print(f"trained {summary['timesteps']} decisions in {summary['train_wall_s']:.0f} s; final policy delay "

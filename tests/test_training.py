@@ -59,9 +59,14 @@ def test_the_trained_policy_runs_as_the_rl_controller(run):
 
 def test_resume_continues_from_the_checkpoint(run):
     config, summary = run
+    from sb3_contrib import MaskablePPO
+
     config.timesteps = 32
+    config.learning_rate, config.clip_range, config.ent_coef = 1e-4, 0.1, 0.0  # a gentler continuation
     again = train(config, resume=True)
     assert again["timesteps"] > summary["timesteps"]
+    model = MaskablePPO.load(config.out / "last.zip", device="cpu")
+    assert model.learning_rate == 1e-4 and model.ent_coef == 0.0 and model.clip_range(1.0) == 0.1
 
 
 def test_training_refuses_bad_input_with_one_line(run, tmp_path):
@@ -69,7 +74,11 @@ def test_training_refuses_bad_input_with_one_line(run, tmp_path):
     for args, words in [(("--network", "single", "--scenario", "rush", "--out", str(tmp_path / "a")), "rush"),
                         (("--network", "single", "--scenario", "base", "--out", str(config.out)), "--resume"),
                         (("--network", "single", "--scenario", "base", "--demand-scale", "0,1",
-                          "--out", str(tmp_path / "b")), "demand scale")]:
+                          "--out", str(tmp_path / "b")), "demand scale"),
+                        (("--network", "single", "--scenario", "base", "--warm-start", "nobody",
+                          "--out", str(tmp_path / "c")), "nobody"),
+                        (("--network", "single", "--scenario", "base", "--reward", "smiles",
+                          "--out", str(tmp_path / "d")), "smiles")]:
         proc = ondaverde("train", *args)
         assert proc.returncode == 2, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr, proc.stderr

@@ -43,6 +43,13 @@ class TrainConfig:
     :param learning_rate: optimiser step size.
     :param n_steps: PPO rollout length per slot, decisions (small: many slots fill a rollout quickly).
     :param n_epochs: PPO passes over each rollout.
+    :param gamma: discount per decision.
+    :param clip_range: PPO's clipping of the probability ratio.
+    :param ent_coef: PPO's entropy bonus.
+    :param warm_start: a classical policy (``actuated``, ``maxpressure``, ...) whose decisions, recorded through the
+        core, the actor imitates before PPO starts; its critic is fitted to the reward that followed ("": none).
+    :param warm_start_episodes: teacher episodes recorded for the warm start.
+    :param warm_start_epochs: passes of the warm start's fit over the recorded decisions.
     :param eval_every_steps: agent decisions between evaluations.
     :param eval_seeds: SUMO seeds of the evaluations.
     :param max_minutes: stop training after this wall time, minutes (0: no limit); the final export and
@@ -64,6 +71,12 @@ class TrainConfig:
     learning_rate: float = 5e-4
     n_steps: int = 64
     n_epochs: int = 10
+    gamma: float = 0.95
+    clip_range: float = 0.2
+    ent_coef: float = 0.01
+    warm_start: str = ""
+    warm_start_episodes: int = 4
+    warm_start_epochs: int = 10
     eval_every_steps: int = 250_000
     eval_seeds: tuple[int, ...] = EVAL_SEEDS
     max_minutes: float = 0.0
@@ -73,13 +86,34 @@ class TrainConfig:
         """Refuse a configuration that cannot run, with a one-line error."""
         if self.algo not in ("ppo", "dqn"):
             raise InputError(f"unknown algorithm {self.algo!r}; choose from: ppo, dqn")
-        if self.timesteps <= 0 or self.n_envs <= 0 or self.eval_every_steps <= 0:
-            raise InputError("timesteps, n-envs and eval-every must be positive")
+        if self.timesteps < 0 or (self.timesteps == 0 and not self.warm_start) or self.n_envs <= 0 \
+                or self.eval_every_steps <= 0:
+            raise InputError("timesteps (0 only with a warm start), n-envs and eval-every must be positive")
+        from envs.rewards import REWARDS
+
+        if self.reward not in REWARDS:
+            raise InputError(f"unknown reward {self.reward!r}; choose from: {', '.join(REWARDS)}")
+        if self.warm_start:
+            from controller.policies.registry import POLICIES
+
+            if self.warm_start not in POLICIES:
+                raise InputError(f"unknown warm-start teacher {self.warm_start!r}; choose from: "
+                                 f"{', '.join(sorted(POLICIES))}")
+            if self.algo != "ppo":
+                raise InputError("a warm start needs --algo ppo")
+            if self.warm_start_episodes <= 0 or self.warm_start_epochs <= 0:
+                raise InputError("warm-start episodes and epochs must be positive")
         low, high = self.demand_scale
         if not 0 < low <= high:
             raise InputError(f"demand scale range {low}..{high} must be positive and increasing")
-        if set(self.eval_seeds) & set(range(self.seed, self.seed + 1000 * self.n_envs)):
+        if set(self.eval_seeds) & (set(range(self.seed, self.seed + 1000 * self.n_envs))
+                                   | set(self.warm_start_seeds())):
             raise InputError("evaluation seeds overlap the training seeds")
+
+
+    def warm_start_seeds(self) -> list[int]:
+        """SUMO seeds of the warm start's teacher episodes (training seeds too: never evaluated on)."""
+        return [self.seed + 1000 * self.n_envs + k for k in range(self.warm_start_episodes if self.warm_start else 0)]
 
 
 def versions() -> dict:
@@ -100,14 +134,18 @@ def _model(config: TrainConfig, env, resume: Path | None):
 
     cls = MaskablePPO if config.algo == "ppo" else DQN
     if resume is not None:
-        return cls.load(resume, env=env, tensorboard_log=str(config.out / "tb"))
+        # the step sizes are this configuration's (a warm-started run continues more gently, say)
+        custom: dict = {"learning_rate": config.learning_rate}
+        if cls is MaskablePPO:
+            custom.update(clip_range=config.clip_range, ent_coef=config.ent_coef)
+        return cls.load(resume, env=env, tensorboard_log=str(config.out / "tb"), custom_objects=custom)
     common = dict(learning_rate=config.learning_rate, seed=config.seed, verbose=0, device="cpu",
                   tensorboard_log=str(config.out / "tb"), policy_kwargs={"net_arch": list(config.net_arch)})
     if cls is MaskablePPO:
         batch = config.n_steps * env.num_envs // 4  # four minibatches per epoch
-        return MaskablePPO("MlpPolicy", env, n_steps=config.n_steps, batch_size=batch, n_epochs=config.n_epochs, gamma=0.95,
-                   ent_coef=0.01, **common)
-    return DQN("MlpPolicy", env, buffer_size=200_000, learning_starts=10_000, train_freq=4, gamma=0.95,
+        return MaskablePPO("MlpPolicy", env, n_steps=config.n_steps, batch_size=batch, n_epochs=config.n_epochs,
+                           gamma=config.gamma, clip_range=config.clip_range, ent_coef=config.ent_coef, **common)
+    return DQN("MlpPolicy", env, buffer_size=200_000, learning_starts=10_000, train_freq=4, gamma=config.gamma,
                exploration_fraction=0.2, target_update_interval=2_000, **common)
 
 
@@ -123,6 +161,30 @@ def evaluate_policy_file(config: TrainConfig, policy: Path) -> dict:
     by = {r["scenario"]: {"delay": r["delay"], "delay_sd": r["delay_sd"], "teleports": r["teleports"],
                           "violations": r["violations"]} for r in rows}
     return {"per_scenario": by, "delay": float(np.mean([v["delay"] for v in by.values()]))}
+
+
+def _warm_start(config: TrainConfig, model, export, evaluations: Path) -> dict:
+    """Record the teacher's episodes, fit the model to them, export and evaluate the result (``warm_start.json``,
+    ``policy-warm-start.npz`` and a line of ``evaluations.jsonl`` at 0 decisions)."""
+    from training.imitation import fit, record
+
+    start = time.perf_counter()
+    rng = np.random.default_rng(config.seed + 17)
+    seeds = config.warm_start_seeds()
+    scales = [float(rng.uniform(*config.demand_scale)) for _ in seeds]
+    demos = record(config.network, tuple(config.scenarios), config.warm_start, seeds, scales, config.delta_time_s,
+                   config.reward, config.gamma, jobs=config.n_envs)
+    recorded_s = time.perf_counter() - start
+    result = fit(model, demos, config.warm_start_epochs, seed=config.seed)
+    result.update(teacher=config.warm_start, episodes=len(demos), teacher_delay_s=[d.delay_s for d in demos],
+                  record_wall_s=round(recorded_s, 1), fit_wall_s=round(time.perf_counter() - start - recorded_s, 1))
+    evaluation = evaluate_policy_file(config, export(config.out / "policy-warm-start.npz"))
+    evaluation.update(timesteps=0, wall_s=round(time.perf_counter() - start, 1), warm_start=True)
+    with evaluations.open("a") as f:
+        f.write(json.dumps(evaluation) + "\n")
+    result["evaluation"] = evaluation
+    (config.out / "warm_start.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
 
 
 def train(config: TrainConfig, resume: bool = False) -> dict:
@@ -165,6 +227,13 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
                              {"network": network.name, "scenarios": list(config.scenarios),
                               "timesteps": int(model.num_timesteps)})
 
+    if config.warm_start and not resume:
+        warm = _warm_start(config, model, export, evaluations)
+        if warm["evaluation"]["delay"] < best:
+            best = warm["evaluation"]["delay"]
+            shutil.copyfile(out / "policy-warm-start.npz", out / "policy-best.npz")
+            (out / "best.json").write_text(json.dumps(warm["evaluation"], indent=2) + "\n")
+
     class Progress(BaseCallback):
         """Progress bar, episode records for TensorBoard, periodic evaluation and checkpoints."""
 
@@ -204,12 +273,18 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             self.bar.close()
 
     try:
-        model.learn(config.timesteps, callback=Progress(), reset_num_timesteps=not resume, tb_log_name=config.algo)
+        if config.timesteps > 0:
+            model.learn(config.timesteps, callback=Progress(), reset_num_timesteps=not resume,
+                        tb_log_name=config.algo)
         model.save(checkpoint)
     finally:
         env.close()
     wall = time.perf_counter() - start
-    final = evaluate_policy_file(config, export(out / "policy-final.npz"))
+    if config.timesteps == 0 and not resume:  # only the warm start ran: its policy is the final one
+        shutil.copyfile(out / "policy-warm-start.npz", out / "policy-final.npz")
+        final = json.loads((out / "warm_start.json").read_text())["evaluation"]
+    else:
+        final = evaluate_policy_file(config, export(out / "policy-final.npz"))
     if final["delay"] < best:  # the final policy is a candidate like any periodic one
         shutil.copyfile(out / "policy-final.npz", out / "policy-best.npz")
         (out / "best.json").write_text(json.dumps({**final, "timesteps": int(model.num_timesteps),

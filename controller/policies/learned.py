@@ -84,10 +84,50 @@ class PolicyFile:
                                  f"was trained on ({len(mine[key])} here, {len(sig[key])} in training)")
 
 
+class IntervalFeatures:
+    """The phase features a learned policy decides on, built every ``every`` steps from the detector data of the
+    steps in between (loop counts summed, stop-bar occupancy averaged), as the training environment's detectors
+    aggregate them over a decision interval. Shared by :class:`LearnedPolicy` and by whatever records a teacher's
+    decisions for imitation, so both see the very same vector.
+
+    :param intersection: the intersection.
+    :param step_s: controller step, seconds.
+    :param delta_time_s: seconds between decisions.
+    """
+
+    def __init__(self, intersection: Intersection, step_s: float, delta_time_s: float) -> None:
+        self.features = PhaseFeatures(intersection)
+        self.step_s = step_s
+        self.every = max(1, round(delta_time_s / step_s))
+        self._steps = 0
+        self._count = np.zeros(len(intersection.detectors))
+        self._occupancy = np.zeros(len(intersection.detectors))
+        self._started = False
+
+    def update(self, view: SignalView) -> np.ndarray | None:
+        """Take one step's view; return the feature vector on decision steps (the first step, then every
+        ``every`` steps), else None."""
+        r = view.readings
+        self._count += r.count
+        self._occupancy += r.occupancy
+        self._steps += 1
+        if self._started and self._steps < self.every:
+            return None
+        self._started = True
+        n = self._steps
+        summed = type(r)(r.time_s, r.occupied, self._count, r.halting, self._occupancy / n, r.speed_mps)
+        features = self.features(view.phase, view.next_phase, view.interval is Interval.GREEN,
+                                 view.green_elapsed_s, view.min_green_done, summed, n * self.step_s)
+        self._count = np.zeros_like(self._count)
+        self._occupancy = np.zeros_like(self._occupancy)
+        self._steps = 0
+        return features
+
+
 class LearnedPolicy(Policy):
     """Asks for the phase slot with the highest logit (among the light's own phases when the policy was trained
-    with action masking), every ``delta_time_s`` (the interval it was trained with); loop counts and occupancy are accumulated over the interval, as the
-    training environment's detectors aggregate them.
+    with action masking), every ``delta_time_s`` (the interval it was trained with); loop counts and occupancy
+    are accumulated over the interval, as the training environment's detectors aggregate them.
 
     :param path: the policy file, or one already loaded (shared by all lights of a run).
     """
@@ -100,23 +140,13 @@ class LearnedPolicy(Policy):
     def reset(self, intersection: Intersection, step_s: float) -> None:
         super().reset(intersection, step_s)
         self.file.check(intersection)
-        self.features = PhaseFeatures(intersection)
-        self._every = max(1, round(self.file.delta_time_s / step_s))
-        self._steps = 0
-        self._count = np.zeros(len(intersection.detectors))
-        self._occupancy = np.zeros(len(intersection.detectors))
+        self.interval_features = IntervalFeatures(intersection, step_s, self.file.delta_time_s)
+        self.features = self.interval_features.features
         self._choice: int | None = None
 
     def decide(self, view: SignalView) -> int:
-        r = view.readings
-        self._count += r.count
-        self._occupancy += r.occupancy
-        self._steps += 1
-        if self._choice is None or self._steps >= self._every:
-            n = self._steps
-            summed = type(r)(r.time_s, r.occupied, self._count, r.halting, self._occupancy / n, r.speed_mps)
-            features = self.features(view.phase, view.next_phase, view.interval is Interval.GREEN,
-                                     view.green_elapsed_s, view.min_green_done, summed, n * self.step_s)
+        features = self.interval_features.update(view)
+        if features is not None:
             logits = self.file.logits(features)
             if self.file.action_mask:  # as in training: only the light's own phases
                 slot = int(np.argmax(logits[: self.features.n_phases]))
@@ -124,7 +154,4 @@ class LearnedPolicy(Policy):
                 slot = int(np.argmax(logits))
             # as in unmasked training: a slot beyond this light's phases asks to keep the current one
             self._choice = slot if slot < self.features.n_phases else view.phase
-            self._count = np.zeros_like(self._count)
-            self._occupancy = np.zeros_like(self._occupancy)
-            self._steps = 0
         return self._choice
