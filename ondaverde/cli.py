@@ -109,6 +109,9 @@ def _add_train_command(sub) -> None:
                         "(actuated, maxpressure, ...; default: none)")
     p.add_argument("--warm-start-episodes", type=int, default=4, metavar="N",
                    help="teacher episodes recorded for --warm-start (default: 4)")
+    p.add_argument("--warm-start-rounds", type=int, default=0, metavar="N",
+                   help="DAgger rounds after the first fit: the fitted policy drives --warm-start-episodes more "
+                        "episodes, the teacher labels them, the fit is repeated on all (default: 0)")
     p.add_argument("--reward", default="diff-waiting-time",
                    help="training reward: diff-waiting-time, queue, pressure, ... (default: diff-waiting-time)")
     p.add_argument("--learning-rate", type=float, default=5e-4,
@@ -366,7 +369,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                          timesteps=args.timesteps, n_envs=args.n_envs, seed=args.seed,
                          demand_scale=args.demand_scale, eval_every_steps=args.eval_every, out=out,
                          max_minutes=args.max_minutes, warm_start=args.warm_start,
-                         warm_start_episodes=args.warm_start_episodes, reward=args.reward,
+                         warm_start_episodes=args.warm_start_episodes, warm_start_rounds=args.warm_start_rounds,
+                         reward=args.reward,
                          learning_rate=args.learning_rate, clip_range=args.clip_range, ent_coef=args.ent_coef)
     summary = train(config, resume=args.resume)
     final, best = summary["final"], summary["best"]

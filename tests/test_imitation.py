@@ -54,10 +54,15 @@ def test_warm_start_imitates_the_teacher_and_runs_as_the_rl_controller(tmp_path)
     from training.train import TrainConfig, train
 
     config = TrainConfig(network="single", scenarios=("base",), timesteps=0, n_envs=1, eval_seeds=(900001,),
-                         warm_start="maxpressure", warm_start_episodes=1, warm_start_epochs=30, out=tmp_path / "run")
+                         warm_start="maxpressure", warm_start_episodes=1, warm_start_epochs=30, warm_start_rounds=1,
+                         out=tmp_path / "run")
     summary = train(config)
     warm = json.loads((config.out / "warm_start.json").read_text())
-    assert warm["teacher"] == "maxpressure" and warm["episodes"] == 1 and warm["decisions"] >= 700
+    assert warm["teacher"] == "maxpressure" and warm["episodes"] == 2 and warm["decisions"] >= 1400
+    # DAgger: the second round was driven by the fitted policy, and the fit ran on both rounds' decisions
+    first, second = warm["rounds"]
+    assert (first["driver"], second["driver"]) == ("maxpressure", "policy")
+    assert second["decisions"] == 2 * first["decisions"]
     # the fitted actor reproduces the teacher on the data it saw far better than chance (2-4 phases per light)
     assert warm["accuracy"] > 0.8
     evaluations = [json.loads(line) for line in (config.out / "evaluations.jsonl").read_text().splitlines()]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -24,15 +25,18 @@ from controller.policies.learned import IntervalFeatures
 
 
 class RecordingPolicy(Policy):
-    """Runs ``teacher`` unchanged and records, every ``delta_time_s``, the learner's features and the teacher's
-    choice.
+    """Records, every ``delta_time_s``, the learner's features and the teacher's choice. The teacher decides, or
+    with a ``driver`` (the learner itself: DAgger) the driver decides and the teacher, shown the same data every
+    step, only says what it would have asked for: so the learner is taught in the states its own control leads to.
 
-    :param teacher: the classical policy that decides.
+    :param teacher: the classical policy whose choices are recorded.
     :param delta_time_s: the learner's decision interval, seconds.
+    :param driver: the policy that controls the light (None: the teacher).
     """
 
-    def __init__(self, teacher: Policy, delta_time_s: float) -> None:
+    def __init__(self, teacher: Policy, delta_time_s: float, driver: Policy | None = None) -> None:
         self.teacher = teacher
+        self.driver = driver
         self.delta_time_s = delta_time_s
         self.name = f"recording-{teacher.name}"
         self.features: list[np.ndarray] = []
@@ -41,6 +45,8 @@ class RecordingPolicy(Policy):
     def reset(self, intersection: Intersection, step_s: float) -> None:
         super().reset(intersection, step_s)
         self.teacher.reset(intersection, step_s)
+        if self.driver is not None:
+            self.driver.reset(intersection, step_s)
         self.interval_features = IntervalFeatures(intersection, step_s, self.delta_time_s)
 
     def decide(self, view: SignalView) -> int:
@@ -49,7 +55,7 @@ class RecordingPolicy(Policy):
         if features is not None:
             self.features.append(features)
             self.choices.append(int(choice))
-        return choice
+        return choice if self.driver is None else self.driver.decide(view)
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,7 @@ def discounted(rewards: np.ndarray, gamma: float) -> np.ndarray:
 
 
 def record_episode(network: str, scenario: str, teacher: str, seed: int, demand_scale: float,
-                   delta_time_s: float, reward: str, gamma: float) -> Demonstration:
+                   delta_time_s: float, reward: str, gamma: float, driver: Path | None = None) -> Demonstration:
     """Run one episode with ``teacher`` at every light (through the core) and record it.
 
     :param network: network name or folder.
@@ -98,7 +104,10 @@ def record_episode(network: str, scenario: str, teacher: str, seed: int, demand_
     :param delta_time_s: the learner's decision interval, seconds.
     :param reward: training reward name (``envs.rewards``), measured every decision interval.
     :param gamma: discount per decision for the returns.
+    :param driver: a policy file that controls the lights while the teacher is recorded (None: the teacher
+        controls them).
     """
+    from controller.policies.learned import LearnedPolicy, PolicyFile
     from controller.policies.registry import make_policy
     from envs.rewards import REWARDS
     from envs.simulation import SignalSimulation, intersections_of
@@ -106,7 +115,9 @@ def record_episode(network: str, scenario: str, teacher: str, seed: int, demand_
 
     spec = load_network(network)
     inters = intersections_of(spec)
-    recorders = {i.id: RecordingPolicy(make_policy(teacher), delta_time_s) for i in inters}
+    loaded = PolicyFile(driver) if driver is not None else None
+    recorders = {i.id: RecordingPolicy(make_policy(teacher), delta_time_s,
+                                       LearnedPolicy(loaded) if loaded is not None else None) for i in inters}
     sim = SignalSimulation(spec, spec.scenario(scenario), seed, policies=recorders, demand_scale=demand_scale)
     try:
         reward_fns = [REWARDS[reward](i, sim.backend.fast) for i in inters]
@@ -140,7 +151,8 @@ def record_episode(network: str, scenario: str, teacher: str, seed: int, demand_
 
 
 def record(network: str, scenarios: tuple[str, ...], teacher: str, seeds: list[int], demand_scales: list[float],
-           delta_time_s: float, reward: str, gamma: float, jobs: int = 2) -> list[Demonstration]:
+           delta_time_s: float, reward: str, gamma: float, jobs: int = 2,
+           driver: Path | None = None) -> list[Demonstration]:
     """Record teacher episodes in parallel processes (one SUMO each); scenario k is ``scenarios[k % len]``.
 
     :param network: network name or folder.
@@ -152,8 +164,9 @@ def record(network: str, scenarios: tuple[str, ...], teacher: str, seeds: list[i
     :param reward: training reward name.
     :param gamma: discount per decision.
     :param jobs: parallel processes.
+    :param driver: a policy file that controls the lights while the teacher is recorded (None: the teacher).
     """
-    args = [(network, scenarios[k % len(scenarios)], teacher, s, d, delta_time_s, reward, gamma)
+    args = [(network, scenarios[k % len(scenarios)], teacher, s, d, delta_time_s, reward, gamma, driver)
             for k, (s, d) in enumerate(zip(seeds, demand_scales))]
     if jobs <= 1 or len(args) == 1:
         return [record_episode(*a) for a in args]

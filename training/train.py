@@ -50,6 +50,9 @@ class TrainConfig:
         core, the actor imitates before PPO starts; its critic is fitted to the reward that followed ("": none).
     :param warm_start_episodes: teacher episodes recorded for the warm start.
     :param warm_start_epochs: passes of the warm start's fit over the recorded decisions.
+    :param warm_start_rounds: DAgger rounds after the first fit: the fitted policy drives ``warm_start_episodes``
+        more episodes while the teacher says what it would have asked for, and the fit is repeated on everything
+        recorded.
     :param eval_every_steps: agent decisions between evaluations.
     :param eval_seeds: SUMO seeds of the evaluations.
     :param max_minutes: stop training after this wall time, minutes (0: no limit); the final export and
@@ -77,6 +80,7 @@ class TrainConfig:
     warm_start: str = ""
     warm_start_episodes: int = 4
     warm_start_epochs: int = 10
+    warm_start_rounds: int = 0
     eval_every_steps: int = 250_000
     eval_seeds: tuple[int, ...] = EVAL_SEEDS
     max_minutes: float = 0.0
@@ -101,8 +105,8 @@ class TrainConfig:
                                  f"{', '.join(sorted(POLICIES))}")
             if self.algo != "ppo":
                 raise InputError("a warm start needs --algo ppo")
-            if self.warm_start_episodes <= 0 or self.warm_start_epochs <= 0:
-                raise InputError("warm-start episodes and epochs must be positive")
+            if self.warm_start_episodes <= 0 or self.warm_start_epochs <= 0 or self.warm_start_rounds < 0:
+                raise InputError("warm-start episodes and epochs must be positive, rounds not negative")
         low, high = self.demand_scale
         if not 0 < low <= high:
             raise InputError(f"demand scale range {low}..{high} must be positive and increasing")
@@ -113,7 +117,8 @@ class TrainConfig:
 
     def warm_start_seeds(self) -> list[int]:
         """SUMO seeds of the warm start's teacher episodes (training seeds too: never evaluated on)."""
-        return [self.seed + 1000 * self.n_envs + k for k in range(self.warm_start_episodes if self.warm_start else 0)]
+        n = self.warm_start_episodes * (1 + self.warm_start_rounds) if self.warm_start else 0
+        return [self.seed + 1000 * self.n_envs + k for k in range(n)]
 
 
 def versions() -> dict:
@@ -172,13 +177,24 @@ def _warm_start(config: TrainConfig, model, export, evaluations: Path) -> dict:
     rng = np.random.default_rng(config.seed + 17)
     seeds = config.warm_start_seeds()
     scales = [float(rng.uniform(*config.demand_scale)) for _ in seeds]
-    demos = record(config.network, tuple(config.scenarios), config.warm_start, seeds, scales, config.delta_time_s,
-                   config.reward, config.gamma, jobs=config.n_envs)
-    recorded_s = time.perf_counter() - start
-    result = fit(model, demos, config.warm_start_epochs, seed=config.seed)
-    result.update(teacher=config.warm_start, episodes=len(demos), teacher_delay_s=[d.delay_s for d in demos],
-                  record_wall_s=round(recorded_s, 1), fit_wall_s=round(time.perf_counter() - start - recorded_s, 1))
-    evaluation = evaluate_policy_file(config, export(config.out / "policy-warm-start.npz"))
+    n = config.warm_start_episodes
+    policy = config.out / "policy-warm-start.npz"
+    demos, rounds, recorded_s = [], [], 0.0
+    for r in range(1 + config.warm_start_rounds):  # round 0: the teacher drives; then the fitted policy does
+        t = time.perf_counter()
+        new = record(config.network, tuple(config.scenarios), config.warm_start, seeds[r * n:(r + 1) * n],
+                     scales[r * n:(r + 1) * n], config.delta_time_s, config.reward, config.gamma, jobs=config.n_envs,
+                     driver=policy if r else None)
+        recorded_s += time.perf_counter() - t
+        demos += new
+        fitted = fit(model, demos, config.warm_start_epochs, seed=config.seed + r)
+        rounds.append({**fitted, "driver": "policy" if r else config.warm_start,
+                       "driver_delay_s": [d.delay_s for d in new]})
+        export(policy)
+    result = {**rounds[-1], "teacher": config.warm_start, "episodes": len(demos), "rounds": rounds,
+              "record_wall_s": round(recorded_s, 1),
+              "fit_wall_s": round(time.perf_counter() - start - recorded_s, 1)}
+    evaluation = evaluate_policy_file(config, policy)
     evaluation.update(timesteps=0, wall_s=round(time.perf_counter() - start, 1), warm_start=True)
     with evaluations.open("a") as f:
         f.write(json.dumps(evaluation) + "\n")
