@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from controller.phase_features import MAX_PHASES, SIZE
 from controller.policies.actuated import ActuatedPolicy
 from controller.policies.base import DetectorReadings
 from controller.policies.learned import IntervalFeatures, PolicyFile
@@ -48,36 +47,24 @@ def test_discounted_returns():
 
 @pytest.mark.sumo
 def test_warm_start_imitates_the_teacher_and_runs_as_the_rl_controller(tmp_path):
-    from envs.runner import run_episode
-    from networks.catalog import load_network
-    from training.imitation import record
     from training.train import TrainConfig, train
 
     config = TrainConfig(network="single", scenarios=("base",), timesteps=0, n_envs=1, eval_seeds=(900001,),
-                         warm_start="maxpressure", warm_start_episodes=1, warm_start_epochs=30, warm_start_rounds=1,
-                         out=tmp_path / "run")
+                         warm_start="actuated", warm_start_episodes=1, warm_start_epochs=30, warm_start_rounds=1,
+                         reward="queue", out=tmp_path / "run")
     summary = train(config)
     warm = json.loads((config.out / "warm_start.json").read_text())
-    assert warm["teacher"] == "maxpressure" and warm["episodes"] == 2 and warm["decisions"] >= 1400
+    assert warm["teacher"] == "actuated" and warm["episodes"] == 2 and warm["decisions"] >= 1400
     # DAgger: the second round was driven by the fitted policy, and the fit ran on both rounds' decisions
     first, second = warm["rounds"]
-    assert (first["driver"], second["driver"]) == ("maxpressure", "policy")
+    assert (first["driver"], second["driver"]) == ("actuated", "policy")
     assert second["decisions"] == 2 * first["decisions"]
-    # the fitted actor reproduces the teacher on the data it saw far better than chance (2-4 phases per light)
-    assert warm["accuracy"] > 0.8
+    # the fitted actor reproduces the teacher better than "always extend" or "always the commonest phase" would
+    assert warm["accuracy"] > max(warm["keep_accuracy"], warm["majority_accuracy"])
+    # the warm-start policy ran through the core on a held-out seed: safely, and near the teacher's delay
     evaluations = [json.loads(line) for line in (config.out / "evaluations.jsonl").read_text().splitlines()]
     assert evaluations[0]["timesteps"] == 0 and evaluations[0]["warm_start"]
-    assert summary["timesteps"] == 0 and summary["violations"] == 0
-    policy = config.out / "policy-warm-start.npz"
-    assert PolicyFile(policy).action_mask
-    # on a held-out seed the imitation runs through the core, safely, near the teacher
-    network = load_network("single")
-    learner = run_episode(network, "base", "rl", 900001, policy_file=policy)
-    teacher = run_episode(network, "base", "maxpressure", 900001)
-    assert learner.violations == 0
-    assert learner.metrics["delay"] < 1.5 * teacher.metrics["delay"]
-    # a recorded episode holds one decision per light per 5 s, masks of the light's own phases, finite returns
-    demo = record("single", ("base",), "actuated", [5], [1.0], 5.0, "queue", 0.95, jobs=1)[0]
-    assert demo.observations.shape == (len(demo.actions), SIZE) and demo.masks.shape[1] == MAX_PHASES
-    assert demo.masks[np.arange(len(demo.actions)), demo.actions].all()
-    assert np.isfinite(demo.returns).all() and demo.reward_sum < 0
+    assert evaluations[0]["per_scenario"]["base"]["violations"] == 0
+    assert evaluations[0]["delay"] < 1.5 * np.mean(first["driver_delay_s"])
+    assert summary["timesteps"] == 0 and summary["final"]["delay"] == evaluations[0]["delay"]
+    assert PolicyFile(config.out / "policy-final.npz").action_mask

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from controller.intersection import Intersection
-from controller.phase_features import MAX_PHASES, SIZE
+from controller.phase_features import HEAD_FEATURES, MAX_PHASES, PHASE_FEATURES, SIZE
 from controller.policies.base import Policy, SignalView
 from controller.policies.learned import IntervalFeatures
 
@@ -186,7 +186,9 @@ def fit(model, demos: list[Demonstration], epochs: int, batch_size: int = 512, v
     :param value_weight: weight of the critic's squared error against the cross-entropy.
     :param seed: shuffling seed.
     :return: the fit's final accuracy (share of decisions where the actor's choice is the teacher's), its
-        cross-entropy and the critic's explained variance, all on the training data.
+        cross-entropy and the critic's explained variance, all on the training data; for scale, the accuracy of
+        always asking for the current phase (``keep_accuracy``) and of always naming the teacher's most frequent
+        slot (``majority_accuracy``).
     """
     import torch
 
@@ -213,6 +215,10 @@ def fit(model, demos: list[Demonstration], epochs: int, batch_size: int = 512, v
         values, log_prob, _ = policy.evaluate_actions(obs, act, action_masks=mask)
         chosen, _ = model.predict(obs.numpy(), deterministic=True, action_masks=mask)
     values = values.flatten().numpy()
+    labels = act.numpy()
+    current = obs.numpy()[:, len(HEAD_FEATURES):].reshape(n, MAX_PHASES, len(PHASE_FEATURES))[:, :, 1].argmax(axis=1)
     explained = 1.0 - float(np.var(ret.numpy() - values) / max(np.var(ret.numpy()), 1e-12))
-    return {"decisions": int(n), "accuracy": float(np.mean(chosen == act.numpy())),
+    return {"decisions": int(n), "accuracy": float(np.mean(chosen == labels)),
+            "keep_accuracy": float(np.mean(current == labels)),
+            "majority_accuracy": float(np.bincount(labels, minlength=MAX_PHASES).max() / max(n, 1)),
             "cross_entropy": float(-log_prob.mean()), "critic_explained_variance": explained}
