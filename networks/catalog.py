@@ -20,7 +20,7 @@ Every bad input (missing file, bad YAML, unknown network or scenario) raises
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -92,15 +92,21 @@ class NetworkSpec:
                              f"(known: {', '.join(sorted(self.scenarios)) or 'none'})")
         return self.scenarios[key]
 
-    def with_horizon(self, begin_s: float | None = None, end_s: float | None = None) -> NetworkSpec:
-        """A copy whose scenarios all run from ``begin_s`` to ``end_s`` (None keeps each scenario's own).
+    def with_horizon(self, begin_s: float | None = None, end_s: float | None = None,
+                     only: Iterable[str] | None = None) -> NetworkSpec:
+        """A copy whose scenarios run from ``begin_s`` to ``end_s`` (None keeps each scenario's own).
 
         :param begin_s: new simulation begin, seconds.
         :param end_s: new simulation end (horizon), seconds.
+        :param only: the scenarios to change (None: all); the others keep their own horizon.
         :raises InputError: when a resulting end is not after its begin.
         """
+        chosen = None if only is None else set(only)
         scenarios = {}
         for key, sc in self.scenarios.items():
+            if chosen is not None and key not in chosen:
+                scenarios[key] = sc
+                continue
             begin = sc.begin_s if begin_s is None else float(begin_s)
             end = sc.end_s if end_s is None else float(end_s)
             if not end > begin:

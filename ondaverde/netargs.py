@@ -47,8 +47,9 @@ def resolve_network(args: argparse.Namespace) -> tuple[NetworkSpec, str]:
             network = network_from_sumocfg(Path(name), args.begin, args.end)
         else:
             network = load_network(name)
-            if args.begin is not None or args.end is not None:
-                network = network.with_horizon(args.begin, args.end)
+            if args.begin is not None or args.end is not None:  # only the scenarios this command runs
+                chosen = getattr(args, "scenarios", None) or [network.scenario(args.scenario).name]
+                network = network.with_horizon(args.begin, args.end, only=chosen)
     if args.intersections is not None:
         if not args.intersections.is_file():
             raise InputError(f"{args.intersections}: intersection override file not found")

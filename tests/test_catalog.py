@@ -70,6 +70,17 @@ def test_with_horizon():
         grid.with_horizon(200, 100)
 
 
+def test_a_horizon_for_one_scenario_leaves_the_others_alone():
+    """Miraflores' scenarios start at different times of day: ``--end 27000`` with am-peak (07:00-09:00) must not
+    be applied to pm-peak (from 18:00), where it would end before the begin."""
+    mira = load_network("miraflores")
+    with pytest.raises(InputError, match="pm-peak"):
+        mira.with_horizon(None, 27000)
+    short = mira.with_horizon(None, 27000, only=["am-peak"])
+    assert short.scenario("am-peak").end_s == 27000.0
+    assert short.scenario("pm-peak") == mira.scenario("pm-peak")
+
+
 def test_unknown_network_and_scenario():
     with pytest.raises(InputError, match="'atlantis'"):
         load_network("atlantis")
