@@ -30,7 +30,7 @@ def _word(value: float) -> int:
 
 
 def encode_tracks(tracks: list[Track]) -> list[int]:
-    """The register block for ``tracks`` (at most :data:`SLOTS`; the rest empty)."""
+    """The register block for ``tracks`` (the first :data:`SLOTS`; the rest empty: give them nearest first)."""
     words = []
     for t in tracks[:SLOTS]:
         words += [t.channel + 1, t.track_id % 65536, _word(10 * t.range_m), _word(100 * t.speed_mps)]
@@ -86,15 +86,17 @@ class ModbusRadarFeed:
 
 
 class VirtualRadar:
-    """A radar as a Modbus TCP server on loopback: :meth:`publish` puts tracks (or any words) in its block.
+    """Radars as a Modbus TCP server on loopback, one device per intersection (ids ``unit``, ``unit + 1``, ...):
+    :meth:`publish` puts tracks (or any words) in a device's block.
 
     :param host: address to bind.
     :param port: TCP port.
-    :param unit: its device id.
+    :param unit: the first device id.
+    :param units: how many devices.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 15030, unit: int = 1) -> None:
-        self.host, self.port, self.unit = host, port, unit
+    def __init__(self, host: str = "127.0.0.1", port: int = 15030, unit: int = 1, units: int = 1) -> None:
+        self.host, self.port, self.unit, self.units = host, port, unit, units
         self.server = None
 
     async def start(self) -> None:
@@ -103,17 +105,18 @@ class VirtualRadar:
         from pymodbus.simulator import DataType, SimData, SimDevice
 
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-        device = SimDevice(id=self.unit, simdata=(
+        devices = [SimDevice(id=self.unit + k, simdata=(
             [SimData(0, count=1, values=False, datatype=DataType.BITS)],
             [SimData(0, count=1, values=False, datatype=DataType.BITS)],
             [SimData(0, count=1, values=0, datatype=DataType.REGISTERS)],
-            [SimData(0, count=SLOTS * WORDS, values=0, datatype=DataType.REGISTERS)]))
-        self.server = ModbusTcpServer([device], address=(self.host, self.port))
+            [SimData(0, count=SLOTS * WORDS, values=0, datatype=DataType.REGISTERS)])) for k in range(self.units)]
+        self.server = ModbusTcpServer(devices, address=(self.host, self.port))
         await self.server.serve_forever(background=True)
 
-    async def publish(self, words: list[int]) -> None:
-        """Put ``words`` (e.g. :func:`encode_tracks`) in the track block."""
-        await self.server.async_setValues(self.unit, 4, 0, [int(w) % 65536 for w in words[:SLOTS * WORDS]])
+    async def publish(self, words: list[int], device: int = 0) -> None:
+        """Put ``words`` (e.g. :func:`encode_tracks`) in the track block of the ``device``-th radar (0-based)."""
+        await self.server.async_setValues(self.unit + device, 4, 0,
+                                          [int(w) % 65536 for w in words[:SLOTS * WORDS]])
 
     async def stop(self) -> None:
         """Close the server."""

@@ -41,6 +41,9 @@ class VirtualConfig:
     :param preempt: the cabinets run emergency-vehicle preemption, one preempt per approach phase (preempt *k*
         dwells in phase *k*); with SUMO, an emergency vehicle detected on an approach lane turns that preempt
         input on (:mod:`envs.priority_vehicles`).
+    :param radar_port: with ``sumo``: also serve the vehicles in each approach radar zone as radar tracks on this
+        TCP port (Modbus, one device per intersection, ids 1, 2, ...; layout :mod:`hw.radar_feed`) and count
+        vehicles caught in the dilemma zone at yellow onsets (0: no radar).
     """
 
     protocol: str = "modbus"
@@ -57,6 +60,7 @@ class VirtualConfig:
     intersections: tuple[str, ...] = ()
     modbus_map: str | None = None
     preempt: bool = False
+    radar_port: int = 0
 
 
 async def run_virtual(config: VirtualConfig, ready=None) -> dict:
@@ -87,6 +91,14 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
     if config.sumo:
         sim = SignalSimulation(network, network.scenario(config.scenario), config.seed)
         index = {i.id: k for k, i in enumerate(sim.intersections)}
+    radar = radar_server = None
+    if sim is not None and config.radar_port:
+        from envs.radar_tracks import SumoRadar
+        from hw.radar_feed import VirtualRadar
+
+        radar = SumoRadar(sim.backend.api, inters)
+        radar_server = VirtualRadar(config.host, config.radar_port, units=len(inters))
+        await radar_server.start()
     tick, stop, where = await _serve(config, cabinets)
     if ready is not None:
         ready(where)
@@ -112,23 +124,40 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
             if sim is not None:
                 for inter, state in zip(inters, states):
                     sim.backend.set_state(inter.id, state)
+                if radar is not None:
+                    radar.count_onsets(states)
                 sim.backend.step()
                 sim.readings = sim.backend.read_detectors()
+                if radar is not None:
+                    await _publish_tracks(radar, radar_server)
             ticks += 1
             delay = start + ticks * period - time.monotonic()
             await asyncio.sleep(max(delay, 0.0))
     finally:
         await stop()
+        if radar_server is not None:
+            await radar_server.stop()
         metrics = None
         if sim is not None:
             # SUMO's trip metrics need the whole horizon; a run stopped early reports none
             metrics = sim.close() if sim.done else None
             sim.cleanup()
     passages = sim.priority_vehicles.passages if sim is not None and sim.priority_vehicles is not None else []
-    return {"seconds": ticks, "faults": sum(len(c.controller.monitor.violations) for c in cabinets),
-            "delay": None if metrics is None else metrics.delay_s,
-            "preemptions": sum(e.code == 105 for c in cabinets for e in c.controller.events),
-            "emergency_passages": [list(p) for p in passages]}
+    summary = {"seconds": ticks, "faults": sum(len(c.controller.monitor.violations) for c in cabinets),
+               "delay": None if metrics is None else metrics.delay_s,
+               "preemptions": sum(e.code == 105 for c in cabinets for e in c.controller.events),
+               "emergency_passages": [list(p) for p in passages]}
+    if radar is not None:
+        summary.update(dilemma_caught=radar.caught, yellow_onsets=radar.onsets)
+    return summary
+
+
+async def _publish_tracks(radar, server) -> None:
+    """Every intersection's radar tracks, nearest to the stop bar in time first (the block holds 30)."""
+    from hw.radar_feed import encode_tracks
+
+    for k, tracks in enumerate(radar.tracks()):
+        await server.publish(encode_tracks(sorted(tracks, key=lambda t: t.eta_s)), k)
 
 
 async def _serve(config: VirtualConfig, cabinets: list[FieldCabinet]):

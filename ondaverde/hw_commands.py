@@ -48,6 +48,10 @@ def add_virtual_controller_command(sub) -> None:
                    help="the cabinets run emergency-vehicle preemption, preempt k dwelling in phase k (Modbus preempt "
                         "coils / NTCIP preemptControlState call it; with --sumo an emergency vehicle within 300 m of "
                         "the stop bar on an approach lane turns that approach's preempt input on)")
+    p.add_argument("--radar-port", type=int, default=0,
+                   help="with --sumo: serve the vehicles in each approach radar zone as radar tracks over Modbus TCP "
+                        "on this port (device k+1 = intersection k; layout hw/radar_feed.py) and count vehicles "
+                        "caught in the dilemma zone at yellow onsets (default: no radar)")
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
 
 
@@ -57,12 +61,14 @@ def cmd_virtual_controller(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise InputError(f"port {args.port} is not a TCP port")
+    if args.radar_port and (not 0 < args.radar_port < 65536 or args.radar_port == args.port or not args.sumo):
+        raise InputError(f"--radar-port {args.radar_port} needs --sumo and a TCP port other than --port")
     network = args.sumo if isinstance(args.sumo, str) else args.network
     config = VirtualConfig(protocol=args.protocol, network=network, scenario=args.scenario, sumo=bool(args.sumo), seed=args.seed,
                            host=args.host, port=args.port, time_scale=args.time_scale, seconds=args.seconds,
                            local_policy=args.local_policy, backup_time_s=args.backup_time,
                            intersections=tuple(args.intersection), modbus_map=args.modbus_map,
-                           preempt=args.preempt)
+                           preempt=args.preempt, radar_port=args.radar_port)
     try:
         summary = asyncio.run(run_virtual(config, ready=lambda where: print(f"listening on {where}", flush=True)))
     except OSError as exc:  # the port is taken, the address is not ours

@@ -40,6 +40,10 @@ def add_run_command(sub) -> None:
     p.add_argument("--preempt", action="store_true",
                    help="with --sumo: emergency-vehicle preemption at every light (the cabinets run it from their "
                         "emitter receivers; the daemon's core mirrors it and logs events 102-111)")
+    p.add_argument("--dilemma-zone", action="store_true",
+                   help="with --sumo: radar tracks of the vehicles in each approach radar zone go to the daemon over "
+                        "Modbus (a virtual radar) and the daemon protects the dilemma zone; vehicles caught at yellow "
+                        "onsets are counted either way (default: no radar)")
     p.add_argument("--json", action="store_true", help="with --sumo: print the summary as JSON")
 
 
@@ -58,7 +62,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.config is not None:
         raise InputError("give either a configuration file or --sumo, not both")
     summary = run_sumo_loop(args.sumo, args.scenario, args.seed, args.policy, args.time_scale, args.events,
-                            night_flash=args.night_flash, duration_s=args.duration, preempt=args.preempt)
+                            night_flash=args.night_flash, duration_s=args.duration, preempt=args.preempt,
+                            dilemma_zone=args.dilemma_zone)
     if args.json:
         print(json.dumps(summary))
     else:
@@ -66,6 +71,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{summary['network']} {summary['scenario']}: {summary['seconds']} simulated s through "
               f"{summary['intersections']} virtual Modbus controllers; delay "
               + (f"{delay:.1f} s" if delay is not None else "not measured (stopped early)")
+              + (f", {summary['dilemma_caught']} vehicles caught in the dilemma zone at {summary['yellow_onsets']} "
+                 f"yellow onsets" if "dilemma_caught" in summary else "")
               + f", {summary['faults']} safety faults in the controllers, {summary['core_faults']} in the daemon's "
                 f"core, {summary['events']} events in {summary['event_log']}, {summary['wall_s']:.0f} s of wall time")
     return 0
@@ -73,7 +80,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, time_scale: float,
                   events: str | None, night_flash: str | None = None, duration_s: float = 0.0,
-                  preempt: bool = False) -> dict:
+                  preempt: bool = False, dilemma_zone: bool = False) -> dict:
     """The daemon driving every light of ``network`` through virtual Modbus controllers coupled to SUMO.
 
     :param network: network name or folder.
@@ -85,6 +92,7 @@ def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, ti
     :param night_flash: scheduled flash window ``HH:MM-HH:MM`` on the simulated clock, or None.
     :param duration_s: stop after this many simulated seconds (0: at the scenario's end).
     :param preempt: emergency-vehicle preemption at every light (cabinets and daemon).
+    :param dilemma_zone: the daemon reads radar tracks from the virtual radar and protects the dilemma zone.
     :return: the virtual controllers' summary (seconds, faults, delay) plus the event count, the daemon core's
         safety faults and the wall time.
     """
@@ -103,13 +111,15 @@ def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, ti
     if duration_s < 0:
         raise InputError(f"duration {duration_s} s must not be negative")
     lights = [i.id for i in intersections_of(spec)]
-    port = free_port()
+    port, radar_port = free_port(), free_port()
     tmp = tempfile.TemporaryDirectory(prefix="ondaverde-run-")
     log = events or str(Path(tmp.name) / "events.sqlite")
     config = parse_config({"network": network, "cycle_s": 1.0 / time_scale, "event_log": log,
                            "intersections": [{"id": light, "backend": "modbus", "address": f"127.0.0.1:{port}",
                                               "unit": k + 1, "policy": policy, "timeout_s": 2.0,
-                                              "preemption": preempt}
+                                              "preemption": preempt,
+                                              **({"radar": f"127.0.0.1:{radar_port}", "radar_unit": k + 1}
+                                                 if dilemma_zone else {})}
                                              for k, light in enumerate(lights)],
                           **({"night_flash": night_flash} if night_flash else {})}, "--sumo")
     # a backup timer of 1 s of wall time (at least 10 simulated s): at any time scale the central side has a second
@@ -121,6 +131,8 @@ def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, ti
         args.append("--preempt")
     if duration_s:
         args += ["--seconds", f"{duration_s:g}"]
+    # the virtual radar always counts dilemma-zone catches; the daemon reads it only with dilemma_zone
+    args += ["--radar-port", str(radar_port)]
 
     async def drive(proc) -> Daemon:
         # scheduled flash follows the simulated clock: the scenario's begin plus the controllers' seconds (their
@@ -155,4 +167,8 @@ def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, ti
     return {"network": spec.name, "scenario": scenario_name, "intersections": len(lights), **summary,
             "events": daemon.events_written, "event_log": log if events else "(temporary)",
             "core_faults": sum(len(c.controller.monitor.violations) for c in daemon.centrals),
+            **({"radar_tracks": sum(w.accepted for _, w in daemon.radars.values()),
+                "radar_dropped": sum(w.dropped for _, w in daemon.radars.values()),
+                "dilemma_holds": sum(c.controller.dilemma.holds for c in daemon.centrals
+                                     if c.controller.dilemma is not None)} if dilemma_zone else {}),
             "wall_s": time.perf_counter() - started}

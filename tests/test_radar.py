@@ -161,3 +161,13 @@ def test_a_held_end_is_final_once_the_zone_clears_unless_configured_otherwise():
         assert guard.choose(view(10.0), 1) == 0  # the policy gapped out: held
         guard.update([])  # the vehicle is through; a new actuation makes the policy want to extend again
         assert guard.choose(view(11.0), 0) == expected
+
+
+@pytest.mark.sumo
+def test_radar_tracks_reach_the_daemon_through_a_virtual_radar_in_the_field_loop():
+    from ondaverde.run_command import run_sumo_loop
+
+    summary = run_sumo_loop("single", None, 0, "actuated", 20.0, None, duration_s=200, dilemma_zone=True)
+    # SUMO's vehicles in the radar zones → Modbus → the daemon's radar watch → its dilemma-zone guard
+    assert summary["radar_tracks"] > 1000 and summary["radar_dropped"] == 0 and summary["dilemma_holds"] > 0
+    assert summary["faults"] == summary["core_faults"] == 0 and summary["yellow_onsets"] > 0
