@@ -222,8 +222,9 @@ class Daemon:
         ctrl = central.controller
         modes.set("monitor", ctrl.monitor.in_flash, ctrl.monitor.reason if ctrl.monitor.in_flash else "")
         inputs = central.reported[-1][1] if central.reported else None
-        mmu = inputs is not None and inputs.in_fault and central.link.up
-        modes.set("mmu", mmu, f"unitFlashStatus {inputs.status.flash_status}" if mmu else "")
+        if central.link.up and inputs is not None:  # with the link down the last report stands
+            mmu = inputs.in_fault
+            modes.set("mmu", mmu, f"unitFlashStatus {inputs.status.flash_status}" if mmu else "")
         health = ctrl.health
         calling = [d.kind != "exit" for d in ctrl.intersection.detectors]
         lost = health is not None and any(calling) and all(f for f, c in zip(health.failed, calling) if c)
