@@ -171,3 +171,17 @@ def test_radar_tracks_reach_the_daemon_through_a_virtual_radar_in_the_field_loop
     # SUMO's vehicles in the radar zones → Modbus → the daemon's radar watch → its dilemma-zone guard
     assert summary["radar_tracks"] > 1000 and summary["radar_dropped"] == 0 and summary["dilemma_holds"] > 0
     assert summary["faults"] == summary["core_faults"] == 0 and summary["yellow_onsets"] > 0
+
+
+def test_a_bad_radar_setting_is_listed_with_its_path():
+    from hw.daemon_config import ConfigError, parse_config
+
+    config = {"network": "single", "intersections": [{"id": "C", "backend": "modbus", "address": "127.0.0.1:1502",
+                                                      "radar": "radar-box", "radar_unit": 0}]}
+    with pytest.raises(ConfigError) as exc:
+        parse_config(config, "d.yaml")
+    assert any(p.startswith("intersections[0].radar: 'radar-box'") for p in exc.value.problems)
+    assert any(p.startswith("intersections[0].radar_unit: 0") for p in exc.value.problems)
+    ok = parse_config({**config, "intersections": [{**config["intersections"][0], "radar": "127.0.0.1:15030",
+                                                    "radar_unit": 2}]})
+    assert ok.intersections[0].radar == ("127.0.0.1", 15030) and ok.intersections[0].radar_unit == 2
