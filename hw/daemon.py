@@ -18,6 +18,8 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
 from controller.detector_health import DetectorHealth
 from controller.events import Event, EventCode, EventRecorder, policy_termination_code
 from controller.dilemma_zone import DilemmaZoneGuard
@@ -106,6 +108,7 @@ class Daemon:
         self.recorders: list[EventRecorder] = []
         #: per intersection, why it flashes (scheduled, manual, fault): :mod:`controller.flash_modes`
         self.modes: list[FlashModes] = []
+        self._calling: list[np.ndarray] = []
         #: per intersection with a radar: its feed and the watch that screens its tracks
         self.radars: dict[int, tuple] = {}
         self._radar_read = [0.0] * len(config.intersections)
@@ -121,6 +124,8 @@ class Daemon:
             self.centrals[-1].controller.modes.configure(list(cfg.preemption or ()), cfg.transit_priority)
             self.recorders.append(EventRecorder(inter, policy_termination_code(cfg.policy)))
             self.modes.append(FlashModes(inter))
+            # the detectors that place calls: when every one has failed, the intersection flashes
+            self._calling.append(np.array([d.kind != "exit" for d in inter.detectors], dtype=bool))
             if cfg.radar is not None:  # tracks feed dilemma-zone protection and approach-speed records
                 from hw.radar_feed import ModbusRadarFeed
 
@@ -225,10 +230,9 @@ class Daemon:
         if central.link.up and inputs is not None:  # with the link down the last report stands
             mmu = inputs.in_fault
             modes.set("mmu", mmu, f"unitFlashStatus {inputs.status.flash_status}" if mmu else "")
-        health = ctrl.health
-        calling = [d.kind != "exit" for d in ctrl.intersection.detectors]
-        lost = health is not None and any(calling) and all(f for f, c in zip(health.failed, calling) if c)
-        modes.set("detection", lost, f"{sum(calling)} detectors failed" if lost else "")
+        health, calling = ctrl.health, self._calling[k]
+        lost = health is not None and calling.any() and bool(health.failed[calling].all())
+        modes.set("detection", lost, f"{int(calling.sum())} detectors failed" if lost else "")
         self._apply_flash(k)
 
     async def _radar(self, k: int) -> None:
