@@ -132,6 +132,10 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
                     await _publish_tracks(radar, radar_server)
             ticks += 1
             delay = start + ticks * period - time.monotonic()
+            if delay < -period:
+                # behind schedule (a slow SUMO step, a busy machine): the clock slows down rather than catching up
+                # in a burst of seconds no central system could follow, as a real cabinet's clock never bursts
+                start, delay = time.monotonic() - ticks * period, 0.0
             await asyncio.sleep(max(delay, 0.0))
     finally:
         await stop()
