@@ -143,7 +143,7 @@ def test_dilemma_zone_protection_catches_fewer_vehicles_at_yellow_onset_in_sumo_
     assert plain["dilemma_holds"] == 0 and guarded["dilemma_holds"] > 0
     assert plain["dilemma_caught"] >= 20  # the measure sees the problem at all
     assert guarded["dilemma_caught"] <= 0.7 * plain["dilemma_caught"]
-    assert guarded["delay"] <= 1.10 * plain["delay"]  # measured +4 % on this seed, +2.5 % over seeds 0-2
+    assert guarded["delay"] <= 1.10 * plain["delay"]  # measured +1.1 % on this seed, +1.9 % over seeds 0-2
     assert guarded["violations"] == plain["violations"] == 0 and guarded["radar_dropped"] == 0
 
 
