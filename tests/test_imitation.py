@@ -62,8 +62,8 @@ def test_warm_start_imitates_the_teacher_and_runs_as_the_rl_controller(tmp_path)
     # the fitted actor reproduces the teacher better than "always extend" or "always the commonest phase" would
     assert warm["accuracy"] > max(warm["keep_accuracy"], warm["majority_accuracy"])
     # the warm-start policy ran through the core on a held-out seed: safely, and without the gridlock of a policy
-    # that has learned nothing (it decides every 5 s where its teacher decides every second: 1.1-1.6x its delay
-    # over training seeds 0 and 3)
+    # that has learned nothing (it decides every 5 s where its teacher decides every second: 1.6x its delay at
+    # training seed 3)
     evaluations = [json.loads(line) for line in (config.out / "evaluations.jsonl").read_text().splitlines()]
     assert evaluations[0]["timesteps"] == 0 and evaluations[0]["warm_start"]
     assert evaluations[0]["per_scenario"]["base"]["violations"] == 0
