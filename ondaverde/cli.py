@@ -12,18 +12,9 @@ import sys
 from pathlib import Path
 
 from controller.errors import InputError
+from ondaverde.netargs import seed_list
 
 EXIT_BAD_INPUT = 2
-
-
-def _seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seeds must be integers separated by commas, got {text!r}") from None
-    if not seeds:
-        raise argparse.ArgumentTypeError("give at least one seed")
-    return seeds
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -160,7 +151,7 @@ def _add_run_commands(sub, controllers: str, add_network_args) -> None:
                         "(default: fixed,actuated,maxpressure)")
     p.add_argument("--scenarios", type=_names, default=None,
                    help="comma-separated scenarios (default: --scenario, or the network's default)")
-    p.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="comma-separated SUMO seeds (default: 0,1,2)")
+    p.add_argument("--seeds", type=seed_list, default=[0, 1, 2], help="comma-separated SUMO seeds (default: 0,1,2)")
     p.add_argument("--jobs", type=int, default=None, help="parallel processes (default: CPU cores)")
     p.add_argument("--plot", type=Path, default=None, metavar="PNG", help="bar chart of delay per controller")
     p.add_argument("--policy", type=Path, default=None, metavar="NPZ",

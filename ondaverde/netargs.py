@@ -11,6 +11,17 @@ from networks.catalog import (DEFAULT_NETWORK, NetworkSpec, bundled_networks, lo
                               network_from_sumocfg)
 
 
+def seed_list(text: str) -> list[int]:
+    """An argparse type: comma-separated SUMO seeds (``0,1,2``) as a list of integers."""
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be integers separated by commas, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("give at least one seed")
+    return seeds
+
+
 def add_network_args(parser: argparse.ArgumentParser) -> None:
     """Add --network/--scenario/--net/--routes/--begin/--end to ``parser``."""
     g = parser.add_argument_group("network (bundled, your own folder, a .sumocfg, or --net with --routes)")

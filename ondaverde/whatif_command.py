@@ -10,16 +10,7 @@ import tempfile
 from pathlib import Path
 
 from controller.errors import InputError
-
-
-def _seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seeds must be integers separated by commas, got {text!r}") from None
-    if not seeds:
-        raise argparse.ArgumentTypeError("give at least one seed")
-    return seeds
+from ondaverde.netargs import seed_list
 
 
 def _hours(text: str) -> float:
@@ -62,7 +53,7 @@ def add_whatif_args(p: argparse.ArgumentParser) -> None:
                    help="with --net: YAML naming the light ('tl: ID', optional with one light) and the incoming "
                         "edge of each through phase ('approaches: {2: west_in, 6: east_in, ...}')")
     if not _has(p, "--seeds"):
-        g.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="comma-separated SUMO seeds (default: 0,1,2)")
+        g.add_argument("--seeds", type=seed_list, default=[0, 1, 2], help="comma-separated SUMO seeds (default: 0,1,2)")
     g.add_argument("--arrivals", choices=("counts", "recorded"), default="counts",
                    help="demand: 'counts' (default) draws Poisson arrivals at each 15-minute bin's recorded count; "
                         "'recorded' sends one vehicle per recorded detector actuation (advance detectors where a "
