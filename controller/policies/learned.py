@@ -85,10 +85,12 @@ class PolicyFile:
 
 
 class IntervalFeatures:
-    """The phase features a learned policy decides on, built every ``every`` steps from the detector data of the
-    steps in between (loop counts summed, stop-bar occupancy averaged), as the training environment's detectors
-    aggregate them over a decision interval. Shared by :class:`LearnedPolicy` and by whatever records a teacher's
-    decisions for imitation, so both see the very same vector.
+    """The phase features a learned policy decides on, built every ``every`` steps: loop counts summed over the
+    steps in between, everything else (stop-bar occupancy, vehicles and queues in radar and exit zones) as read on the decision step. That is
+    what the training environment reads when it reads detectors once per decision interval (SUMO's loops count
+    over their aggregation period; occupancy, queue and zone vehicles are last-step values). Shared by
+    :class:`LearnedPolicy` and by whatever records a teacher's decisions for imitation, so both see the very
+    same vector as training.
 
     :param intersection: the intersection.
     :param step_s: controller step, seconds.
@@ -100,8 +102,9 @@ class IntervalFeatures:
         self.step_s = step_s
         self.every = max(1, round(delta_time_s / step_s))
         self._steps = 0
+        #: loops count vehicles passing (summed over the interval); radar and exit zones count vehicles present
+        self._is_loop = np.array([d.kind in ("stopbar", "advance") for d in intersection.detectors], dtype=bool)
         self._count = np.zeros(len(intersection.detectors))
-        self._occupancy = np.zeros(len(intersection.detectors))
         self._started = False
 
     def update(self, view: SignalView) -> np.ndarray | None:
@@ -109,25 +112,24 @@ class IntervalFeatures:
         ``every`` steps), else None."""
         r = view.readings
         self._count += r.count
-        self._occupancy += r.occupancy
         self._steps += 1
         if self._started and self._steps < self.every:
             return None
         self._started = True
         n = self._steps
-        summed = type(r)(r.time_s, r.occupied, self._count, r.halting, self._occupancy / n, r.speed_mps)
+        count = np.where(self._is_loop, self._count, r.count)
+        summed = type(r)(r.time_s, r.occupied, count, r.halting, r.occupancy, r.speed_mps)
         features = self.features(view.phase, view.next_phase, view.interval is Interval.GREEN,
                                  view.green_elapsed_s, view.min_green_done, summed, n * self.step_s)
         self._count = np.zeros_like(self._count)
-        self._occupancy = np.zeros_like(self._occupancy)
         self._steps = 0
         return features
 
 
 class LearnedPolicy(Policy):
     """Asks for the phase slot with the highest logit (among the light's own phases when the policy was trained
-    with action masking), every ``delta_time_s`` (the interval it was trained with); loop counts and occupancy
-    are accumulated over the interval, as the training environment's detectors aggregate them.
+    with action masking), every ``delta_time_s`` (the interval it was trained with), on the features of
+    :class:`IntervalFeatures`.
 
     :param path: the policy file, or one already loaded (shared by all lights of a run).
     """
