@@ -97,6 +97,26 @@ class ModbusFieldServer:
             await self._publish(k, readings[k])
         return states
 
+    async def answered(self, timeout_s: float, poll_s: float = 0.0005) -> bool:
+        """Wait until the central system wrote a new heartbeat at every unit since its last tick (the heartbeat is
+        the last write of a decision's commands: :meth:`hw.modbus_adapter.ModbusAdapter.write`), serving requests
+        meanwhile; True when that happened within ``timeout_s`` wall seconds (lock-step runs)."""
+        import asyncio
+        import time
+
+        end = time.monotonic() + timeout_s
+        pending = set(range(len(self.cabinets)))
+        while True:
+            for k in sorted(pending):
+                heartbeat = (await self.server.async_getValues(k + 1, 3, self.map.heartbeat, 1))[0]
+                if heartbeat != (self._heartbeats[k] or 0):
+                    pending.discard(k)
+            if not pending:
+                return True
+            if time.monotonic() >= end:
+                return False
+            await asyncio.sleep(poll_s)
+
     async def _take_commands(self, k: int) -> None:
         m, s, unit = self.map, self.server, k + 1
         heartbeat = (await s.async_getValues(unit, 3, m.heartbeat, 1))[0]
@@ -122,13 +142,17 @@ class ModbusFieldServer:
                      m.safety_state: int(cab.controller.monitor.in_flash),
                      m.last_fault: int(bool(cab.controller.monitor.violations)),
                      m.heartbeat_echo: self._heartbeats[k] or 0, m.control_status: st.control_status,
-                     m.clock: st.clock_s % 65536, m.phase_ons: st.phase_ons, m.phase_nexts: st.phase_nexts,
-                     m.preempt_status: st.preempt_active}
+                     m.phase_ons: st.phase_ons, m.phase_nexts: st.phase_nexts, m.preempt_status: st.preempt_active}
         for address, value in registers.items():
             await s.async_setValues(unit, 4, address, [int(value)])
         await s.async_setValues(unit, 2, m.preempt_input, [n in cab.preempt_inputs for n in range(1, 9)])
-        if readings is None:
-            return
+        if readings is not None:
+            await self._publish_detectors(k, readings)
+        # the clock last: a central system that sees the new second finds the whole second published
+        await s.async_setValues(unit, 4, m.clock, [int(st.clock_s % 65536)])
+
+    async def _publish_detectors(self, k: int, readings: DetectorReadings) -> None:
+        m, s, unit = self.map, self.server, k + 1
         n = min(len(readings.count), DETECTORS)
         loops = self._loops[k][:n]
         self._counts[k][:n] += np.where(loops, readings.count[:n], 0).astype(np.int64)

@@ -84,6 +84,8 @@ class NtcipFieldAgent:
         self.engine = None
         self.store = _Store()
         self.writes = 0
+        #: the central system SET the control objects since the last tick (what a lock-step run waits for)
+        self.answered = False
         n_det = min(len(cabinet.intersection.detectors), MAX_DETECTORS)
         self._n_det = n_det
         self._loops = np.array([d.kind in ("stopbar", "advance") for d in cabinet.intersection.detectors[:n_det]])
@@ -175,11 +177,13 @@ class NtcipFieldAgent:
             self.cabinet.backup_time_s = float(seconds) if seconds > 0 else math.inf
         if any(oid in controls for oid in oids):
             self.cabinet.refresh()
+            self.answered = True
 
     # ------------------------------------------------------------------ cabinet side
     def tick(self, readings: DetectorReadings) -> str:
         """One cabinet second: take the control objects, step, publish; returns the state to show."""
         s, cab = self.store, self.cabinet
+        self.answered = False  # a lock-step run waits for the control objects' SET answering this second
         if cab.remote:
             flash = O.PATTERN_FLASH in (s.get(O.SYSTEM_PATTERN_CONTROL), s.get(O.COORD_OPERATIONAL_MODE))
             cab.receive(PhaseCommands(phases_of(s.get(O.CONTROL_HOLD + (1,))),

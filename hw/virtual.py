@@ -3,7 +3,10 @@ optionally coupled to SUMO (software in the loop: the cabinets' outputs drive SU
 drive the cabinets' inputs).
 
 The clock runs ``time_scale`` cabinet seconds per wall second (1 = real time), so a test can run ten simulated
-minutes in a few wall seconds through a real TCP server.
+minutes in a few wall seconds through a real TCP server. In lock step (``lock_step``) there is no wall clock: each
+cabinet second begins only once the central system has answered the previous one over the protocol (a new
+heartbeat on Modbus, a SET of the control objects on NTCIP) at every intersection, so what the cabinets and SUMO do
+no longer depends on how busy the machine is.
 """
 
 from __future__ import annotations
@@ -44,6 +47,13 @@ class VirtualConfig:
     :param radar_port: with ``sumo``: also serve the vehicles in each approach radar zone as radar tracks on this
         TCP port (Modbus, one device per intersection, ids 1, 2, ...; layout :mod:`hw.radar_feed`) and count
         vehicles caught in the dilemma zone at yellow onsets (0: no radar).
+    :param lock_step: no wall clock: the next cabinet second begins once every intersection's central system has
+        answered the last one (``time_scale`` is ignored).
+    :param lock_step_timeout_s: in lock step, wall seconds to wait for an answer before the second goes on without
+        one (counted as ``unanswered``; the cabinet's backup timer, in cabinet seconds, then runs as in the field).
+    :param first_answer_timeout_s: in lock step, wall seconds to wait for the very first answer (the central system
+        may still be starting).
+    :param work_dir: with ``sumo``: keep SUMO's tripinfo and statistics files in this folder (None: temporary).
     """
 
     protocol: str = "modbus"
@@ -61,6 +71,10 @@ class VirtualConfig:
     modbus_map: str | None = None
     preempt: bool = False
     radar_port: int = 0
+    lock_step: bool = False
+    lock_step_timeout_s: float = 10.0
+    first_answer_timeout_s: float = 120.0
+    work_dir: str | None = None
 
 
 async def run_virtual(config: VirtualConfig, ready=None) -> dict:
@@ -89,7 +103,13 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
                              preempt_plans_for(i) if config.preempt else None) for i in inters]
     sim = None
     if config.sumo:
-        sim = SignalSimulation(network, network.scenario(config.scenario), config.seed)
+        from pathlib import Path
+
+        work_dir = None
+        if config.work_dir is not None:
+            work_dir = Path(config.work_dir)
+            work_dir.mkdir(parents=True, exist_ok=True)
+        sim = SignalSimulation(network, network.scenario(config.scenario), config.seed, work_dir=work_dir)
         index = {i.id: k for k, i in enumerate(sim.intersections)}
     radar = radar_server = None
     if sim is not None and config.radar_port:
@@ -99,11 +119,11 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
         radar = SumoRadar(sim.backend.api, inters)
         radar_server = VirtualRadar(config.host, config.radar_port, units=len(inters))
         await radar_server.start()
-    tick, stop, where = await _serve(config, cabinets)
+    tick, stop, where, answered = await _serve(config, cabinets)
     if ready is not None:
         ready(where)
     period = 1.0 / config.time_scale
-    start, ticks = time.monotonic(), 0
+    start, ticks, unanswered = time.monotonic(), 0, 0
     idle = [DetectorReadings.empty(len(i.detectors)) for i in inters]
     try:
         while True:
@@ -111,6 +131,11 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
                 break
             if sim is not None and sim.done:
                 break
+            if config.lock_step:
+                # the central system's answer to the second just shown must be in before the next one begins
+                wait_s = config.lock_step_timeout_s if ticks else config.first_answer_timeout_s
+                if not await answered(wait_s):
+                    unanswered += 1
             if sim is not None:
                 readings = [sim.readings[index[i.id]] for i in inters]
                 if sim.priority_vehicles is not None:  # the cabinets' emitter receivers (measured always)
@@ -131,6 +156,9 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
                 if radar is not None:
                     await _publish_tracks(radar, radar_server)
             ticks += 1
+            if config.lock_step:
+                await asyncio.sleep(0)  # let the protocol side answer the requests that came in
+                continue
             delay = start + ticks * period - time.monotonic()
             if delay < -period:
                 # behind schedule (a slow SUMO step, a busy machine): the clock slows down rather than catching up
@@ -147,7 +175,7 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
             metrics = sim.close() if sim.done else None
             sim.cleanup()
     passages = sim.priority_vehicles.passages if sim is not None and sim.priority_vehicles is not None else []
-    summary = {"seconds": ticks, "faults": sum(len(c.controller.monitor.violations) for c in cabinets),
+    summary = {"seconds": ticks, "unanswered": unanswered, "faults": sum(len(c.controller.monitor.violations) for c in cabinets),
                "delay": None if metrics is None else metrics.delay_s,
                "preemptions": sum(e.code == 105 for c in cabinets for e in c.controller.events),
                "emergency_passages": [list(p) for p in passages]}
@@ -165,13 +193,15 @@ async def _publish_tracks(radar, server) -> None:
 
 
 async def _serve(config: VirtualConfig, cabinets: list[FieldCabinet]):
-    """Open the protocol side; returns (tick coroutine function, stop coroutine function, where it listens)."""
+    """Open the protocol side; returns (tick coroutine function, stop coroutine function, where it listens,
+    ``answered(timeout_s)``: waits until every cabinet has had the central system's answer to its last second,
+    True when it came within ``timeout_s`` wall seconds)."""
     from controller.errors import InputError
 
     if config.protocol == "modbus":
         server = ModbusFieldServer(cabinets, config.host, config.port, ModbusMap.load(config.modbus_map))
         await server.start()
-        return server.tick, server.stop, f"{config.host}:{config.port}"
+        return server.tick, server.stop, f"{config.host}:{config.port}", server.answered
     if config.protocol != "ntcip":
         raise InputError(f"unknown protocol {config.protocol!r}; choose from: modbus, ntcip")
     from hw.ntcip_field import NtcipFieldAgent
@@ -196,4 +226,19 @@ async def _serve(config: VirtualConfig, cabinets: list[FieldCabinet]):
         for agent in agents:
             agent.stop()
 
-    return tick, stop, f"udp {config.host}:{config.port}..{config.port + len(cabinets) - 1}"
+    async def answered(timeout_s: float) -> bool:
+        return await _wait_for(lambda: all(agent.answered for agent in agents), timeout_s)
+
+    return tick, stop, f"udp {config.host}:{config.port}..{config.port + len(cabinets) - 1}", answered
+
+
+async def _wait_for(predicate, timeout_s: float, poll_s: float = 0.0005) -> bool:
+    """Serve the event loop until ``predicate()`` holds or ``timeout_s`` wall seconds pass; its last value."""
+    if predicate():
+        return True
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        await asyncio.sleep(poll_s)
+        if predicate():
+            return True
+    return bool(predicate())

@@ -52,6 +52,15 @@ def add_virtual_controller_command(sub) -> None:
                    help="with --sumo: serve the vehicles in each approach radar zone as radar tracks over Modbus TCP "
                         "on this port (device k+1 = intersection k; layout hw/radar_feed.py) and count vehicles "
                         "caught in the dilemma zone at yellow onsets (default: no radar)")
+    p.add_argument("--lock-step", action="store_true",
+                   help="no wall clock: each cabinet second begins only after the central system answered the last "
+                        "one at every intersection (a new Modbus heartbeat, a SET of the NTCIP control objects); "
+                        "--time-scale is ignored (default: follow the wall clock)")
+    p.add_argument("--lock-step-timeout", type=float, default=10.0, metavar="S",
+                   help="with --lock-step: wall seconds to wait for the central system's answer before the second "
+                        "goes on without it (counted as unanswered in the summary) (default: 10)")
+    p.add_argument("--keep-output", default=None, metavar="DIR",
+                   help="with --sumo: keep SUMO's tripinfo and statistics files in DIR (default: a temporary folder)")
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
 
 
@@ -68,7 +77,10 @@ def cmd_virtual_controller(args: argparse.Namespace) -> int:
                            host=args.host, port=args.port, time_scale=args.time_scale, seconds=args.seconds,
                            local_policy=args.local_policy, backup_time_s=args.backup_time,
                            intersections=tuple(args.intersection), modbus_map=args.modbus_map,
-                           preempt=args.preempt, radar_port=args.radar_port)
+                           preempt=args.preempt, radar_port=args.radar_port, lock_step=args.lock_step,
+                           lock_step_timeout_s=args.lock_step_timeout, work_dir=args.keep_output)
+    if not args.lock_step_timeout > 0:
+        raise InputError(f"--lock-step-timeout {args.lock_step_timeout} s must be positive")
     try:
         summary = asyncio.run(run_virtual(config, ready=lambda where: print(f"listening on {where}", flush=True)))
     except OSError as exc:  # the port is taken, the address is not ours
