@@ -239,6 +239,30 @@ def read_metrics(
     )
 
 
+def delay_by_period(tripinfo_path: Path, statistic_path: Path | None, begin_s: float, end_s: float,
+                    period_s: float = 3600.0) -> list[tuple[float, int, float]]:
+    """The contract delay per period of scheduled departure (e.g. per hour of a day run), in one pass.
+
+    :param tripinfo_path: tripinfo XML written with the options of :func:`sumo_output_args`.
+    :param statistic_path: statistic XML of the same run (its end time), or ``None``.
+    :param begin_s: first period's start, seconds of simulation time.
+    :param end_s: last period's end, seconds of simulation time.
+    :param period_s: period length, seconds.
+    :return: per period (start s, vehicles scheduled to depart in it, their mean delay s; NaN when none).
+    """
+    if not end_s > begin_s or not period_s > 0:
+        raise ValueError(f"periods of {period_s} s from {begin_s} to {end_s} s")
+    stats = _read_statistics(statistic_path) if statistic_path is not None else None
+    n = math.ceil((end_s - begin_s) / period_s)
+    sums, counts = [0.0] * n, [0] * n
+    for rec in iter_vehicle_records(tripinfo_path, stats[0] if stats else None, assumed_end_s=end_s):
+        if begin_s <= rec.scheduled_depart_s < end_s:
+            k = int((rec.scheduled_depart_s - begin_s) // period_s)
+            sums[k] += rec.delay_s
+            counts[k] += 1
+    return [(begin_s + k * period_s, counts[k], _mean(sums[k], counts[k])) for k in range(n)]
+
+
 def iter_vehicle_records(
     tripinfo_path: Path, run_end_s: float | None = None, *, assumed_end_s: float | None = None
 ) -> Iterator[VehicleRecord]:

@@ -123,7 +123,7 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
     if ready is not None:
         ready(where)
     period = 1.0 / config.time_scale
-    start, ticks, unanswered = time.monotonic(), 0, 0
+    start, ticks, unanswered, waiting = time.monotonic(), 0, 0, True
     idle = [DetectorReadings.empty(len(i.detectors)) for i in inters]
     try:
         while True:
@@ -132,10 +132,12 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
             if sim is not None and sim.done:
                 break
             if config.lock_step:
-                # the central system's answer to the second just shown must be in before the next one begins
-                wait_s = config.lock_step_timeout_s if ticks else config.first_answer_timeout_s
-                if not await answered(wait_s):
-                    unanswered += 1
+                # the central system's answer to the second just shown must be in before the next one begins; once
+                # it failed to come, the seconds go on without waiting (the cabinets' backup timers run out as in
+                # the field) until the central system answers again
+                wait_s = (config.lock_step_timeout_s if ticks else config.first_answer_timeout_s) if waiting else 0.0
+                waiting = await answered(wait_s)
+                unanswered += not waiting
             if sim is not None:
                 readings = [sim.readings[index[i.id]] for i in inters]
                 if sim.priority_vehicles is not None:  # the cabinets' emitter receivers (measured always)
@@ -175,7 +177,9 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
             metrics = sim.close() if sim.done else None
             sim.cleanup()
     passages = sim.priority_vehicles.passages if sim is not None and sim.priority_vehicles is not None else []
-    summary = {"seconds": ticks, "unanswered": unanswered, "faults": sum(len(c.controller.monitor.violations) for c in cabinets),
+    summary = {"seconds": ticks, "unanswered": unanswered,
+               # times a cabinet's backup timer lapsed and it fell back to local timing
+               "lost_control": sum(len(c.log.lost_control) for c in cabinets), "faults": sum(len(c.controller.monitor.violations) for c in cabinets),
                "delay": None if metrics is None else metrics.delay_s,
                "preemptions": sum(e.code == 105 for c in cabinets for e in c.controller.events),
                "emergency_passages": [list(p) for p in passages]}
