@@ -23,6 +23,9 @@ from hw.modbus_adapter import ModbusAdapter
 
 #: most seconds the core catches up after a late poll
 MAX_CATCH_UP_S = 5
+#: longest jump of the cabinet clock between two polls taken as time that passed (a link lost for up to an hour);
+#: a longer one (a restarted controller's clock starting again from 0) counts as one second
+MAX_CLOCK_JUMP_S = 3600
 
 
 @dataclass
@@ -111,6 +114,9 @@ class CentralIntersection:
         self.link, self.unit = link, unit
         self.heartbeat = 0
         self.last_clock: int | None = None
+        #: the cabinet's seconds, unwrapped: its clock register counts modulo 65536 s (18 h 12 min), but the core's
+        #: timers (gap, detector health, radar) need a time that never goes back
+        self.elapsed_s = 0
         self._counts = None
         #: (cabinet clock s, state the core commanded for that second, its green and yellow phase bitmasks)
         self.commanded: list[tuple[int, str, int, int]] = []
@@ -159,15 +165,19 @@ class CentralIntersection:
         """
         clock = inputs.status.clock_s
         self.reported.append((clock, inputs))
-        readings = readings_from(inputs, self.intersection, self._counts, float(clock))
+        # a late poll (the cabinet's clock moved on by more than a second): step the core as many seconds, so its
+        # phase machine keeps time with the cabinet's; after a long gap (a lost link) one step, the commands resync
+        behind = (clock - self.last_clock) % 65536 if self.last_clock is not None else 1
+        if self.last_clock is None:
+            self.elapsed_s = clock
+        else:
+            self.elapsed_s += behind if behind <= MAX_CLOCK_JUMP_S else 1
+        self.last_clock = clock
+        readings = readings_from(inputs, self.intersection, self._counts, float(self.elapsed_s))
         self._counts = inputs.counts
         preemption = self.controller.modes.preemption
         if preemption is not None:
             preemption.set_inputs(set(inputs.unit.get("preempt_inputs", ())) | self.preempt_commands)
-        # a late poll (the cabinet's clock moved on by more than a second): step the core as many seconds, so its
-        # phase machine keeps time with the cabinet's; after a long gap (a lost link) one step, the commands resync
-        behind = (clock - self.last_clock) % 65536 if self.last_clock is not None else 1
-        self.last_clock = clock
         catch_up = behind - 1 if 1 < behind <= MAX_CATCH_UP_S else 0
         for k in range(catch_up):
             self.controller.step(readings)

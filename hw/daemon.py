@@ -256,7 +256,7 @@ class Daemon:
             ctrl.dilemma.update([])
             state.radar_errors = feed.errors
             return
-        clock = self.centrals[k].last_clock or 0
+        clock = self.centrals[k].elapsed_s  # unwrapped: the watch's windows need a time that never goes back
         ctrl.dilemma.update(watch.receive(float(clock), tracks))
         if watch.events:
             at = self._last_at[k] if self._last_at[k] is not None else time.time()

@@ -167,16 +167,10 @@ def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, ti
     args += ["--radar-port", str(radar_port)]
 
     async def drive(proc) -> Daemon:
-        # scheduled flash follows the simulated clock: the scenario's begin plus the controllers' seconds (their
-        # clock register wraps at 65536 s, so count the wraps)
-        seen = {"clock": 0, "wraps": 0}
-
+        # scheduled flash follows the simulated clock: the scenario's begin plus the controllers' seconds (unwrapped
+        # by the daemon: their clock register wraps at 65536 s)
         def minute_of_day() -> int:
-            clock = daemon.centrals[0].last_clock or 0
-            if clock < seen["clock"]:
-                seen["wraps"] += 1
-            seen["clock"] = clock
-            return int((scenario_spec.begin_s + clock + 65536 * seen["wraps"]) // 60) % 1440
+            return int((scenario_spec.begin_s + daemon.centrals[0].elapsed_s) // 60) % 1440
 
         daemon = Daemon(config, minute_of_day=minute_of_day)
         stop = asyncio.Event()
