@@ -96,10 +96,12 @@ class SumoPriorityVehicles:
         self.counts = {"emergency_vehicles_seen": 0, "preempt_calls": 0, "bus_check_ins": 0}
         #: per controller, the preempt numbers whose input is on now (an emitter detected on one of its approaches)
         self.calls: list[set[int]] = [set() for _ in controllers]
-        # emergency vehicle -> [controller index, (time, odometer, time loss) at entry, ... now, speed limit]
+        # emergency vehicle -> [controller index, (time, odometer, time loss) at entry, ... now, speed limit,
+        # met a red]
         self._passing: dict[str, list] = {}
-        #: emergency vehicles' passages: (vehicle, traffic-light id, SUMO time loss s, control delay s)
-        self.passages: list[tuple[str, str, float, float]] = []
+        #: emergency vehicles' passages: (vehicle, traffic-light id, SUMO time loss s, control delay s, met red);
+        #: *met red*: the signal of the vehicle's own link showed red or yellow while it was in the receiver's reach
+        self.passages: list[tuple[str, str, float, float, bool]] = []
         # the reference speed of an approach: the fastest of its phase's approach lanes' speed limits
         self._speed_limit: dict[tuple[int, int], float] = {}
         for lane, (k, phase, _) in self.lanes.items():
@@ -167,20 +169,32 @@ class SumoPriorityVehicles:
             return
         now = (self.api.simulation.getTime(), v.getDistance(vid), v.getTimeLoss(vid))
         if passing is None:
-            self._passing[vid] = [where[0], now, now, self._speed_limit.get((where[0], where[1]), 13.89)]
+            passing = self._passing[vid] = [where[0], now, now, self._speed_limit.get((where[0], where[1]), 13.89),
+                                            False]
         else:
             passing[2] = now
+        if not passing[4] and where is not None and where[1] >= 0:
+            passing[4] = self._sees_red(vid, self.controllers[where[0]].intersection.id)
+
+    def _sees_red(self, vid: str, tls: str) -> bool:
+        """True when the next signal on ``vid``'s route is ``tls`` and its link shows red or yellow."""
+        ahead = self.api.vehicle.getNextTLS(vid)
+        if not ahead:
+            return False
+        first = ahead[0]
+        return first[0] == tls and first[3] in "rRyYu"
 
     def _passed(self, vid: str) -> None:
-        k, (t0, d0, loss0), (t1, d1, loss1), limit = self._passing.pop(vid)
+        k, (t0, d0, loss0), (t1, d1, loss1), limit, red = self._passing.pop(vid)
         control = max(0.0, (t1 - t0) - (d1 - d0) / limit)
-        self.passages.append((vid, self.controllers[k].intersection.id, round(loss1 - loss0, 2), round(control, 2)))
+        self.passages.append((vid, self.controllers[k].intersection.id, round(loss1 - loss0, 2), round(control, 2),
+                              red))
 
     def intersection_delays(self, control: bool = False) -> dict[str, float]:
         """Per emergency vehicle, its delay through the signals it passed: SUMO's time loss summed over the
         passages, or with ``control`` the control delay (s)."""
         out: dict[str, float] = {}
-        for vid, _, loss, delay in self.passages:
+        for vid, _, loss, delay, _ in self.passages:
             out[vid] = round(out.get(vid, 0.0) + (delay if control else loss), 2)
         return dict(sorted(out.items()))
 

@@ -138,6 +138,7 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
         if sim.priority_vehicles is not None:
             metrics["emergency_intersection_delay"] = sim.priority_vehicles.intersection_delays()
             metrics["emergency_intersection_control_delay"] = sim.priority_vehicles.intersection_delays(control=True)
+            metrics["emergency_passages"] = [list(p) for p in sim.priority_vehicles.passages]
             machine.update(sim.priority_vehicles.counts)
             machine["tsp_services"] = sum(c.modes.priority.services for c in sim.controllers
                                           if c.modes.priority is not None)

@@ -394,11 +394,13 @@ def extras_xml(net_file: Path, begin: int, hours: int, scale: float, tag: str) -
     end = begin + 3600 * hours
     flows = []
 
-    def flow(fid, vtype, edges, per_hour, stops=""):
+    def flow(fid, vtype, edges, per_hour, stops="", poisson=False):
         if per_hour <= 0:
             return
-        period = 3600.0 / per_hour
-        flows.append((begin, f'    <flow id="{tag}.{fid}" type="{vtype}" begin="{begin}" end="{end}" period="{period:.1f}" '
+        # poisson: exponential headways drawn by SUMO from its --seed (random arrivals, e.g. emergency calls);
+        # otherwise a fixed period from ``begin`` (timetabled or steady streams)
+        period = f"exp({per_hour / 3600.0:.8f})" if poisson else f"{3600.0 / per_hour:.1f}"
+        flows.append((begin, f'    <flow id="{tag}.{fid}" type="{vtype}" begin="{begin}" end="{end}" period="{period}" '
                              f'departLane="best" departSpeed="max"><route edges="{" ".join(edges)}"/>{stops}</flow>'))
 
     for lid, (a, b) in CORREDOR_AZUL.items():
@@ -410,7 +412,7 @@ def extras_xml(net_file: Path, begin: int, hours: int, scale: float, tag: str) -
     for k, (a, b) in enumerate(BICYCLE_ROUTES):
         flow(f"bike{k}", "bicycle", _route(net, a, b), round(BICYCLES_PER_HOUR * scale))
     for k, (a, b) in enumerate((("AQ_N_A1", "D3_DIAG_S"), ("LARCOMAR_L4", "A1_AQ_N"), ("PARDO_W_P4", "G4_ANG_E"))):
-        flow(f"emergency{k}", "emergency", _route(net, a, b), EMERGENCY_PER_HOUR / 3)
+        flow(f"emergency{k}", "emergency", _route(net, a, b), EMERGENCY_PER_HOUR / 3, poisson=True)
     flow("probe", "probe", _route(net, *AREQUIPA_PROBE), 3600 / PROBE_PERIOD_S)
     persons = []
     for k, (a, b) in enumerate(WALKS):

@@ -63,10 +63,11 @@ def test_emergency_vehicle_preempts_in_the_core_and_the_bus_checks_in_and_out(tm
     assert preempt[:2] == [102, 105] and 107 in preempt and preempt.index(104) < preempt.index(111)
     tsp = [c for c in codes if c in (112, 115)]
     assert tsp == [112, 115]  # the bus checked in on the approach and out at the stop bar
-    (vid, signal, delay, _), = seen.passages
-    (_, _, without, _), = plain.passages
+    (vid, signal, delay, _, met_red), = seen.passages
+    (_, _, without, _, plain_red), = plain.passages
     # seed 0: without preemption the ambulance meets a red and the queue in front of it
     assert vid == "ambulance.0" and signal == ctrl.intersection.id and without > 3.0 and delay < 0.5 * without
+    assert plain_red and not met_red  # the passage is marked as meeting a red only where it did
     assert not ctrl.monitor.violations
 
 
@@ -78,7 +79,7 @@ def test_emergency_vehicle_is_preempted_through_the_modbus_virtual_controller(tm
     log = tmp_path / "events.sqlite"
     summary = run_sumo_loop(str(folder), "ev", 0, "actuated", 20.0, str(log), preempt=True)
     assert summary["faults"] == 0 and summary["preemptions"] >= 1  # the cabinet's own core ran it
-    (vid, _, delay, _), = summary["emergency_passages"]
+    (vid, _, delay, _, _), = summary["emergency_passages"]
     # the loop's timing follows the wall clock, so whether the ambulance would have met a red without preemption
     # varies from run to run (in the core, seed 0, it meets one: 20 s; see the test above); with preemption its
     # time loss through the signal stays that of following traffic
