@@ -167,3 +167,26 @@ def test_the_report_compares_every_emergency_vehicle_and_bus_type_run_against_ru
     text = format_report(records)
     assert "1 of 2 vehicles at least 50 % lower" in text and "60.0 -> 61.0 s (+1.7 %" in text
     assert "azul" in text and "200.0 -> 150.0 s (-25.0 %)" in text
+
+
+def test_the_report_pairs_each_passage_and_reads_off_the_must_show():
+    from training.priority_report import format_report, passage_rows
+
+    def record(controller, delay, passages):
+        return {"scenario": "am", "controller": controller, "seed": 0, "delay": delay,
+                "emergency_intersection_delay": {}, "emergency_passages": passages}
+
+    # ambulance a passes signal J1 twice (a loop) and J2 once; b passes J1 on green both ways
+    records = [record("actuated", 60.0, [["a", "J1", 30.0, 28.0, True], ["a", "J2", 12.0, 10.0, True],
+                                         ["b", "J1", 6.0, 1.0, False], ["a", "J1", 20.0, 18.0, True]]),
+               record("actuated+preempt", 64.0, [["a", "J1", 3.0, 1.0, False], ["b", "J1", 5.5, 0.5, False],
+                                                 ["a", "J2", 9.0, 4.0, False], ["a", "J1", 12.0, 11.0, False]])]
+    rows = passage_rows(records)
+    assert [(r["vehicle"], r["signal"], r["delay_without"], r["delay_with"], r["red_without"]) for r in rows] == [
+        ("a", "J1", 30.0, 3.0, True), ("b", "J1", 6.0, 5.5, False), ("a", "J2", 12.0, 9.0, True),
+        ("a", "J1", 20.0, 12.0, True)]
+    text = format_report(records)
+    assert "check (as worded): 1 of 4 passages" in text
+    # control delay of the three passages that met a red: 28 -> 1 and 10 -> 4 are halved, 18 -> 11 is not
+    assert "control delay): 2 of 3 at least 50 % lower; 1 passages met no red" in text
+    assert "overall delay actuated -> actuated+preempt +6.7 % (NOT within 5 %, 1 seeds)" in text

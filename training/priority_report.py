@@ -43,6 +43,79 @@ def preemption_rows(records: list[dict]) -> list[dict]:
     return rows
 
 
+def passage_rows(records: list[dict]) -> list[dict]:
+    """One row per emergency vehicle's passage through a signal, paired with the same vehicle's same passage (its
+    *n*-th through that signal) on the same seed without preemption: time loss and control delay both ways (s), and
+    whether it met a red (or yellow) without preemption. Runs without per-passage records are skipped."""
+    runs, rows = _by_run(records), []
+    for with_mode, without in comparisons(records, "preempt"):
+        for (scenario, controller, seed), r in runs.items():
+            if controller != with_mode or (scenario, without, seed) not in runs:
+                continue
+            base = _keyed_passages(runs[(scenario, without, seed)].get("emergency_passages") or [])
+            for key, (loss, control, red) in _keyed_passages(r.get("emergency_passages") or []).items():
+                if key not in base:
+                    continue
+                b_loss, b_control, b_red = base[key]
+                rows.append({"scenario": scenario, "controller": with_mode, "seed": seed, "vehicle": key[0],
+                             "signal": key[1], "delay_without": b_loss, "delay_with": loss,
+                             "control_without": b_control, "control_with": control, "red_without": bool(b_red)})
+    return rows
+
+
+def _keyed_passages(passages: list) -> dict[tuple[str, str, int], tuple[float, float, bool]]:
+    """(vehicle, signal, n-th passage of the vehicle through that signal) -> (time loss, control delay, met red)."""
+    out, seen = {}, {}
+    for vid, signal, loss, control, *red in passages:
+        n = seen[vid, signal] = seen.get((vid, signal), -1) + 1
+        out[vid, signal, n] = (loss, control, bool(red and red[0]))
+    return out
+
+
+def halved(without: float, with_: float) -> bool:
+    """True when ``with_`` is at least 50 % lower than ``without`` (both 0 counts: nothing was left to save).
+
+    >>> halved(40.0, 20.0), halved(6.0, 5.0), halved(0.0, 0.0)
+    (True, False, True)
+    """
+    return with_ <= 0.5 * without
+
+
+def must_show_lines(records: list[dict]) -> list[str]:
+    """The issue-6 check read off the runs: passages (and vehicles) at least 50 % lower with preemption, as worded
+    (time loss through each signal, every passage) and as the proposed restatement (control delay of the
+    passages that met a red without preemption), and the overall delay change (within 5 %)."""
+    out = []
+    passes = passage_rows(records)
+    if passes:
+        met = sum(halved(p["delay_without"], p["delay_with"]) for p in passes)
+        out.append(f"check (as worded): {met} of {len(passes)} passages through a signal have their time loss at "
+                   f"least 50 % lower with preemption")
+        red = [p for p in passes if p["red_without"]]
+        met_red = sum(halved(p["control_without"], p["control_with"]) for p in red)
+        out.append(f"check (proposed: passages that met a red without preemption, control delay): {met_red} of "
+                   f"{len(red)} at least 50 % lower; {len(passes) - len(red)} passages met no red without it "
+                   f"(their time loss {_span([p['delay_without'] for p in passes if not p['red_without']])} s)")
+    vehicles = preemption_rows(records)
+    if vehicles:
+        met = sum(halved(v["delay_without"], v["delay_with"]) for v in vehicles)
+        out.append(f"check (per vehicle, summed over its signals): {met} of {len(vehicles)} at least 50 % lower")
+    runs = _by_run(records)
+    for with_mode, without in comparisons(records, "preempt"):
+        pairs = [(runs[(s, without, seed)]["delay"], r["delay"]) for (s, c, seed), r in runs.items()
+                 if c == with_mode and (s, without, seed) in runs]
+        if pairs:
+            base, new = statistics.fmean(a for a, _ in pairs), statistics.fmean(b for _, b in pairs)
+            change = 100 * (new - base) / base
+            out.append(f"check: overall delay {without} -> {with_mode} {change:+.1f} % "
+                       f"({'within' if abs(change) <= 5 else 'NOT within'} 5 %, {len(pairs)} seeds)")
+    return out
+
+
+def _span(values: list[float]) -> str:
+    return f"{min(values):.1f}-{max(values):.1f}" if values else "-"
+
+
 def format_report(records: list[dict]) -> str:
     """Text tables of :func:`preemption_rows`, overall delay change, and bus delay per type with and without TSP
     ('' when no controller with ``+preempt`` or ``+tsp`` ran beside its base)."""
@@ -61,6 +134,15 @@ def format_report(records: list[dict]) -> str:
         met = sum(x >= 50 for x in reductions)
         out.append(f"  {met} of {len(rows)} vehicles at least 50 % lower; smallest reduction "
                    f"{min(reductions):.1f} %, median {statistics.median(reductions):.1f} %")
+    passes = passage_rows(records)
+    if passes:
+        out.append("emergency vehicles, each passage through a signal: time loss s without -> with preemption "
+                   "(control delay in brackets); * met a red without preemption:")
+        for p in passes:
+            out.append(f"  {p['scenario']:<9} seed {p['seed']:<3} {p['vehicle']:<24} {p['signal']:<8} "
+                       f"{'*' if p['red_without'] else ' '} {p['delay_without']:6.1f} -> {p['delay_with']:6.1f}  "
+                       f"({p['control_without']:.1f} -> {p['control_with']:.1f})"
+                       f"{'' if halved(p['delay_without'], p['delay_with']) else '  < 50 % lower'}")
     for mode in ("preempt", "tsp"):
         for with_mode, without in comparisons(records, mode):
             pairs = [(runs[(s, without, seed)], r) for (s, c, seed), r in runs.items()
@@ -79,4 +161,5 @@ def format_report(records: list[dict]) -> str:
                     if before and after:
                         x, y = statistics.fmean(before), statistics.fmean(after)
                         out.append(f"  bus type {t:<14} delay {x:.1f} -> {y:.1f} s ({100 * (y - x) / x:+.1f} %)")
+    out += must_show_lines(records)
     return "\n".join(out)
