@@ -5,8 +5,9 @@ command) goes on → after the preempt *delay* (a call that drops before it neve
 ends the green being served early, but not below the preempt minimum green, and cuts a walk to the preempt
 minimum walk; the yellow and red clearance of every ending green, and the pedestrian clearance, always run in
 full (the phase machine times them, the safety monitor checks them) → optional *track clearance* green → *dwell*
-on the emergency approach's phase while the call is present, for at least the minimum dwell and beyond max green
-→ *exit* to the exit phase. *Maximum presence* ends a stuck call. A lower priority number wins; a call of equal
+on the emergency approach's phase while the call is present, for at least the minimum dwell (cut short once the
+call has dropped when another preempt call is waiting: ``dwell_yields``) and beyond max green → *exit* to the exit
+phase. *Maximum presence* ends a stuck call. A lower priority number wins; a call of equal
 or lower priority waits until the preemption being served ends.
 
 Every step is logged in the Indiana hi-res codes: 102 call on → 105 entry started → (106 track clearance) →
@@ -56,6 +57,10 @@ class PreemptPlan:
     :param track_phase: index of a track (queue) clearance phase served before the dwell, or None.
     :param track_green_s: track clearance green, seconds (0 skips it).
     :param min_dwell_s: shortest dwell, seconds.
+    :param dwell_yields: when the call has dropped (the emergency vehicle is through) and another preempt call is
+        ready and waiting, end the dwell without running out ``min_dwell_s``: the minimum dwell is for the vehicle
+        being served, and holding it would make a second emergency vehicle wait behind an empty green (two
+        ambulances converging on one intersection). False keeps the full minimum dwell in every case.
     :param max_presence_s: a call present longer than this is taken as stuck and ends the preemption (log 110)
         until it drops and comes again; 0 disables.
     :param exit_phase: index of the phase served on exit, or None to hand back to the policy at once.
@@ -70,6 +75,7 @@ class PreemptPlan:
     track_phase: int | None = None
     track_green_s: float = 0.0
     min_dwell_s: float = 10.0
+    dwell_yields: bool = True
     max_presence_s: float = 180.0
     exit_phase: int | None = None
 
@@ -212,7 +218,8 @@ class Preemption:
             self._in_track(plan, machine)
         elif self.stage is PreemptStage.DWELL:
             machine.request(plan.dwell_phase)
-            if not called and time_s - self._stage_since >= plan.min_dwell_s:
+            if not called and (time_s - self._stage_since >= plan.min_dwell_s
+                               or (plan.dwell_yields and self._another_waiting(plan))):
                 self._exit(machine)
         if self.stage is PreemptStage.EXIT:
             self._in_exit(plan, machine)
@@ -246,6 +253,11 @@ class Preemption:
         ready = [(self.plans[n].rank, c.on_since, n) for n, c in self._calls.items()
                  if not c.stuck and self._now - c.on_since >= self.plans[n].delay_s]
         return self.plans[min(ready)[2]] if ready else None
+
+    def _another_waiting(self, plan: PreemptPlan) -> bool:
+        """True when a call other than ``plan``'s is ready to be served (delay passed, not stuck)."""
+        return any(n != plan.number and not c.stuck and self._now - c.on_since >= self.plans[n].delay_s
+                   for n, c in self._calls.items())
 
     def _enter(self, plan: PreemptPlan, machine: PhaseMachine) -> None:
         self.active = plan

@@ -40,6 +40,8 @@ from envs.metrics import SUMO_DEFAULT_VTYPE_CLASSES, iter_vehicle_records
 #: emitter receivers' reach along the approach lane, metres (optical/radio emitters: typically 300+ m; the lane
 #: itself is the limit on city blocks)
 PREEMPT_RANGE_M = 300.0
+#: below this speed a vehicle counts as stopped, m/s (5 km/h, the HCM's stopped-vehicle threshold)
+STOPPED_MPS = 5 / 3.6
 #: transit check-in distance, metres (the 150 m approach radar zone of the automatic detectors)
 CHECKIN_RANGE_M = 150.0
 
@@ -99,8 +101,10 @@ class SumoPriorityVehicles:
         # emergency vehicle -> [controller index, (time, odometer, time loss) at entry, ... now, speed limit,
         # met a red]
         self._passing: dict[str, list] = {}
-        #: emergency vehicles' passages: (vehicle, traffic-light id, SUMO time loss s, control delay s, met red);
-        #: *met red*: the signal of the vehicle's own link showed red or yellow while it was in the receiver's reach
+        #: emergency vehicles' passages: (vehicle, traffic-light id, SUMO time loss s, control delay s, arrived on
+        #: red): *arrived on red*: the signal of the vehicle's own link showed red or yellow when it reached the
+        #: stop bar (SUMO's blue-light device lets an emergency vehicle cross a red at 20 km/h and yield inside the
+        #: junction), or while it stood (below :data:`STOPPED_MPS`) in the receiver's reach (in the queue)
         self.passages: list[tuple[str, str, float, float, bool]] = []
         # the reference speed of an approach: the fastest of its phase's approach lanes' speed limits
         self._speed_limit: dict[tuple[int, int], float] = {}
@@ -174,15 +178,17 @@ class SumoPriorityVehicles:
         else:
             passing[2] = now
         if not passing[4] and where is not None and where[1] >= 0:
-            passing[4] = self._sees_red(vid, self.controllers[where[0]].intersection.id)
+            red, distance = self._signal_ahead(vid, self.controllers[where[0]].intersection.id)
+            # the stop bar is reached within this step (or the vehicle stands in the queue) while red
+            passing[4] = red and (distance <= max(v.getSpeed(vid), 1.0) or v.getSpeed(vid) < STOPPED_MPS)
 
-    def _sees_red(self, vid: str, tls: str) -> bool:
-        """True when the next signal on ``vid``'s route is ``tls`` and its link shows red or yellow."""
+    def _signal_ahead(self, vid: str, tls: str) -> tuple[bool, float]:
+        """(the link of ``vid`` at ``tls`` shows red or yellow, metres to its stop bar); (False, inf) when the next
+        signal on its route is another one."""
         ahead = self.api.vehicle.getNextTLS(vid)
-        if not ahead:
-            return False
-        first = ahead[0]
-        return first[0] == tls and first[3] in "rRyYu"
+        if not ahead or ahead[0][0] != tls:
+            return False, float("inf")
+        return ahead[0][3] in "rRyYu", float(ahead[0][2])
 
     def _passed(self, vid: str) -> None:
         k, (t0, d0, loss0), (t1, d1, loss1), limit, red = self._passing.pop(vid)

@@ -161,6 +161,25 @@ def test_a_lower_priority_call_waits_for_the_one_being_served():
     assert states[60] == "rrGG"
 
 
+@pytest.mark.parametrize("yields", [True, False])
+def test_a_dwell_whose_vehicle_is_through_yields_to_a_waiting_call(yields):
+    """Two ambulances converging: preempt 2 waits for preempt 1; once 1's call drops (its vehicle crossed), the
+    remaining minimum dwell is given up for 2 (``dwell_yields``), or run out in full without it."""
+    inter = two_phase_intersection()
+    plans = [PreemptPlan(n, dwell_phase=n - 1, min_dwell_s=30, dwell_yields=yields) for n in (1, 2)]
+    ctrl = _controller(inter, plans)
+    states = _run(ctrl, 120, {10: _call(1, True), 14: _call(2, True), 20: _call(1, False), 90: _call(2, False)})
+    times = {(e.code, e.param): e.time_s for e in ctrl.events if e.code in PREEMPT_CODES}
+    dwell_1 = times[107, 1]
+    assert dwell_1 < 20 and times[104, 1] == 20
+    if yields:
+        assert times[111, 1] == 20 and times[105, 2] <= 21  # straight on to the waiting call
+    else:
+        assert times[111, 1] == dwell_1 + 30 and times[105, 2] >= dwell_1 + 30
+    first_green_2 = next(t for t in range(21, 120) if states[t] == "rrGG")
+    assert first_green_2 == times[107, 2]  # the yellow and all-red of phase 0 still ran in full (checked by _run)
+
+
 def test_scheduled_flash_waits_for_the_preemption_and_follows_it():
     inter = two_phase_intersection()
     ctrl = _controller(inter, [PreemptPlan(1, dwell_phase=1, min_dwell_s=5)])
@@ -229,7 +248,7 @@ def preempt_plans(draw, inter) -> list[PreemptPlan]:
             number, draw(phase), priority=draw(st.sampled_from([None, 1])), delay_s=draw(st.sampled_from([0, 0, 3])),
             min_green_s=draw(st.sampled_from([0.0, 1.0, 2.5, 5.0])), min_walk_s=draw(st.sampled_from([0.0, 2.0, 4.5])),
             track_phase=draw(st.one_of(st.none(), phase)), track_green_s=draw(st.sampled_from([0.0, 4.0])),
-            min_dwell_s=draw(st.sampled_from([0.0, 5.0])), max_presence_s=draw(st.sampled_from([0.0, 30.0, 120.0])),
+            min_dwell_s=draw(st.sampled_from([0.0, 5.0, 15.0])), dwell_yields=draw(st.booleans()), max_presence_s=draw(st.sampled_from([0.0, 30.0, 120.0])),
             exit_phase=draw(st.one_of(st.none(), phase))))
     return plans
 
