@@ -188,5 +188,6 @@ def test_the_report_pairs_each_passage_and_reads_off_the_must_show():
     text = format_report(records)
     assert "check (as worded): 1 of 4 passages" in text
     # control delay of the three passages that met a red: 28 -> 1 and 10 -> 4 are halved, 18 -> 11 is not
-    assert "control delay): 2 of 3 at least 50 % lower; 1 passages met no red" in text
+    assert "arrived on red without preemption): 2 of 3 at least 50 % lower; 1 passages arrived on green" in text
     assert "overall delay actuated -> actuated+preempt +6.7 % (NOT within 5 %, 1 seeds)" in text
+    assert "lost over 2 s more with preemption than without: 0" in text and "NOT at least 50 % lower (3 of 4)" in text
