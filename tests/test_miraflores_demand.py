@@ -128,3 +128,12 @@ def test_am_peak_runs_in_sumo_with_stops_pedestrians_and_emergency(tmp_path):
     infos = ET.parse(trips).getroot()
     assert infos.findall("personinfo")
     assert any(t.get("vType") == "emergency" for t in infos.iter("tripinfo"))
+
+
+def test_the_committed_extras_are_the_builders_output():
+    """The bundled extras (buses, bicycles, Poisson ambulances, ...) are what the deterministic builder writes."""
+    from networks.build_miraflores import extras_xml
+
+    begin, factors = PEAK_PROFILES["am-peak"]
+    text = extras_xml(FOLDER / NET, begin, len(factors), 1.0, "am-peak")
+    assert text == (FOLDER / "am-peak.extra.rou.xml").read_text(encoding="utf-8")
