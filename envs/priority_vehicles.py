@@ -99,7 +99,7 @@ class SumoPriorityVehicles:
         #: per controller, the preempt numbers whose input is on now (an emitter detected on one of its approaches)
         self.calls: list[set[int]] = [set() for _ in controllers]
         # emergency vehicle -> [controller index, (time, odometer, time loss) at entry, ... now, speed limit,
-        # met a red]
+        # arrived on red]
         self._passing: dict[str, list] = {}
         #: emergency vehicles' passages: (vehicle, traffic-light id, SUMO time loss s, control delay s, arrived on
         #: red): *arrived on red*: the signal of the vehicle's own link showed red or yellow when it reached the
