@@ -4,7 +4,8 @@ Both sides simulate the same net, routes, detectors, outputs, seed and horizon. 
 from ``reset()`` to the end of the horizon (imports and process start excluded); the whole-process
 ratio times a fresh Python process doing the same, imports included. Best of ``repeats`` on each side,
 interleaved; the CPU-time ratio beside it is steadier on a shared machine. The env runs a trivial
-policy: a fixed cycle with the network's own program greens, so both sides carry similar traffic.
+policy: the network's own fixed program followed through the core (:func:`_trivial_actions`), so both sides
+carry the same traffic.
 """
 
 from __future__ import annotations
@@ -18,28 +19,30 @@ from pathlib import Path
 
 import numpy as np
 
+from controller.policies.base import Interval
 from envs.episode import DEFAULT_DELTA_TIME_S
 from networks.catalog import largest_bundled_network, load_network
 
 
-#: clearance time the trivial policy allows between its greens, seconds (yellow + all-red, roughly)
-TRIVIAL_CLEARANCE_S = 6.0
-
-
-def _trivial_actions(env, step: int) -> np.ndarray:
-    """A fixed cycle per light with the network's own program greens: the traffic, and so SUMO's own
-    cost (which grows with the vehicles in the network), stays close to the plain sumo run."""
+def _trivial_actions(env) -> np.ndarray:
+    """The network's own fixed program, followed through the core: each light keeps its green for the
+    program's green time (to the nearest decision), then asks for the next phase in program order; the core
+    times the yellow and all-red, as the plain sumo side's program does (the net's phases with the core's
+    clearances). Both sides then carry the same traffic, and SUMO's own cost, which grows with the vehicles
+    in the network, is the same on both."""
     ep = env.episodes
-    t = step * ep.delta_time_s
+    half = ep.delta_time_s / 2
     actions = []
     for agent in ep.agents:
-        phases = ep.intersections[ep.agent_index[agent]].phases
-        cycle = sum(p.program_green_s + TRIVIAL_CLEARANCE_S for p in phases)
-        into, k = t % cycle, 0
-        while into >= phases[k].program_green_s + TRIVIAL_CLEARANCE_S:
-            into -= phases[k].program_green_s + TRIVIAL_CLEARANCE_S
-            k += 1
-        actions.append(k)
+        k = ep.agent_index[agent]
+        machine = ep.sim.controllers[k].machine
+        phases = ep.intersections[k].phases
+        if machine.interval is not Interval.GREEN:  # changing: keep asking for the phase it changes to
+            actions.append(machine.target)
+        elif machine.green_elapsed_s + half >= phases[machine.phase].program_green_s:
+            actions.append((machine.phase + 1) % len(phases))
+        else:
+            actions.append(machine.phase)
     return np.array(actions)
 
 
@@ -51,13 +54,11 @@ def _env_run(network: str, scenario: str | None, seed: int) -> tuple[float, floa
     from envs.gym_env import SignalEnv
 
     env = SignalEnv(network, scenario)
-    plan = [_trivial_actions(env, k) for k in range(int(env.episodes.scenario.duration_s
-                                                            / env.episodes.delta_time_s) + 1)]
     start, cpu = time.perf_counter(), time.process_time()
     env.reset(seed=seed)
     steps, truncated = 0, False
     while not truncated:
-        _, _, _, truncated, _ = env.step(plan[min(steps, len(plan) - 1)])
+        _, _, _, truncated, _ = env.step(_trivial_actions(env))
         steps += 1
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     env.close()
