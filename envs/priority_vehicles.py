@@ -128,7 +128,7 @@ class SumoPriorityVehicles:
             if vid in self._passing:
                 self._passed(vid)
         calls: list[set[int]] = [set() for _ in self.controllers]
-        for vid in self.emergency:
+        for vid in sorted(self.emergency):
             where = self._near(vid, self.preempt_range_m)
             if where is not None:
                 calls[where[0]].add(where[1] + 1)
@@ -143,7 +143,7 @@ class SumoPriorityVehicles:
                 p.set_inputs(calls[k])
         self.calls = calls
         present: dict[str, tuple[int, int]] = {}
-        for vid in self.buses:
+        for vid in sorted(self.buses):  # check-in order must not depend on the string hash seed
             where = self._near(vid, self.checkin_range_m)
             if where is not None and not self._stop_ahead(vid):
                 present[vid] = where

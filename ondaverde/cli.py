@@ -147,7 +147,8 @@ def _add_run_commands(sub, controllers: str, add_network_args) -> None:
                    help=f"comma-separated, from: {controllers}; a core controller may add +preempt "
                         "(emergency vehicles call preemption at every light) and/or +tsp (buses check in for "
                         "transit priority), e.g. actuated,actuated+preempt,actuated+tsp: run beside the plain "
-                        "controller, the report compares every emergency vehicle's delay and each bus type's "
+                        "controller, the report compares every emergency vehicle's delay, each of its passages "
+                        "through a signal, and each bus type's, and prints the issue-6 check lines "
                         "(default: fixed,actuated,maxpressure)")
     p.add_argument("--scenarios", type=_names, default=None,
                    help="comma-separated scenarios (default: --scenario, or the network's default)")
