@@ -191,3 +191,18 @@ def test_the_report_pairs_each_passage_and_reads_off_the_must_show():
     assert "arrived on red without preemption): 2 of 3 at least 50 % lower; 1 passages arrived on green" in text
     assert "overall delay actuated -> actuated+preempt +6.7 % (NOT within 5 %, 1 seeds)" in text
     assert "lost over 2 s more with preemption than without: 0" in text and "NOT at least 50 % lower (3 of 4)" in text
+
+
+def test_runs_that_record_only_passages_get_the_per_vehicle_check_from_their_sums():
+    """``ondaverde run --sumo`` summaries carry passages, not per-vehicle sums: the report sums them."""
+    from training.priority_report import must_show_lines, preemption_rows
+
+    def record(controller, passages):
+        return {"scenario": "am", "controller": controller, "seed": 0, "delay": 60.0, "emergency_passages": passages}
+
+    records = [record("sil", [["a", "J1", 30.0, 28.0, True], ["a", "J2", 12.0, 10.0, True], ["b", "J1", 6.0, 1.0, False]]),
+               record("sil+preempt", [["a", "J1", 3.0, 1.0, False], ["a", "J2", 9.0, 4.0, False],
+                                      ["b", "J1", 5.5, 0.5, False]])]
+    rows = preemption_rows(records)
+    assert [(r["vehicle"], r["delay_without"], r["delay_with"]) for r in rows] == [("a", 42.0, 12.0), ("b", 6.0, 5.5)]
+    assert "check (per vehicle, summed over its signals): 1 of 2 at least 50 % lower" in must_show_lines(records)
