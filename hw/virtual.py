@@ -176,13 +176,15 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
             # SUMO's trip metrics need the whole horizon; a run stopped early reports none
             metrics = sim.close() if sim.done else None
             sim.cleanup()
-    passages = sim.priority_vehicles.passages if sim is not None and sim.priority_vehicles is not None else []
+    vehicles = sim.priority_vehicles if sim is not None else None
     summary = {"seconds": ticks, "unanswered": unanswered,
                # times a cabinet's backup timer lapsed and it fell back to local timing
                "lost_control": sum(len(c.log.lost_control) for c in cabinets), "faults": sum(len(c.controller.monitor.violations) for c in cabinets),
                "delay": None if metrics is None else metrics.delay_s,
                "preemptions": sum(e.code == 105 for c in cabinets for e in c.controller.events),
-               "emergency_passages": [list(p) for p in passages]}
+               "emergency_passages": [list(p) for p in vehicles.passages] if vehicles is not None else [],
+               # per emergency vehicle, time loss through its signals: the same field as evaluate's records
+               "emergency_intersection_delay": vehicles.intersection_delays() if vehicles is not None else {}}
     if radar is not None:
         summary.update(dilemma_caught=radar.caught, yellow_onsets=radar.onsets)
     return summary

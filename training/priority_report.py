@@ -31,9 +31,9 @@ def preemption_rows(records: list[dict]) -> list[dict]:
             if controller != with_mode or (scenario, without, seed) not in runs:
                 continue
             other = runs[(scenario, without, seed)]
-            base = _vehicle_delays(other)
+            base = other.get("emergency_intersection_delay") or {}
             trips, base_trips = r.get("emergency_vehicles") or {}, other.get("emergency_vehicles") or {}
-            for vid, delay in _vehicle_delays(r).items():
+            for vid, delay in (r.get("emergency_intersection_delay") or {}).items():
                 if vid in base:
                     before = base[vid]
                     rows.append({"scenario": scenario, "controller": with_mode, "seed": seed, "vehicle": vid,
@@ -41,17 +41,6 @@ def preemption_rows(records: list[dict]) -> list[dict]:
                                  "reduction_pct": 100.0 * (before - delay) / before if before > 0 else float("nan"),
                                  "trip_without": base_trips.get(vid), "trip_with": trips.get(vid)})
     return rows
-
-
-def _vehicle_delays(record: dict) -> dict[str, float]:
-    """Per emergency vehicle, its time loss through the signals it passed (s): the run's own sums, or, for a run
-    that records only passages (``ondaverde run --sumo``), the sum over its passages."""
-    if record.get("emergency_intersection_delay"):
-        return record["emergency_intersection_delay"]
-    out: dict[str, float] = {}
-    for vid, _signal, loss, *_ in record.get("emergency_passages") or []:
-        out[vid] = out.get(vid, 0.0) + loss
-    return out
 
 
 def passage_rows(records: list[dict]) -> list[dict]:
