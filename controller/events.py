@@ -102,7 +102,7 @@ class EventRecorder:
         self._flash_code = 2
 
     def observe(self, time_s: float, interval: Interval, phase: int, state: str, min_green_done: bool = False,
-                occupied: np.ndarray | None = None, max_outs: int = 0, flash_code: int = 5) -> list[Event]:
+                occupied: np.ndarray | None = None, max_outs: int = 0, flash_code: int | None = 5) -> list[Event]:
         """The events between the previous observation and this one.
 
         :param time_s: clock, seconds.
@@ -113,7 +113,9 @@ class EventRecorder:
         :param occupied: detector presence now (per detector), or None when not read this second.
         :param max_outs: the phase machine's count of max-outs so far.
         :param flash_code: the NTCIP unitFlashStatus logged when flash begins or, while flashing, changes (5 fault
-            monitor, 6 MMU, 3 automatic, 4 local manual, 1 other); 2 (not flashing) is logged when it ends.
+            monitor, 6 MMU, 3 automatic, 4 local manual, 1 other); 2 (not flashing) is logged when it ends. None:
+            no source in force (a released flash still timing its minimum or exit) keeps the code already logged
+            (3 if flash begins so).
         """
         sid, out = self.intersection.id, []
 
@@ -122,6 +124,8 @@ class EventRecorder:
 
         before, was = self._interval, self._phase
         number = phase + 1
+        if flash_code is None:
+            flash_code = self._flash_code if self._flash_code != 2 else 3
         if interval is Interval.FLASH and (before is not Interval.FLASH or flash_code != self._flash_code):
             emit(EventCode.UNIT_FLASH_STATUS_CHANGE, flash_code)  # flash begins, or its reason changes
         elif interval is not Interval.FLASH and before is Interval.FLASH:

@@ -321,7 +321,8 @@ class Daemon:
         at = base[1] + base[2]
         self._last_at[k] = at
         modes = self.modes[k]
-        code = modes.code if modes.reason is not None else (5 if ctrl.monitor.in_flash else 3)
+        # no source in force while still flashing: a released flash timing its minimum or exit keeps its code
+        code = modes.code if modes.reason is not None else (5 if ctrl.monitor.in_flash else None)
         self._pending += self.recorders[k].observe(at, ctrl.interval, m.phase, ctrl.state, m.may_end_green(),
                                                    inputs.presence, m.stats.max_outs, flash_code=code)
         if ctrl.events:  # detector faults and restores (their times are the controller's clock)

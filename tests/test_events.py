@@ -115,6 +115,24 @@ def test_detector_edges_give_on_and_off_with_the_channel():
     assert edges == [(10.0, C.DETECTOR_ON, 1), (13.0, C.DETECTOR_OFF, 1)]
 
 
+def test_a_released_flash_still_timing_its_minimum_keeps_its_flash_status_until_it_ends():
+    """A manual flash released before its minimum time flashes on with no source in force: no spurious
+    'automatic' (3) status in between (seen in the daemon when the release came early)."""
+    from controller.policies.base import Interval
+
+    inter = two_phase_intersection()
+    rec = EventRecorder(inter)
+    flash = [(Interval.GREEN, 0), (Interval.FLASH, 4), (Interval.FLASH, 4), (Interval.FLASH, None),
+             (Interval.FLASH, None), (Interval.ALL_RED, None), (Interval.GREEN, None)]
+    events = []
+    for t, (interval, code) in enumerate(flash):
+        events += rec.observe(float(t), interval, 0, "rr", flash_code=code)
+    assert [(e.time_s, e.param) for e in events if e.code == C.UNIT_FLASH_STATUS_CHANGE] == [(1.0, 4), (5.0, 2)]
+    rec = EventRecorder(inter)  # a flash begun with no source given is logged as automatic, as before
+    events = rec.observe(0.0, Interval.GREEN, 0, "rr") + rec.observe(1.0, Interval.FLASH, 0, "rr", flash_code=None)
+    assert [(e.code, e.param) for e in events if e.code == C.UNIT_FLASH_STATUS_CHANGE] == [(C.UNIT_FLASH_STATUS_CHANGE, 3)]
+
+
 def test_pedestrian_walk_clearance_and_dont_walk_are_logged_in_order():
     events = _record(crossroads_with_crosswalks(), 300)
     peds = [(e.code, e.param) for e in events if e.code in (C.PED_BEGIN_WALK, C.PED_BEGIN_CLEARANCE,
