@@ -12,6 +12,13 @@ What is used of SUMO's state is only what the roadside would report:
   where the vehicle will turn). The input drops when the vehicle crosses the stop bar (it leaves the lane).
   A joined signal (the Óvalo: one light over several junctions) is called from its own approaches only; inside
   it (on a ring segment between its junctions) a vehicle places no call, the circulating greens carry it.
+* **Route-aware preemption (GPS).** With ``route_horizon_s`` the vehicle's onboard unit also calls, as a GPS-based
+  preemption system does from the vehicle's position, heading and planned route, every signal on its route it
+  would reach within ``route_horizon_s`` seconds at the roads' speed limits (SUMO's ``getNextTLS``, which follows
+  the route), also beyond the next signal: the preempt a receiver on the approach lane the vehicle will use calls
+  (at that signal it replaces the receivers' call, whose guess upstream of the approach may differ). A joined signal (the Óvalo) is left to its receivers: holding a roundabout's entry green
+  ahead of the vehicle stops its ring, which then blocks the entry (measured: ambulances lost 80-280 s there with
+  30 s calls). The receivers' calls still come too.
 * **Transit priority.** A bus (vClass ``bus``: Corredor Azul and combi lines) checks in when it is within
   ``checkin_range_m`` of the stop bar on an approach lane (the approach radar zone) and has no stop left on that
   lane (a near-side stop first: it checks in once its doors closed), and checks out when it leaves the lane (at the
@@ -70,13 +77,19 @@ class SumoPriorityVehicles:
     :param controllers: the controllers (their modes must be configured for what is fed).
     :param preempt_range_m: emitter detection reach upstream of the stop bar, metres.
     :param checkin_range_m: transit check-in distance from the stop bar, metres.
+    :param route_horizon_s: route-aware (GPS) preemption: also call every signal on the vehicle's route it would
+        reach within this many seconds at the speed limits; None: the roadside receivers only.
     """
 
     def __init__(self, api, controllers: list[SignalController], preempt_range_m: float = PREEMPT_RANGE_M,
-                 checkin_range_m: float = CHECKIN_RANGE_M) -> None:
+                 checkin_range_m: float = CHECKIN_RANGE_M, route_horizon_s: float | None = None) -> None:
         self.api = api
         self.controllers = controllers
         self.preempt_range_m, self.checkin_range_m = preempt_range_m, checkin_range_m
+        if route_horizon_s is not None and not route_horizon_s > 0:
+            raise ValueError(f"route horizon {route_horizon_s} s must be positive")
+        self.route_horizon_s = route_horizon_s
+        self._index = {ctrl.intersection.id: k for k, ctrl in enumerate(controllers)}
         #: approach lane -> (controller index, phase index, lane length m)
         self.lanes: dict[str, tuple[int, int, float]] = {}
         #: approach lanes inside a joined signal (a ring segment of a signalised roundabout: a lane its own links
@@ -89,6 +102,8 @@ class SumoPriorityVehicles:
                     self.inside[lane] = k
                 else:
                     self.lanes[lane] = (k, phase, api.lane.getLength(lane))
+        #: controllers of joined signals (a ring between their junctions): no route-aware calls
+        self._joined = set(self.inside.values())
         #: lane upstream of an approach (no signal between) -> (controller index, phase, reach from its end m)
         self.upstream = self._upstream_lanes(preempt_range_m) if self.lanes else {}
         self.emergency: set[str] = set()
@@ -130,8 +145,14 @@ class SumoPriorityVehicles:
         calls: list[set[int]] = [set() for _ in self.controllers]
         for vid in sorted(self.emergency):
             where = self._near(vid, self.preempt_range_m)
+            # the route-aware unit knows the lane the vehicle will arrive on: at a signal it calls, its call replaces
+            # the receivers' guess (upstream of an approach a receiver calls the phase of most lanes the road feeds)
+            ahead = dict(self._route_calls(vid)) if self.route_horizon_s is not None else {}
+            for k, phase in ahead.items():
+                calls[k].add(phase + 1)
             if where is not None:
-                calls[where[0]].add(where[1] + 1)
+                if where[0] not in ahead:
+                    calls[where[0]].add(where[1] + 1)
             else:  # inside a joined signal: no call, but its passage through the cluster goes on
                 k = self.inside.get(v.getLaneID(vid))
                 where = (k, -1) if k is not None else None
@@ -160,6 +181,36 @@ class SumoPriorityVehicles:
                 if ctrl.modes.priority is not None:
                     ctrl.modes.priority.check_in(vid, where[1], ctrl.modes.time_s, None)
                     self.counts["bus_check_ins"] += 1
+
+    def _route_calls(self, vid: str) -> list[tuple[int, int]]:
+        """(controller index, phase) of every signal on ``vid``'s route it would reach within the route horizon at
+        the speed limits of the lanes ahead (the one it is on, then each signal's approach), the first passage
+        through each; none for a joined signal. The phase is the one a receiver on the approach lane it will use
+        calls."""
+        v = self.api.vehicle
+        lane = v.getLaneID(vid)
+        limit = max(v.getAllowedSpeed(vid), 1.0)
+        out = []
+        for tls, link, distance, _ in v.getNextTLS(vid):
+            k = self._index.get(tls)
+            if k is None:
+                continue
+            approach = self.lanes.get(self.controllers[k].intersection.links[link].from_lane)
+            if approach is not None:  # the slower of here and that approach: never an early ETA on a fast road
+                limit = min(limit, self._speed_limit.get((k, approach[1]), limit))
+            if distance / limit > self.route_horizon_s:
+                break
+            if approach is not None and k not in self._joined and all(k != kk for kk, _ in out):
+                out.append((k, approach[1]))
+        return out
+
+    def checked_in_phases(self) -> list[set[int]]:
+        """Per controller, the phases (1-based) with a bus checked in now: a cabinet's transit priority detector
+        inputs (:mod:`hw.virtual`)."""
+        out: list[set[int]] = [set() for _ in self.controllers]
+        for k, phase in self._checked_in.values():
+            out[k].add(phase + 1)
+        return out
 
     def _measure(self, vid: str, where: tuple[int, int] | None) -> None:
         """Follow an emergency vehicle from the receiver's reach through the junction (time, odometer, time loss)."""

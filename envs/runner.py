@@ -20,14 +20,20 @@ LEARNED = "rl"
 #: Policy file a network folder may hold, loaded by ``rl`` when no other file is given.
 DEFAULT_POLICY_FILE = "rl-policy.npz"
 #: modes a core controller's name may add, joined with ``+`` (``actuated+preempt+tsp``): emergency-vehicle
-#: preemption and transit signal priority at every light (:mod:`envs.priority_vehicles`)
-MODES = ("preempt", "tsp")
+#: preemption called by the roadside receivers (``preempt``) or by them and the vehicle's route-aware GPS unit
+#: (``preempt-gps``), and transit signal priority (``tsp``), at every light (:mod:`envs.priority_vehicles`)
+MODES = ("preempt", "preempt-gps", "tsp")
+#: how far ahead in time a route-aware (GPS) preempt calls the signals on the emergency vehicle's route, seconds at
+#: the speed limits (measured on Miraflores am-peak, see the README)
+GPS_PREEMPT_HORIZON_S = 30.0
 
 
-def split_controller(name: str) -> tuple[str, bool, bool]:
-    """``"actuated+preempt+tsp"`` -> ``("actuated", True, True)``: the base controller and the modes added."""
+def split_controller(name: str) -> tuple[str, str | None, bool]:
+    """``"actuated+preempt-gps+tsp"`` -> ``("actuated", "gps", True)``: the base controller, how preempts are
+    called (None: no preemption, ``receivers``, ``gps``) and whether transit priority is on."""
     base, *modes = name.split("+")
-    return base, "preempt" in modes, "tsp" in modes
+    preempt = "gps" if "preempt-gps" in modes else "receivers" if "preempt" in modes else None
+    return base, preempt, "tsp" in modes
 
 
 def controller_names() -> list[str]:
@@ -59,6 +65,8 @@ def check_controller(name: str) -> str:
         if mode not in MODES or modes.count(mode) > 1:
             raise InputError(f"controller {name!r}: {mode!r} is not a mode to add once (choose from: "
                              f"{', '.join(MODES)}, e.g. actuated+preempt)")
+    if "preempt" in modes and "preempt-gps" in modes:
+        raise InputError(f"controller {name!r}: preempt-gps already includes preempt; add one of them")
     if modes and base in SUMO_REFERENCE_CONTROLLERS:
         raise InputError(f"controller {name!r}: {base} runs inside SUMO, not through the core; preemption and "
                          "priority need a core controller")
@@ -107,7 +115,8 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
     """
     check_controller(controller)
     name, (controller, preempt, tsp) = controller, split_controller(controller)
-    modes = {"preempt": preempt, "transit_priority": tsp}
+    modes = {"preempt": preempt is not None, "transit_priority": tsp,
+             "preempt_route_s": GPS_PREEMPT_HORIZON_S if preempt == "gps" else None}
     scenario = network.scenario(scenario_name)
     start = time.perf_counter()
     if controller in SUMO_REFERENCE_CONTROLLERS:

@@ -61,6 +61,9 @@ class SignalSimulation:
         onsets (:attr:`radar`); ``protect`` also gives every controller dilemma-zone protection; None: neither.
     :param preempt: emergency-vehicle preemption at every light, called by emitter detection on the approach
         lanes (:mod:`envs.priority_vehicles`).
+    :param preempt_route_s: with ``preempt``, route-aware (GPS) calls too: every signal on an emergency vehicle's
+        route it would reach within this many seconds (:class:`envs.priority_vehicles.SumoPriorityVehicles`); None:
+        the roadside receivers only.
     :param transit_priority: transit signal priority at every light, buses checking in on the approach lanes.
     :param measure_priority_vehicles: follow emergency vehicles and buses to measure their delay through each signal
         even with neither mode on (the comparison with and without them needs it); off for the learning
@@ -71,7 +74,8 @@ class SignalSimulation:
                  reference: str | None = None, work_dir: Path | None = None, gui: bool = False,
                  use_traci: bool = False, decision_period_s: float = 1.0, read_period_s: float = 1.0,
                  demand_scale: float = 1.0, dilemma_zone: str | None = None, preempt: bool = False,
-                 transit_priority: bool = False, measure_priority_vehicles: bool = True) -> None:
+                 transit_priority: bool = False, measure_priority_vehicles: bool = True,
+                 preempt_route_s: float | None = None) -> None:
         if dilemma_zone not in (None, "count", "protect"):
             raise InputError(f"dilemma zone {dilemma_zone!r} is not count or protect")
         self.network, self.scenario, self.seed = network, scenario, seed
@@ -126,7 +130,8 @@ class SignalSimulation:
                                 or (measure_priority_vehicles and {"emergency", "bus"} & classes)):
             for ctrl in self.controllers:
                 configure_priority(ctrl, preempt, transit_priority)
-            self.priority_vehicles = SumoPriorityVehicles(self.backend.api, self.controllers)
+            self.priority_vehicles = SumoPriorityVehicles(self.backend.api, self.controllers,
+                                                          route_horizon_s=preempt_route_s)
             if preempt or transit_priority:
                 self.skip_quiet = False  # a preempt call or check-in may arrive any second
         self.readings: list[DetectorReadings] = (self.backend.read_detectors() if self.controlled else [])

@@ -133,6 +133,9 @@ class FieldCabinet:
         self.controller.modes.configure(preempt_plans)
         #: preempt inputs on now (the cabinet's own emitter receivers / preempt detectors), 1-based numbers
         self.preempt_inputs: frozenset[int] = frozenset()
+        #: transit priority detector inputs on now, 1-based phase numbers (a bus checked in on that phase's
+        #: approach): reported to the central system, which runs the priority; local timing ignores them
+        self.priority_inputs: frozenset[int] = frozenset()
         self.local = local_policy
         self.local.reset(intersection, step_s)
         self.step_s = step_s
@@ -165,6 +168,10 @@ class FieldCabinet:
     def set_preempt_inputs(self, numbers) -> None:
         """The cabinet's preempt inputs now on (1-based preempt numbers; others are off)."""
         self.preempt_inputs = frozenset(int(n) for n in numbers)
+
+    def set_priority_inputs(self, phases) -> None:
+        """The cabinet's transit priority detector inputs now on (1-based phase numbers; others are off)."""
+        self.priority_inputs = frozenset(int(n) for n in phases)
 
     @property
     def preempting(self) -> bool:

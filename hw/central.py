@@ -131,6 +131,8 @@ class CentralIntersection:
         #: preempt numbers the central system calls (:meth:`hw.daemon.Daemon.command_preempt`); the cabinet runs the
         #: sequence, and the core here mirrors it from these and the cabinet's reported preempt inputs
         self.preempt_commands: set[int] = set()
+        #: the cabinet's transit priority detector inputs on at the last poll (1-based phase numbers)
+        self.priority_inputs: frozenset[int] = frozenset()
 
     async def cycle(self) -> bool:
         """Poll once; when the cabinet's clock moved on, decide and command. True when a decision was sent.
@@ -157,6 +159,19 @@ class CentralIntersection:
             self.in_control = False
             return False
 
+    def _follow_priority_inputs(self, on: frozenset[int]) -> None:
+        """The cabinet's transit priority detector inputs drive the core's transit priority: an input turning on
+        checks a bus in on that phase (lateness unknown: a detector does not know the timetable), one turning off
+        checks it out. An input for a phase the intersection does not have is ignored."""
+        tsp, now = self.controller.modes.priority, self.controller.modes.time_s
+        phases = len(self.intersection.phases)
+        on = frozenset(p for p in on if 1 <= p <= phases)
+        for phase in sorted(self.priority_inputs - on):
+            tsp.check_out(f"input {phase}", now)
+        for phase in sorted(on - self.priority_inputs):
+            tsp.check_in(f"input {phase}", phase - 1, now)
+        self.priority_inputs = on
+
     async def decide_and_command(self, inputs: FieldInputs) -> str:
         """One core step on a poll's inputs and the write of the commands that realise it; returns the state the
         core decided.
@@ -178,6 +193,8 @@ class CentralIntersection:
         preemption = self.controller.modes.preemption
         if preemption is not None:
             preemption.set_inputs(set(inputs.unit.get("preempt_inputs", ())) | self.preempt_commands)
+        if self.controller.modes.priority is not None:
+            self._follow_priority_inputs(frozenset(inputs.unit.get("priority_inputs", ())))
         catch_up = behind - 1 if 1 < behind <= MAX_CATCH_UP_S else 0
         for k in range(catch_up):
             self.controller.step(readings)

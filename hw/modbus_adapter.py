@@ -23,6 +23,8 @@ from hw.modbus_map import DETECTORS, PHASES, ModbusMap
 EXCEPTION_NAMES = {1: "illegal function", 2: "illegal data address", 3: "illegal data value",
                    4: "server device failure", 5: "acknowledge", 6: "server device busy", 7: "negative acknowledge",
                    8: "memory parity error", 10: "gateway path unavailable", 11: "gateway target no response"}
+#: discrete inputs one read may ask for (Modbus application protocol, function code 2)
+MAX_BITS_PER_READ = 2000
 _FLASH_CODES = range(1, 9)
 _CONTROL_CODES = range(1, 9)
 
@@ -116,21 +118,25 @@ class ModbusAdapter:
         status = PhaseStatus(r["greens"], r["yellows"], r["reds"], r["walks"], r["ped_clears"], r["dont_walks"],
                              r["phase_ons"], r["phase_nexts"], r["flash_status"], r["control_status"], r["clock"])
         n = n_detectors
-        # the preempt inputs right after the 64 detector channels (the default map): read with the detectors
-        joined = m.preempt_input == m.detector + DETECTORS
-        if joined:
-            bits = (await self._call("read of detector and preempt inputs", unit, "read_discrete_inputs",
-                                     m.detector, count=DETECTORS + 8)).bits
-            preempt_bits = bits[DETECTORS:DETECTORS + 8]
+        # detector, preempt and priority inputs in one read when they lie within one request's reach (the default
+        # map: 0..82), else one read per block
+        blocks = {"detector": (m.detector, DETECTORS), "preempt": (m.preempt_input, 8), "priority": (m.priority_input, 8)}
+        low = min(a for a, _ in blocks.values())
+        high = max(a + size for a, size in blocks.values())
+        bits_of: dict[str, list] = {}
+        if high - low <= MAX_BITS_PER_READ:
+            bits = (await self._call("read of detector, preempt and priority inputs", unit, "read_discrete_inputs",
+                                     low, count=high - low)).bits
+            for name, (a, size) in blocks.items():
+                bits_of[name] = list(bits[a - low:a - low + size])
         else:
-            preempt_bits = (await self._call("read of preempt inputs", unit, "read_discrete_inputs",
-                                             m.preempt_input, count=8)).bits[:8]
+            for name, (a, size) in blocks.items():
+                if name != "detector" or n:
+                    bits_of[name] = list((await self._call(f"read of {name} inputs", unit, "read_discrete_inputs",
+                                                           a, count=size)).bits[:size])
+        preempt_bits, priority_bits = bits_of["preempt"], bits_of["priority"]
         if n:
-            if joined:
-                presence = np.array(bits[:n], dtype=bool)
-            else:
-                presence = np.array((await self._call("read of detector inputs", unit, "read_discrete_inputs",
-                                                      m.detector, count=n)).bits[:n], dtype=bool)
+            presence = np.array(bits_of["detector"][:n], dtype=bool)
             counts = np.array((await self._call("read of detector counts", unit, "read_input_registers",
                                                 m.detector_count, count=n)).registers, dtype=float)
             queue = np.array((await self._call("read of detector queues", unit, "read_input_registers",
@@ -143,6 +149,7 @@ class ModbusAdapter:
         else:
             presence, counts, queue, occ = (np.zeros(0, dtype=bool), np.zeros(0), np.zeros(0), np.zeros(0))
         unit_status = {"preempt_inputs": frozenset(k + 1 for k, b in enumerate(preempt_bits) if b),
+                       "priority_inputs": frozenset(k + 1 for k, b in enumerate(priority_bits) if b),
                        "preempt_active": r["preempt_status"]}
         return FieldInputs(status, presence, counts, queue, occ / 1000.0, r["heartbeat_echo"],
                            bool(r["safety_state"]), unit_status)

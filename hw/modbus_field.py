@@ -146,6 +146,7 @@ class ModbusFieldServer:
         for address, value in registers.items():
             await s.async_setValues(unit, 4, address, [int(value)])
         await s.async_setValues(unit, 2, m.preempt_input, [n in cab.preempt_inputs for n in range(1, 9)])
+        await s.async_setValues(unit, 2, m.priority_input, [n in cab.priority_inputs for n in range(1, 9)])
         if readings is not None:
             await self._publish_detectors(k, readings)
         # the clock last: a central system that sees the new second finds the whole second published

@@ -28,7 +28,8 @@ class ModbusMap:
     Coils (read/write, function codes 1/5/15): ``hold`` 8 coils (phases 1-8), ``force_off`` 8, ``vehicle_call`` 8,
     ``pedestrian_call`` 8, ``omit`` 8, ``flash_request`` 1, ``preempt_request`` 8 (preempts 1-8).
     Discrete inputs (read-only, FC 2): ``detector`` 64 presence bits (channel *k* = the intersection's detector
-    *k*), ``preempt_input`` 8, ``mmu_flash`` 1, ``cabinet_door`` 1, ``local_flash`` 1.
+    *k*), ``preempt_input`` 8, ``mmu_flash`` 1, ``cabinet_door`` 1, ``local_flash`` 1, ``priority_input`` 8 (transit
+    priority detector inputs: input *k* on while a bus is checked in on phase *k*'s approach).
     Holding registers (read/write, FC 3/6/16): ``heartbeat`` (the central system changes it every period),
     ``command`` (0 run, 1 flash, 2 all-red), ``pattern``, ``sequence``.
     Input registers (read-only, FC 4): ``greens``, ``yellows``, ``reds``, ``walks``, ``ped_clears``, ``dont_walks``
@@ -52,6 +53,7 @@ class ModbusMap:
     mmu_flash: int = 72
     cabinet_door: int = 73
     local_flash: int = 74
+    priority_input: int = 75
     heartbeat: int = 0
     command: int = 1
     pattern: int = 2
@@ -77,12 +79,13 @@ class ModbusMap:
 
     #: sizes of the blocks that are longer than one address
     SIZES = {"hold": PHASES, "force_off": PHASES, "vehicle_call": PHASES, "pedestrian_call": PHASES,
-             "omit": PHASES, "detector": DETECTORS, "preempt_input": 8, "preempt_request": 8,
+             "omit": PHASES, "detector": DETECTORS, "preempt_input": 8, "preempt_request": 8, "priority_input": 8,
              "detector_count": DETECTORS,
              "detector_queue": DETECTORS, "detector_occupancy": DETECTORS}
     TABLES = {"coils": ("hold", "force_off", "vehicle_call", "pedestrian_call", "omit", "flash_request",
                         "preempt_request"),
-              "discrete_inputs": ("detector", "preempt_input", "mmu_flash", "cabinet_door", "local_flash"),
+              "discrete_inputs": ("detector", "preempt_input", "mmu_flash", "cabinet_door", "local_flash",
+                                  "priority_input"),
               "holding_registers": ("heartbeat", "command", "pattern", "sequence"),
               "input_registers": ("greens", "yellows", "reds", "walks", "ped_clears", "dont_walks", "flash_status",
                                   "safety_state", "last_fault", "heartbeat_echo", "control_status", "clock",

@@ -44,6 +44,10 @@ class VirtualConfig:
     :param preempt: the cabinets run emergency-vehicle preemption, one preempt per approach phase (preempt *k*
         dwells in phase *k*); with SUMO, an emergency vehicle detected on an approach lane turns that preempt
         input on (:mod:`envs.priority_vehicles`).
+    :param preempt_route_s: with ``preempt`` and ``sumo``: the emergency vehicles' route-aware (GPS) units also call
+        every signal on their route they would reach within this many seconds (None: the receivers only).
+    :param tsp: with ``sumo``: a bus checked in on an approach (:mod:`envs.priority_vehicles`) turns that phase's
+        transit priority detector input on; the central system runs the priority from the inputs it reads.
     :param radar_port: with ``sumo``: also serve the vehicles in each approach radar zone as radar tracks on this
         TCP port (Modbus, one device per intersection, ids 1, 2, ...; layout :mod:`hw.radar_feed`) and count
         vehicles caught in the dilemma zone at yellow onsets (0: no radar).
@@ -70,6 +74,8 @@ class VirtualConfig:
     intersections: tuple[str, ...] = ()
     modbus_map: str | None = None
     preempt: bool = False
+    preempt_route_s: float | None = None
+    tsp: bool = False
     radar_port: int = 0
     lock_step: bool = False
     lock_step_timeout_s: float = 10.0
@@ -109,7 +115,8 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
         if config.work_dir is not None:
             work_dir = Path(config.work_dir)
             work_dir.mkdir(parents=True, exist_ok=True)
-        sim = SignalSimulation(network, network.scenario(config.scenario), config.seed, work_dir=work_dir)
+        sim = SignalSimulation(network, network.scenario(config.scenario), config.seed, work_dir=work_dir,
+                               preempt_route_s=config.preempt_route_s if config.preempt else None)
         index = {i.id: k for k, i in enumerate(sim.intersections)}
     radar = radar_server = None
     if sim is not None and config.radar_port:
@@ -145,6 +152,10 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
                     if config.preempt:
                         for cab, inter in zip(cabinets, inters):
                             cab.set_preempt_inputs(sim.priority_vehicles.calls[index[inter.id]])
+                    if config.tsp:
+                        buses = sim.priority_vehicles.checked_in_phases()
+                        for cab, inter in zip(cabinets, inters):
+                            cab.set_priority_inputs(buses[index[inter.id]])
             else:
                 readings = [DetectorReadings.empty(len(i.detectors), float(ticks)) for i in inters] if ticks else idle
             states = await tick(readings)
@@ -174,17 +185,27 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
         metrics = None
         if sim is not None:
             # SUMO's trip metrics need the whole horizon; a run stopped early reports none
-            metrics = sim.close() if sim.done else None
+            if sim.done:
+                from envs.priority_vehicles import priority_delays
+
+                metrics = sim.close().to_dict()
+                # every emergency vehicle's trip delay and each bus type's mean, as evaluate's records have them
+                metrics.update(priority_delays(sim.tripinfo, sim._vtype_classes, sim.scenario.begin_s,
+                                               sim.scenario.end_s))
             sim.cleanup()
     vehicles = sim.priority_vehicles if sim is not None else None
     summary = {"seconds": ticks, "unanswered": unanswered,
                # times a cabinet's backup timer lapsed and it fell back to local timing
                "lost_control": sum(len(c.log.lost_control) for c in cabinets), "faults": sum(len(c.controller.monitor.violations) for c in cabinets),
-               "delay": None if metrics is None else metrics.delay_s,
+               "delay": None if metrics is None else metrics["delay"],
+               # SUMO's whole record of the run (evaluate's metrics), None when stopped early
+               "metrics": metrics,
                "preemptions": sum(e.code == 105 for c in cabinets for e in c.controller.events),
                "emergency_passages": [list(p) for p in vehicles.passages] if vehicles is not None else [],
                # per emergency vehicle, time loss through its signals: the same field as evaluate's records
-               "emergency_intersection_delay": vehicles.intersection_delays() if vehicles is not None else {}}
+               "emergency_intersection_delay": vehicles.intersection_delays() if vehicles is not None else {},
+               "emergency_intersection_control_delay": (vehicles.intersection_delays(control=True)
+                                                        if vehicles is not None else {})}
     if radar is not None:
         summary.update(dilemma_caught=radar.caught, yellow_onsets=radar.onsets)
     return summary

@@ -48,6 +48,13 @@ def add_virtual_controller_command(sub) -> None:
                    help="the cabinets run emergency-vehicle preemption, preempt k dwelling in phase k (Modbus preempt "
                         "coils / NTCIP preemptControlState call it; with --sumo an emergency vehicle within 300 m of "
                         "the stop bar on an approach lane turns that approach's preempt input on)")
+    p.add_argument("--preempt-route", type=float, default=None, metavar="S",
+                   help="with --preempt and --sumo: emergency vehicles' route-aware (GPS) units also call every signal "
+                        "on their route they would reach within S seconds at the speed limits (default: receivers only)")
+    p.add_argument("--tsp", action="store_true",
+                   help="with --sumo: a bus within 150 m of the stop bar on an approach lane, with no stop left on it, "
+                        "turns that phase's transit priority detector input on (Modbus discrete inputs 75-82); the "
+                        "central system runs the priority (default: inputs stay off)")
     p.add_argument("--radar-port", type=int, default=0,
                    help="with --sumo: serve the vehicles in each approach radar zone as radar tracks over Modbus TCP "
                         "on this port (device k+1 = intersection k; layout hw/radar_feed.py) and count vehicles "
@@ -77,8 +84,10 @@ def cmd_virtual_controller(args: argparse.Namespace) -> int:
                            host=args.host, port=args.port, time_scale=args.time_scale, seconds=args.seconds,
                            local_policy=args.local_policy, backup_time_s=args.backup_time,
                            intersections=tuple(args.intersection), modbus_map=args.modbus_map,
-                           preempt=args.preempt, radar_port=args.radar_port, lock_step=args.lock_step,
+                           preempt=args.preempt, preempt_route_s=args.preempt_route, tsp=args.tsp, radar_port=args.radar_port, lock_step=args.lock_step,
                            lock_step_timeout_s=args.lock_step_timeout, work_dir=args.keep_output)
+    if args.preempt_route is not None and not (args.preempt_route > 0 and args.preempt and args.sumo):
+        raise InputError(f"--preempt-route {args.preempt_route} needs --preempt, --sumo and a positive number of seconds")
     if not args.lock_step_timeout > 0:
         raise InputError(f"--lock-step-timeout {args.lock_step_timeout} s must be positive")
     try:

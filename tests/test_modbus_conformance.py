@@ -224,3 +224,26 @@ def test_a_write_that_does_not_read_back_is_reported(third_party_server):
             _run(go())
     finally:
         DataBank.set_coils = real
+
+
+@pytest.mark.parametrize("moved", [{}, {"priority_input": 5000}])
+def test_adapter_reads_preempt_and_priority_inputs_joined_or_apart(third_party_server, moved):
+    """The default map reads detectors, preempt and transit priority inputs in one request; a map that moves the
+    priority inputs beyond one request's reach reads them apart, with the same result."""
+    port, bank = third_party_server
+    m = ModbusMap(**moved)
+    _status(bank)
+    bank.set_discrete_inputs(m.detector, [True, False])
+    bank.set_discrete_inputs(m.preempt_input, [False, False, True])
+    bank.set_discrete_inputs(m.priority_input, [False, True, False, True])
+
+    async def go():
+        a = ModbusAdapter("127.0.0.1", port, timeout_s=1.0, modbus_map=m)
+        await a.connect()
+        inputs = await a.read(1, 2)
+        await a.close()
+        return inputs
+
+    inputs = _run(go())
+    assert inputs.presence.tolist() == [True, False]
+    assert inputs.unit["preempt_inputs"] == {3} and inputs.unit["priority_inputs"] == {2, 4}

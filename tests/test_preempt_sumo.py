@@ -73,7 +73,7 @@ def test_emergency_vehicle_preempts_in_the_core_and_the_bus_checks_in_and_out(tm
 
 def test_emergency_vehicle_is_preempted_through_the_modbus_virtual_controller(tmp_path):
     from hw.eventlog import EventLog
-    from ondaverde.run_command import run_sumo_loop
+    from hw.sil import run_sumo_loop
 
     folder = _network(tmp_path)
     log = tmp_path / "events.sqlite"
@@ -145,10 +145,13 @@ def test_controller_names_with_modes_are_checked_in_one_line():
     from controller.errors import InputError
     from envs.runner import check_controller, split_controller
 
-    assert check_controller("actuated+preempt+tsp") and split_controller("maxpressure+tsp") == ("maxpressure", False,
+    assert check_controller("actuated+preempt+tsp") and split_controller("maxpressure+tsp") == ("maxpressure", None,
                                                                                                   True)
+    assert split_controller("actuated+preempt") == ("actuated", "receivers", False)
+    assert split_controller("rl+tsp+preempt-gps") == ("rl", "gps", True)
     for bad, words in (("actuated+bogus", "'bogus' is not a mode"), ("actuated+tsp+tsp", "'tsp' is not a mode"),
-                       ("sumo-actuated+preempt", "runs inside SUMO")):
+                       ("sumo-actuated+preempt", "runs inside SUMO"),
+                       ("actuated+preempt+preempt-gps", "preempt-gps already includes preempt")):
         with pytest.raises(InputError, match=words):
             check_controller(bad)
 
@@ -194,3 +197,79 @@ def test_the_report_pairs_each_passage_and_reads_off_the_must_show():
     assert "overall delay actuated -> actuated+preempt +6.7 % (NOT within 5 %, 1 seeds)" in text
     assert "lost over 2 s more with preemption than without: 0" in text and "NOT at least 50 % lower (3 of 4)" in text
 
+
+
+GRID_AMBULANCE = """<routes>
+    <vType id="ambulance" vClass="emergency" length="5.5" speedFactor="1.3" guiShape="emergency">
+        <param key="has.bluelight.device" value="true"/></vType>
+    <vehicle id="ambulance.0" type="ambulance" depart="60" departLane="best" departSpeed="max">
+        <route edges="left1A1 A1B1 B1C1 C1right1"/></vehicle>
+</routes>
+"""
+
+
+def _grid_calls(tmp_path: Path, route_s: float | None) -> list[tuple[str, set[str]]]:
+    """(the ambulance's edge, the lights with a preempt call) at every second it is in the grid (west to east
+    through A1, B1, C1: 229 m blocks, so a receiver's reach ends at the signal before)."""
+    from controller.policies.registry import make_policy
+    from envs.simulation import SignalSimulation, intersections_of
+
+    grid = load_network("grid")
+    folder = tmp_path / f"grid-ev-{route_s}"
+    folder.mkdir()
+    (folder / "ev.rou.xml").write_text(GRID_AMBULANCE)
+    routes = [str(f) for f in grid.scenario("base").route_files] + ["ev.rou.xml"]
+    (folder / "network.yaml").write_text(f"name: grid-ev\nnet: {grid.net_file}\nscenarios:\n  ev:\n"
+                                         f"    routes: [{', '.join(routes)}]\n    begin: 0\n    end: 200\n")
+    net = load_network(folder)
+    policies = {i.id: make_policy("actuated") for i in intersections_of(net)}
+    sim = SignalSimulation(net, net.scenario("ev"), 0, policies=policies, preempt=True, preempt_route_s=route_s)
+    seen = []
+    try:
+        v = sim.backend.api.vehicle
+        while not sim.done:
+            sim.advance()
+            if "ambulance.0" in v.getIDList():
+                called = {c.intersection.id for c, calls in zip(sim.controllers, sim.priority_vehicles.calls) if calls}
+                seen.append((v.getRoadID("ambulance.0"), called))
+        assert not sim.violations()
+    finally:
+        sim.cleanup()
+    return seen
+
+
+def test_route_aware_preempt_calls_the_signals_beyond_the_next_one(tmp_path):
+    receivers = _grid_calls(tmp_path, None)
+    gps = _grid_calls(tmp_path, 40.0)
+    # the receivers: a signal is called only from its own approach block
+    assert all(called <= {"A1"} for edge, called in receivers if edge == "left1A1")
+    assert any(called == {"B1"} for edge, called in receivers if edge == "A1B1")
+    # the route-aware unit: B1 (and C1) already while the ambulance approaches A1, within 40 s at the speed limits
+    before_a1 = set().union(*(called for edge, called in gps if edge == "left1A1"))
+    assert {"A1", "B1"} <= before_a1, before_a1
+    # never a signal it has passed
+    assert all("A1" not in called for edge, called in gps if edge in ("B1C1", "C1right1"))
+
+
+def test_buses_check_in_through_the_cabinets_priority_inputs_and_the_daemon_serves_them(tmp_path):
+    """Lock step on the single network with a bus: with --tsp the virtual cabinet's priority detector input carries
+    the bus's check-in over Modbus, the daemon's core gives it priority and logs check-in and check-out on the bus's
+    phase, as the core does in SUMO; without it, no priority."""
+    from hw.eventlog import EventLog
+    from hw.sil import run_sumo_loop
+
+    folder = _network(tmp_path)
+    _, core = _core_run(folder, preempt=False, tsp=True)
+    (checkin,) = [e.param for e in core.events if e.code == 112]
+    runs = {}
+    for tsp in (False, True):
+        log = tmp_path / f"events-{tsp}.sqlite"
+        summary = run_sumo_loop(str(folder), "ev", 0, "actuated", None, str(log), tsp=tsp)
+        events = EventLog(log)
+        runs[tsp] = summary, [(code, param) for _, _, code, param in events.events() if 112 <= code <= 119]
+        events.close()
+    summary, codes = runs[True]
+    assert summary["faults"] == summary["core_faults"] == 0 and summary["tsp_services"] >= 1
+    assert codes[0] == (112, checkin) and (115, checkin) in codes, codes
+    assert runs[False][1] == [] and "tsp_services" not in runs[False][0]
+    assert summary["metrics"]["bus_delay_by_type"]["azul"] >= 0

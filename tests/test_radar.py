@@ -165,7 +165,7 @@ def test_a_held_end_is_final_once_the_zone_clears_unless_configured_otherwise():
 
 @pytest.mark.sumo
 def test_radar_tracks_reach_the_daemon_through_a_virtual_radar_in_the_field_loop():
-    from ondaverde.run_command import run_sumo_loop
+    from hw.sil import run_sumo_loop
 
     summary = run_sumo_loop("single", None, 0, "actuated", 20.0, None, duration_s=200, dilemma_zone=True)
     # SUMO's vehicles in the radar zones → Modbus → the daemon's radar watch → its dilemma-zone guard

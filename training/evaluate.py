@@ -9,6 +9,7 @@ import statistics
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from controller.errors import InputError
 from envs.runner import LEARNED, check_controller, policy_file_for, run_episode
 from networks.catalog import NetworkSpec
 
@@ -20,13 +21,23 @@ TABLE_COLUMNS = [("delay", "delay s", "{:.1f}"), ("travel_time", "travel s", "{:
                  ("bus_delay", "bus delay s", "{:.1f}"), ("emergency_delay", "emergency delay s", "{:.1f}")]
 
 
+#: where a run's decisions are made: ``core`` (the core steps SUMO directly) or ``virtual`` (the whole live loop:
+#: SUMO <-> virtual Modbus controllers <-> the daemon, in lock step; :mod:`hw.sil`)
+THROUGH = ("core", "virtual")
+
+
 def _one(args: tuple) -> dict:
-    network, scenario, controller, seed, policy_file = args
+    network, scenario, controller, seed, policy_file, through = args
+    if through == "virtual":
+        from training.loop_runs import loop_record
+
+        return loop_record(network, scenario, controller, seed, policy_file)
     return run_episode(network, scenario, controller, seed, policy_file=policy_file).record()
 
 
 def evaluate(network: NetworkSpec, scenarios: list[str], controllers: list[str], seeds: list[int],
-             jobs: int | None = None, progress: bool = True, policy_file: Path | None = None) -> list[dict]:
+             jobs: int | None = None, progress: bool = True, policy_file: Path | None = None,
+             through: str = "core") -> list[dict]:
     """Run every controller × scenario × seed; return one record per run (see RunResult.record).
 
     :param network: the network.
@@ -36,14 +47,21 @@ def evaluate(network: NetworkSpec, scenarios: list[str], controllers: list[str],
     :param jobs: parallel processes (default: the number of CPU cores, at most the number of runs).
     :param progress: show a progress bar on stderr.
     :param policy_file: the trained policy ``rl`` runs (default: the network folder's ``rl-policy.npz``).
+    :param through: ``core`` or ``virtual`` (see :data:`THROUGH`).
     """
+    if through not in THROUGH:
+        raise InputError(f"unknown --through {through!r}; choose from: {', '.join(THROUGH)}")
     for c in controllers:
         check_controller(c)
-        if c == LEARNED:
+        if c.split("+")[0] == LEARNED:
             policy_file = policy_file_for(network, policy_file)
+    if through == "virtual":
+        from training.loop_runs import check_loop
+
+        check_loop(network, controllers)
     for s in scenarios:
         network.scenario(s)
-    tasks = [(network, s, c, seed, policy_file) for s in scenarios for c in controllers for seed in seeds]
+    tasks = [(network, s, c, seed, policy_file, through) for s in scenarios for c in controllers for seed in seeds]
     return run_parallel(_one, tasks, jobs, progress)
 
 
