@@ -103,6 +103,9 @@ def _add_train_command(sub) -> None:
     p.add_argument("--warm-start-rounds", type=int, default=0, metavar="N",
                    help="DAgger rounds after the first fit: the fitted policy drives --warm-start-episodes more "
                         "episodes, the teacher labels them, the fit is repeated on all (default: 0)")
+    p.add_argument("--decision-interval", type=float, default=5.0, metavar="S",
+                   help="seconds between the policy's decisions, in training and at the curb (the policy file keeps "
+                        "it); whole seconds, at least 1 (default: 5)")
     p.add_argument("--reward", default="diff-waiting-time",
                    help="training reward: diff-waiting-time, queue, pressure, ... (default: diff-waiting-time)")
     p.add_argument("--learning-rate", type=float, default=5e-4,
@@ -370,7 +373,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                          demand_scale=args.demand_scale, eval_every_steps=args.eval_every, out=out,
                          max_minutes=args.max_minutes, warm_start=args.warm_start,
                          warm_start_episodes=args.warm_start_episodes, warm_start_rounds=args.warm_start_rounds,
-                         reward=args.reward,
+                         reward=args.reward, delta_time_s=args.decision_interval,
                          learning_rate=args.learning_rate, clip_range=args.clip_range, ent_coef=args.ent_coef)
     summary = train(config, resume=args.resume)
     final, best = summary["final"], summary["best"]

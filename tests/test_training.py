@@ -78,7 +78,9 @@ def test_training_refuses_bad_input_with_one_line(run, tmp_path):
                         (("--network", "single", "--scenario", "base", "--warm-start", "nobody",
                           "--out", str(tmp_path / "c")), "nobody"),
                         (("--network", "single", "--scenario", "base", "--reward", "smiles",
-                          "--out", str(tmp_path / "d")), "smiles")]:
+                          "--out", str(tmp_path / "d")), "smiles"),
+                        (("--network", "single", "--scenario", "base", "--decision-interval", "2.5",
+                          "--out", str(tmp_path / "e")), "decision interval 2.5 s")]:
         proc = ondaverde("train", *args)
         assert proc.returncode == 2, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr, proc.stderr
@@ -88,3 +90,15 @@ def test_rl_without_a_policy_file_says_how_to_get_one():
     proc = ondaverde("simulate", "--network", "grid", "--controller", "rl")
     assert proc.returncode == 2
     assert "train" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_shorter_decision_interval_is_trained_kept_in_the_policy_file_and_run_at_the_curb(tmp_path):
+    out = tmp_path / "run2"
+    config = TrainConfig(network="single", scenarios=("base",), timesteps=64, n_envs=2, n_steps=32,
+                         eval_every_steps=64, eval_seeds=(900001,), out=out, delta_time_s=2.0)
+    summary = train(config)
+    policy = PolicyFile(out / "policy-final.npz")
+    assert policy.delta_time_s == 2.0
+    proc = ondaverde("simulate", "--network", "single", "--controller", "rl", "--policy", str(out / "policy-final.npz"),
+                     "--seed", "900001", "--json")
+    assert json.loads(proc.stdout)["delay"] == pytest.approx(summary["final"]["delay"])

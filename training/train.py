@@ -107,6 +107,8 @@ class TrainConfig:
                 raise InputError("a warm start needs --algo ppo")
             if self.warm_start_episodes <= 0 or self.warm_start_epochs <= 0 or self.warm_start_rounds < 0:
                 raise InputError("warm-start episodes and epochs must be positive, rounds not negative")
+        if not (self.delta_time_s >= 1 and float(self.delta_time_s).is_integer()):
+            raise InputError(f"decision interval {self.delta_time_s} s must be a whole number of seconds, at least 1")
         low, high = self.demand_scale
         if not 0 < low <= high:
             raise InputError(f"demand scale range {low}..{high} must be positive and increasing")
