@@ -170,12 +170,6 @@ class PhaseMachine:
             if phase not in self._calls:
                 self.call_vehicle(phase)
 
-    def has_calls(self, phases) -> bool:
-        """True when :meth:`call_vehicles` of ``phases`` would change nothing: each is called already or green now."""
-        green = self.phase if self.interval is Interval.GREEN else None
-        calls = self._calls
-        return all(p in calls or p == green for p in phases)
-
     def set_vehicle_calls(self, phases) -> None:
         """Replace the vehicle calls by ``phases`` (non-locking calls, as a central system's call bits: a call
         withdrawn is gone). Calls on the phase now green are ignored, as in :meth:`call_vehicle`."""

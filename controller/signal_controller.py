@@ -116,14 +116,6 @@ class SignalController:
             return 0
         return self.machine.quiet_ticks
 
-    def idle_with(self, readings: DetectorReadings) -> bool:
-        """True when :meth:`step` with ``readings`` would only run the clocks and show the same state: no policy to
-        ask, no detector health watch, a quiet step (:attr:`quiet_steps`), and every call the readings place
-        already placed. Such a step may be taken later with :meth:`skip`, as one of the quiet steps."""
-        if self.policy is not None or self.health is not None or self.quiet_steps == 0:
-            return False
-        return self.machine.has_calls(self._calls_from(readings.occupied))
-
     def skip(self, steps: int) -> str:
         """Run ``steps`` quiet steps at once (no readings, no policy): what ``steps`` calls of ``step(None)``
         would do, the held state still judged by the monitor.
@@ -155,14 +147,10 @@ class SignalController:
 
     def _register_calls(self, occupied: np.ndarray) -> None:
         """Detector presence on a phase's approach lanes places a (locking) vehicle call on that phase."""
-        calls = self._calls_from(occupied)
+        occ = occupied.tolist()  # plain Python on a few dozen detectors beats numpy's per-call overhead
+        calls = [p for p, idx in enumerate(self._call_detectors) if any(map(occ.__getitem__, idx))]
         if calls:
             self.machine.call_vehicles(calls)
-
-    def _calls_from(self, occupied: np.ndarray) -> list[int]:
-        """The phases (indices) whose approach detectors show presence."""
-        occ = occupied.tolist()  # plain Python on a few dozen detectors beats numpy's per-call overhead
-        return [p for p, idx in enumerate(self._call_detectors) if any(map(occ.__getitem__, idx))]
 
     @property
     def interval(self) -> Interval:

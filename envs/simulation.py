@@ -156,30 +156,22 @@ class SignalSimulation:
         :param requests: phase requests from outside (a learning agent), by intersection index.
         :param read: read detectors after the step (policies attached need it every step).
         """
-        controllers, quiet = self.controllers, self._quiet
         if requests:
             for k, phase in requests.items():
-                if self._owed[k]:
-                    self._settle(k)
-                controllers[k].request(int(phase))
-                quiet[k] = controllers[k].quiet_steps  # 0 unless the request changed nothing (an "extend")
+                self._settle(k)
+                self.controllers[k].request(int(phase))
+                self._quiet[k] = 0
         backend = self.backend
         if self.priority_vehicles is not None:
             self.priority_vehicles.update()
         # detector data reach the controllers only when fresh: calls and policies never see a reading twice
         readings = self.readings if self._fresh else None
         if readings:
-            owed, skip = self._owed, self.skip_quiet
-            for k, ctrl in enumerate(controllers):
-                # a quiet controller the readings place no new call on holds its state: its step is owed
-                if skip and quiet[k] > 0 and ctrl.idle_with(readings[k]):
-                    quiet[k] -= 1
-                    owed[k] += 1
-                    continue
-                if owed[k]:
-                    self._settle(k)
+            if any(self._owed):
+                self.settle()
+            self._quiet = [0] * len(self.controllers)
+            for k, ctrl in enumerate(self.controllers):
                 backend.set_state(ctrl.intersection.id, ctrl.step(readings[k]))
-                quiet[k] = ctrl.quiet_steps
         else:
             self._step_unread()
         if self.radar is not None:
