@@ -170,7 +170,7 @@ def test_the_report_compares_every_emergency_vehicle_and_bus_type_run_against_ru
     rows = preemption_rows(records)
     assert [(r["vehicle"], r["reduction_pct"]) for r in rows] == [("a", 90.0), ("b", 20.0)]
     text = format_report(records)
-    assert "1 of 2 vehicles at least 50 % lower" in text and "60.0 -> 61.0 s (+1.7 %" in text
+    assert "actuated+preempt: 1 of 2 vehicles at least 50 % lower" in text and "60.0 -> 61.0 s (+1.7 %" in text
     assert "azul" in text and "200.0 -> 150.0 s (-25.0 %)" in text
 
 
