@@ -16,9 +16,10 @@ What is used of SUMO's state is only what the roadside would report:
   preemption system does from the vehicle's position, heading and planned route, every signal on its route it
   would reach within ``route_horizon_s`` seconds at the roads' speed limits (SUMO's ``getNextTLS``, which follows
   the route), also beyond the next signal: the preempt a receiver on the approach lane the vehicle will use calls
-  (at that signal it replaces the receivers' call, whose guess upstream of the approach may differ). A joined signal (the Óvalo) is left to its receivers: holding a roundabout's entry green
-  ahead of the vehicle stops its ring, which then blocks the entry (measured: ambulances lost 80-280 s there with
-  30 s calls). The receivers' calls still come too.
+  (at that signal it replaces the receivers' call, whose guess upstream of the approach may differ). A joined
+  signal (the Óvalo) is left to its receivers: holding a roundabout's entry green ahead of the vehicle stops its
+  ring, which then blocks the entry (measured: ambulances lost 80-280 s there with 30 s calls). The receivers'
+  calls at the other signals still come too.
 * **Transit priority.** A bus (vClass ``bus``: Corredor Azul and combi lines) checks in when it is within
   ``checkin_range_m`` of the stop bar on an approach lane (the approach radar zone) and has no stop left on that
   lane (a near-side stop first: it checks in once its doors closed), and checks out when it leaves the lane (at the
@@ -188,7 +189,6 @@ class SumoPriorityVehicles:
         through each; none for a joined signal. The phase is the one a receiver on the approach lane it will use
         calls."""
         v = self.api.vehicle
-        lane = v.getLaneID(vid)
         limit = max(v.getAllowedSpeed(vid), 1.0)
         out = []
         for tls, link, distance, _ in v.getNextTLS(vid):

@@ -120,7 +120,8 @@ class ModbusAdapter:
         n = n_detectors
         # detector, preempt and priority inputs in one read when they lie within one request's reach (the default
         # map: 0..82), else one read per block
-        blocks = {"detector": (m.detector, DETECTORS), "preempt": (m.preempt_input, 8), "priority": (m.priority_input, 8)}
+        blocks = {"detector": (m.detector, DETECTORS), "preempt": (m.preempt_input, 8),
+                  "priority": (m.priority_input, 8)}
         low = min(a for a, _ in blocks.values())
         high = max(a + size for a, size in blocks.values())
         bits_of: dict[str, list] = {}

@@ -36,7 +36,8 @@ def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, ti
     :param dilemma_zone: the daemon reads radar tracks from the virtual radar and protects the dilemma zone.
     :param lock_step_timeout_s: in lock step, wall seconds a virtual controller waits for the daemon's answer.
     :param keep_output: folder for SUMO's tripinfo and statistics files, or None.
-    :param preempt_route_s: with ``preempt``: route-aware (GPS) calls too, this many seconds ahead (None: receivers).
+    :param preempt_route_s: with ``preempt``: route-aware (GPS) calls too, this many seconds ahead (None: the
+        receivers only).
     :param policy_file: the trained policy ``rl`` runs (default: the network folder's).
     :return: the virtual controllers' summary (seconds, faults, delay) plus the event count, the daemon core's
         safety faults and the wall time.
@@ -56,6 +57,9 @@ def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, ti
     spec = load_network(network)
     scenario_spec = spec.scenario(scenario)
     scenario_name = scenario_spec.name
+    if preempt_route_s is not None and not (preempt and preempt_route_s > 0):
+        raise InputError(f"a route-aware preempt horizon ({preempt_route_s} s) needs preemption and a positive "
+                         "number of seconds")
     if duration_s < 0:
         raise InputError(f"duration {duration_s} s must not be negative")
     lights = [i.id for i in intersections_of(spec)]

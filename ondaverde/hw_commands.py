@@ -84,10 +84,14 @@ def cmd_virtual_controller(args: argparse.Namespace) -> int:
                            host=args.host, port=args.port, time_scale=args.time_scale, seconds=args.seconds,
                            local_policy=args.local_policy, backup_time_s=args.backup_time,
                            intersections=tuple(args.intersection), modbus_map=args.modbus_map,
-                           preempt=args.preempt, preempt_route_s=args.preempt_route, tsp=args.tsp, radar_port=args.radar_port, lock_step=args.lock_step,
+                           preempt=args.preempt, preempt_route_s=args.preempt_route, tsp=args.tsp,
+                           radar_port=args.radar_port, lock_step=args.lock_step,
                            lock_step_timeout_s=args.lock_step_timeout, work_dir=args.keep_output)
     if args.preempt_route is not None and not (args.preempt_route > 0 and args.preempt and args.sumo):
-        raise InputError(f"--preempt-route {args.preempt_route} needs --preempt, --sumo and a positive number of seconds")
+        raise InputError(f"--preempt-route {args.preempt_route} needs --preempt, --sumo and a positive number of "
+                         "seconds")
+    if args.tsp and not args.sumo:
+        raise InputError("--tsp needs --sumo (the buses' check-ins come from SUMO)")
     if not args.lock_step_timeout > 0:
         raise InputError(f"--lock-step-timeout {args.lock_step_timeout} s must be positive")
     try:

@@ -50,6 +50,10 @@ def add_run_command(sub) -> None:
     p.add_argument("--preempt", action="store_true",
                    help="with --sumo: emergency-vehicle preemption at every light (the cabinets run it from their "
                         "emitter receivers; the daemon's core mirrors it and logs events 102-111)")
+    p.add_argument("--preempt-route", type=float, default=None, metavar="S",
+                   help="with --sumo --preempt: each ambulance's route-aware (GPS) unit also calls every signal on its "
+                        "route it would reach within S seconds at the speed limits, beyond the next signal too "
+                        "(the Óvalo is left to its receivers) (default: the roadside receivers only)")
     p.add_argument("--tsp", action="store_true",
                    help="with --sumo: transit signal priority at every light: a bus checked in on an approach turns "
                         "the cabinet's priority detector input on, the daemon reads it over Modbus and its core gives "
@@ -78,7 +82,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise InputError("give either a configuration file or --sumo, not both")
     summary = run_sumo_loop(args.sumo, args.scenario, args.seed, args.policy, args.time_scale, args.events,
                             night_flash=args.night_flash, duration_s=args.duration, preempt=args.preempt,
-                            tsp=args.tsp, dilemma_zone=args.dilemma_zone, lock_step_timeout_s=args.lock_step_timeout,
+                            tsp=args.tsp, preempt_route_s=args.preempt_route, dilemma_zone=args.dilemma_zone,
+                            lock_step_timeout_s=args.lock_step_timeout,
                             keep_output=args.keep_output)
     if args.json:
         print(json.dumps(summary))

@@ -39,3 +39,15 @@ def test_evaluate_through_the_loop_refuses_sumos_own_controllers_in_one_line():
     assert proc.stderr.strip().splitlines() == [
         "ondaverde: error: controller 'sumo-delay-based' runs inside SUMO and cannot be driven through the virtual "
         "controllers; leave it out with --through virtual"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (("run", "--sumo", "single", "--preempt-route", "20"), "needs preemption"),
+    (("run", "--sumo", "single", "--preempt", "--preempt-route", "-5"), "positive number of seconds"),
+    (("virtual-controller", "--tsp"), "--tsp needs --sumo"),
+    (("virtual-controller", "--preempt-route", "30"), "needs --preempt, --sumo"),
+])
+def test_priority_options_without_what_they_need_are_refused_in_one_line(args, words):
+    proc = subprocess.run([sys.executable, "-m", "ondaverde", *args], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr, proc.stderr
