@@ -9,7 +9,6 @@ from pathlib import Path
 from controller.errors import InputError
 from controller.policies.learned import LearnedPolicy, PolicyFile
 from controller.policies.registry import POLICIES, make_policy
-from envs.priority_vehicles import priority_delays
 from envs.simulation import SignalSimulation, intersections_of
 from envs.sumo_programs import SUMO_REFERENCE_CONTROLLERS
 from networks.catalog import NetworkSpec
@@ -134,9 +133,8 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
                                dilemma_zone=dilemma_zone, **modes)
     try:
         sim.run_to_end(progress)
-        metrics = sim.close().to_dict()
         # every emergency vehicle's delay and each bus line type's, to compare runs with and without the modes
-        metrics.update(priority_delays(sim.tripinfo, sim._vtype_classes, scenario.begin_s, scenario.end_s))
+        metrics = sim.close_with_priority_delays()
         stats = [c.machine.stats for c in sim.controllers]
         machine = {"requests": sum(s.requests for s in stats), "deferred": sum(s.deferred for s in stats),
                    "max_outs": sum(s.max_outs for s in stats)} if stats else {}

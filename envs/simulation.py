@@ -238,6 +238,15 @@ class SignalSimulation:
         return read_metrics(self.tripinfo, self.statistics, self.scenario.begin_s, self.scenario.end_s,
                             self._vtype_classes)
 
+    def close_with_priority_delays(self) -> dict:
+        """:meth:`close`, as a JSON-ready dict with every emergency vehicle's trip delay and each bus type's mean
+        delay added (:func:`envs.priority_vehicles.priority_delays`): the metrics of evaluate's records."""
+        from envs.priority_vehicles import priority_delays
+
+        metrics = self.close().to_dict()
+        metrics.update(priority_delays(self.tripinfo, self._vtype_classes, self.scenario.begin_s, self.scenario.end_s))
+        return metrics
+
     def cleanup(self) -> None:
         """Close SUMO if needed and delete the temporary work folder."""
         if not self._closed:

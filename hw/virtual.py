@@ -185,13 +185,8 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
         metrics = None
         if sim is not None:
             # SUMO's trip metrics need the whole horizon; a run stopped early reports none
-            if sim.done:
-                from envs.priority_vehicles import priority_delays
-
-                metrics = sim.close().to_dict()
-                # every emergency vehicle's trip delay and each bus type's mean, as evaluate's records have them
-                metrics.update(priority_delays(sim.tripinfo, sim._vtype_classes, sim.scenario.begin_s,
-                                               sim.scenario.end_s))
+            if sim.done:  # as evaluate's records have them
+                metrics = sim.close_with_priority_delays()
             sim.cleanup()
     vehicles = sim.priority_vehicles if sim is not None else None
     summary = {"seconds": ticks, "unanswered": unanswered,

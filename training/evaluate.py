@@ -10,7 +10,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from controller.errors import InputError
-from envs.runner import LEARNED, check_controller, policy_file_for, run_episode
+from envs.runner import LEARNED, check_controller, policy_file_for, run_episode, split_controller
 from networks.catalog import NetworkSpec
 
 #: columns of the on-screen table: (record key, header, format)
@@ -53,7 +53,7 @@ def evaluate(network: NetworkSpec, scenarios: list[str], controllers: list[str],
         raise InputError(f"unknown --through {through!r}; choose from: {', '.join(THROUGH)}")
     for c in controllers:
         check_controller(c)
-        if c.split("+")[0] == LEARNED:
+        if split_controller(c)[0] == LEARNED:
             policy_file = policy_file_for(network, policy_file)
     if through == "virtual":
         from training.loop_runs import check_loop

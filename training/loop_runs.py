@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from controller.errors import InputError
-from envs.runner import split_controller
+from envs.runner import RunResult, split_controller
 from envs.sumo_programs import SUMO_REFERENCE_CONTROLLERS
 from networks.catalog import NetworkSpec, load_network
 
@@ -64,12 +64,9 @@ def loop_record(network: NetworkSpec, scenario: str, controller: str, seed: int,
     if metrics is None:
         raise RuntimeError(f"the loop run of {controller} on {scenario} seed {seed} ended without SUMO's metrics "
                            f"after {summary.get('seconds')} s")
-    by_class = metrics.get("delay_by_vclass") or {}
-    return {"controller": controller, "network": network.name, "scenario": scenario, "seed": seed, **metrics,
-            "bus_delay": by_class.get("bus"), "emergency_delay": by_class.get("emergency"),
-            "violations": summary["faults"] + summary["core_faults"], "through": "virtual",
-            "emergency_intersection_delay": summary["emergency_intersection_delay"],
-            "emergency_intersection_control_delay": summary["emergency_intersection_control_delay"],
-            "emergency_passages": summary["emergency_passages"],
-            **{k: summary[k] for k in ("unanswered", "lost_control", "preemptions", "tsp_services", "wall_s")
-               if k in summary}}
+    counters = {k: summary[k] for k in ("unanswered", "lost_control", "preemptions", "tsp_services") if k in summary}
+    record = RunResult(controller, network.name, scenario, seed, metrics, summary["faults"] + summary["core_faults"],
+                       counters, summary["wall_s"]).record()
+    record.update({k: summary[k] for k in ("emergency_intersection_delay", "emergency_intersection_control_delay",
+                                           "emergency_passages", "wall_s")}, through="virtual")
+    return record
