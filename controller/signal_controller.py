@@ -73,10 +73,8 @@ class SignalController:
         :param readings: this step's detector data (may be None when no policy is attached).
         :return: the signal state string; the flash pattern if the monitor has latched a fault.
         """
-        if readings is not None and self.health is not None:
-            readings = self._screened(readings)
         if readings is not None:
-            self._register_calls(readings.occupied)
+            readings = self.take_readings(readings)
         choice = None
         if (self.policy is not None and self._steps % self._decide_every == 0 and not self.monitor.in_flash
                 and not self.flash.active):
@@ -96,6 +94,19 @@ class SignalController:
             self.events += modes.take_events()
         self.state = self.monitor.check(shown)
         return self.state
+
+    def take_readings(self, readings: DetectorReadings) -> DetectorReadings:
+        """Take this step's detector data without stepping (what :meth:`step` does first with them): failed
+        detectors screened out, detector presence placed as vehicle calls. A controller with no policy that is
+        still :attr:`quiet_steps` after this may then count this step among its skipped ones.
+
+        :param readings: this step's detector data.
+        :return: the readings as screened (failed detectors masked).
+        """
+        if self.health is not None:
+            readings = self._screened(readings)
+        self._register_calls(readings.occupied)
+        return readings
 
     def request_flash(self, major_links=None, yields_to_preempt: bool = False) -> None:
         """Go to programmed flash (yellow on ``major_links``, red elsewhere; all red when None) at the next safe

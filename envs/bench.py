@@ -4,8 +4,10 @@ Both sides simulate the same net, routes, detectors, outputs, seed and horizon. 
 from ``reset()`` to the end of the horizon (imports and process start excluded); the whole-process
 ratio times a fresh Python process doing the same, imports included. Best of ``repeats`` on each side,
 interleaved; the CPU-time ratio beside it is steadier on a shared machine. The env runs a trivial
-policy: the network's own fixed program followed through the core (:func:`_trivial_actions`), so both sides
-carry the same traffic.
+policy: the network's own fixed program followed through the core (:func:`_trivial_actions`). The plain sumo
+side shows, second by second, the signal states the env showed (recorded in an untimed env run first,
+:func:`record_signal_plan`), so both sides carry exactly the same traffic: the two delays reported beside the
+ratio are equal, and the ratio measures the env, not a difference in congestion.
 """
 
 from __future__ import annotations
@@ -65,8 +67,58 @@ def _env_run(network: str, scenario: str | None, seed: int) -> tuple[float, floa
     return wall, cpu, steps
 
 
+def record_signal_plan(network: str, scenario: str | None, seed: int, out_path: Path) -> tuple[Path, float]:
+    """Run the env once (untimed) with the trivial policy and write the signal states it showed, second by
+    second, as one static SUMO program per light covering the whole horizon: the plain sumo side then shows
+    exactly the same signals and carries exactly the same traffic (the trivial policy follows the program only
+    to the nearest decision, which alone made SUMO's own work differ by a few per cent).
+
+    :param network: network name or folder.
+    :param scenario: scenario name (None: the network's default).
+    :param seed: SUMO seed.
+    :param out_path: the additional file to write.
+    :return: the file and the env run's delay (seconds per vehicle, the project's metric).
+    """
+    import xml.etree.ElementTree as ET
+
+    from envs.gym_env import SignalEnv
+
+    env = SignalEnv(network, scenario)
+    changes: dict[str, list[tuple[float, str]]] = {}
+    try:
+        env.reset(seed=seed)
+        sim = env.episodes.sim
+        begin, end = sim.scenario.begin_s, sim.scenario.end_s
+        fast = sim.backend.fast
+        show = fast.set_state
+
+        def recorded(tl_id: str, state: str) -> None:
+            changes.setdefault(tl_id, []).append((sim.backend.time_s, state))
+            show(tl_id, state)
+
+        fast.set_state = recorded
+        truncated = False
+        while not truncated:
+            _, _, _, truncated, _ = env.step(_trivial_actions(env))
+        delay = sim.close().delay_s
+    finally:
+        env.close()
+    root = ET.Element("additional")
+    for tl_id, shown in changes.items():
+        # at the begin, the program's first phase starts (SUMO places a static program by its offset)
+        logic = ET.SubElement(root, "tlLogic", id=tl_id, type="static", programID="ondaverde-bench",
+                              offset=f"{begin:g}")
+        for (t, state), (t_next, _) in zip(shown, [*shown[1:], (end + 1.0, "")]):
+            if t_next > t:  # a state replaced within the same second was never shown
+                ET.SubElement(logic, "phase", duration=f"{t_next - t:g}", state=state)
+    ET.ElementTree(root).write(out_path)
+    return out_path, delay
+
+
 def _sumo_command(network: str, scenario: str | None, seed: int, work: Path,
-                  read_period_s: float = DEFAULT_DELTA_TIME_S) -> list[str]:
+                  read_period_s: float = DEFAULT_DELTA_TIME_S, plan: Path | None = None) -> list[str]:
+    """The plain sumo side: the env's detectors and outputs, and ``plan`` (:func:`record_signal_plan`) as the
+    signal program, else the net's own program with the core's clearances."""
     from envs.metrics import sumo_output_args
     from envs.simulation import intersections_of
     from envs.sumo_backend import SumoRun
@@ -80,7 +132,7 @@ def _sumo_command(network: str, scenario: str | None, seed: int, work: Path,
     det = write_detector_additional(inters, work / "detectors.add.xml", read_period_s)
     # the net's own program with the core's yellow and all-red: the same signal timing as the env's trivial
     # policy, so both sides carry the same traffic and the ratio measures the env, not congestion
-    program = write_reference_program(spec.net_file, STATIC_PROGRAM, work / "program.add.xml", inters)
+    program = plan or write_reference_program(spec.net_file, STATIC_PROGRAM, work / "program.add.xml", inters)
     run = SumoRun(spec.net_file, tuple(sc.route_files), (det, program), sc.begin_s, sc.end_s, seed,
                   tuple(sumo_output_args(work / "tripinfo.xml", work / "statistics.xml")))
     return run.command()
@@ -97,7 +149,8 @@ def bench_env(network: str | None = None, scenario: str | None = None, seed: int
     network = network or largest_bundled_network()
     load_network(network).scenario(scenario)  # fail early, with a clear message, on a bad name
     with tempfile.TemporaryDirectory(prefix="ondaverde-bench-") as tmp:
-        cmd = _sumo_command(network, scenario, seed, Path(tmp))
+        plan, env_delay = record_signal_plan(network, scenario, seed, Path(tmp) / "plan.add.xml")
+        cmd = _sumo_command(network, scenario, seed, Path(tmp), plan=plan)
         sumo_walls, sumo_cpus, env_walls, env_cpus, proc_walls = [], [], [], [], []
         steps = 0
         code = ("import sys, time; t=time.perf_counter(); from envs.bench import _env_run; "
@@ -115,17 +168,28 @@ def bench_env(network: str | None = None, scenario: str | None = None, seed: int
             t = time.perf_counter()
             subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL)
             proc_walls.append(time.perf_counter() - t)
+        sumo_delay = _delay_of(network, scenario, Path(tmp))
     sumo_wall, env_wall, proc_wall = min(sumo_walls), min(env_walls), min(proc_walls)
     return {"ratio": env_wall / sumo_wall, "process_ratio": proc_wall / sumo_wall, "env_wall_s": env_wall,
             "sumo_wall_s": sumo_wall, "steps_per_s": steps / env_wall, "cpu_ratio": min(env_cpus) / min(sumo_cpus),
-            "network": network, "env_steps": steps, "repeats": max(1, repeats)}
+            "network": network, "env_steps": steps, "repeats": max(1, repeats),
+            "env_delay_s": env_delay, "sumo_delay_s": sumo_delay}
+
+
+def _delay_of(network: str, scenario: str | None, work: Path) -> float:
+    """The plain sumo side's delay (seconds per vehicle), from the tripinfo it wrote in ``work``."""
+    from envs.metrics import read_metrics
+
+    sc = load_network(network).scenario(scenario)
+    return read_metrics(work / "tripinfo.xml", work / "statistics.xml", sc.begin_s, sc.end_s, {}).delay_s
 
 
 def format_bench(r: dict) -> str:
     """Human-readable bench result."""
     return (f"network {r['network']}: env {r['env_wall_s']:.2f} s vs plain sumo {r['sumo_wall_s']:.2f} s "
             f"(best of {r['repeats']}) -> ratio {r['ratio']:.2f}x (CPU time {r['cpu_ratio']:.2f}x, "
-            f"whole process {r['process_ratio']:.2f}x), {r['steps_per_s']:.0f} env steps/s ({r['env_steps']} steps)")
+            f"whole process {r['process_ratio']:.2f}x), {r['steps_per_s']:.0f} env steps/s ({r['env_steps']} steps); "
+            f"same signals, same traffic: delay {r['env_delay_s']:.2f} s in the env, {r['sumo_delay_s']:.2f} s in sumo")
 
 
 def bench_reads(network: str | None = None, scenario: str | None = None, seed: int = 0,

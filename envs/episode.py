@@ -117,6 +117,10 @@ class Episodes:
     def reward(self, agent: str) -> float:
         return float(self.rewards[agent]())
 
+    def rewards_now(self) -> list[float]:
+        """Every agent's reward for the last decision interval, in agent order (one batched read of SUMO)."""
+        return self._reward_cls.batch([self.rewards[a] for a in self.agents])
+
     def info(self) -> dict:
         sim = self.sim
         return {"time_s": sim.time_s, "violations": sim.violations()}

@@ -53,7 +53,7 @@ class SignalEnv(gym.Env):
         ep = self.episodes
         acts = [int(action)] if self._single else [int(a) for a in np.asarray(action).ravel()]
         ep.decide(dict(zip(ep.agents, acts)))
-        reward = sum(ep.reward(a) for a in ep.agents)
+        reward = sum(ep.rewards_now())
         truncated = ep.sim.done
         return self._obs(), reward, False, truncated, ep.info()
 

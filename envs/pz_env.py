@@ -49,7 +49,8 @@ class SignalParallelEnv(ParallelEnv):
         ep = self.episodes
         ep.decide({a: int(actions[a]) for a in self.agents if a in actions})
         obs = {a: ep.observation(a) for a in self.agents}
-        rewards = {a: ep.reward(a) for a in self.agents}
+        batch = dict(zip(ep.agents, ep.rewards_now()))
+        rewards = {a: batch[a] for a in self.agents}
         done = ep.sim.done
         info = ep.info()
         terminations = {a: False for a in self.agents}

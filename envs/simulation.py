@@ -116,8 +116,12 @@ class SignalSimulation:
                                 for i in self.intersections]
         #: skip controllers known to hold their state between detector reads (off: step every one, every second)
         self.skip_quiet = True
-        self._quiet = [0] * len(self.controllers)
-        self._owed = [0] * len(self.controllers)
+        n = len(self.controllers)
+        self._tick = 0  # seconds simulated under the core so far
+        self._clock = [0] * n  # seconds each controller has run (behind ``_tick`` while its steps are owed)
+        self._wake = [0] * n  # the second each controller must next be stepped, absent new input
+        self._due: dict[int, list[int]] = {0: list(range(n))}  # second -> controllers to step then
+        self._horizon_ticks = int(round(scenario.end_s - scenario.begin_s))
         self.backend = SumoBackend(self.run, self.intersections if self.controlled else [], use_traci)
         #: radar tracks and dilemma-zone counts (with ``dilemma_zone``)
         self.radar = SumoRadar(self.backend.api, self.intersections) if dilemma_zone and self.controlled else None
@@ -160,20 +164,31 @@ class SignalSimulation:
             for k, phase in requests.items():
                 self._settle(k)
                 self.controllers[k].request(int(phase))
-                self._quiet[k] = 0
+                self._schedule(k, self._tick)
         backend = self.backend
         if self.priority_vehicles is not None:
             self.priority_vehicles.update()
         # detector data reach the controllers only when fresh: calls and policies never see a reading twice
         readings = self.readings if self._fresh else None
         if readings:
-            if any(self._owed):
-                self.settle()
-            self._quiet = [0] * len(self.controllers)
+            self.settle()
+            self._due.pop(self._tick, None)  # every controller is stepped now
+            skip_quiet = self.skip_quiet
             for k, ctrl in enumerate(self.controllers):
-                backend.set_state(ctrl.intersection.id, ctrl.step(readings[k]))
+                if skip_quiet and ctrl.policy is None:  # no decision to make: only calls to place
+                    ctrl.take_readings(readings[k])
+                    quiet = ctrl.quiet_steps
+                    if quiet:  # holds its state through this step too: owed, like the steps between reads
+                        self._schedule(k, self._tick + quiet)
+                        continue
+                    state = ctrl.step(None)
+                else:
+                    state = ctrl.step(readings[k])
+                backend.set_state(ctrl.intersection.id, state)
+                self._stepped(k)  # the steps until the next reading need not run one by one
         else:
             self._step_unread()
+        self._tick += 1
         if self.radar is not None:
             self.radar.count_onsets([c.state for c in self.controllers])
         backend.step()
@@ -193,23 +208,37 @@ class SignalSimulation:
                 ctrl.dilemma.update(tracks)
 
     def _step_unread(self) -> None:
-        """One step with no detector data (agents between decisions): a controller known to hold its state
-        this step is not stepped now; its owed steps are run at once (and judged) before it is next used."""
-        quiet, owed, backend = self._quiet, self._owed, self.backend
-        for k, ctrl in enumerate(self.controllers):
-            if quiet[k] > 0 and self.skip_quiet:
-                quiet[k] -= 1
-                owed[k] += 1
+        """One step with no detector data (agents between decisions): only the controllers due now are stepped;
+        one known to hold its state is left alone, its owed steps run at once (and judged) before it is next used."""
+        due = self._due.pop(self._tick, None)
+        if not due:
+            return
+        now, wake, backend = self._tick, self._wake, self.backend
+        for k in due:
+            if wake[k] != now:  # rescheduled since (stepped earlier, or due again for a request)
                 continue
-            if owed[k]:
-                self._settle(k)
+            self._settle(k)
+            ctrl = self.controllers[k]
             backend.set_state(ctrl.intersection.id, ctrl.step(None))
-            quiet[k] = ctrl.quiet_steps
+            self._stepped(k)
+
+    def _stepped(self, k: int) -> None:
+        """Controller ``k`` has just been stepped at this second: schedule its next step."""
+        self._clock[k] = self._tick + 1
+        quiet = self.controllers[k].quiet_steps if self.skip_quiet else 0
+        self._schedule(k, self._tick + 1 + quiet)
+
+    def _schedule(self, k: int, second: int) -> None:
+        """Step controller ``k`` at ``second`` (simulation steps since the start) unless new input comes first."""
+        self._wake[k] = second
+        if second <= self._horizon_ticks:
+            self._due.setdefault(second, []).append(k)
 
     def _settle(self, k: int) -> None:
-        if self._owed[k]:
-            state = self.controllers[k].skip(self._owed[k])
-            self._owed[k] = 0
+        owed = self._tick - self._clock[k]
+        if owed:
+            state = self.controllers[k].skip(owed)
+            self._clock[k] = self._tick
             self.backend.set_state(self.controllers[k].intersection.id, state)
 
     def settle(self) -> None:

@@ -22,6 +22,9 @@ def test_bench_env_reports_every_documented_key():
     assert result["env_steps"] == 720  # one hour at one decision every 5 s, reset to horizon
     assert result["ratio"] == pytest.approx(result["env_wall_s"] / result["sumo_wall_s"])
     assert all(result[k] > 0 for k in ("env_wall_s", "sumo_wall_s", "steps_per_s", "process_ratio"))
+    # the plain sumo side replays the env's signals: the same traffic, to the last vehicle
+    assert result["env_delay_s"] == pytest.approx(result["sumo_delay_s"], abs=1e-9)
+    assert result["env_delay_s"] > 0
 
 
 def test_trivial_policy_runs_the_program_greens_in_order():

@@ -75,7 +75,7 @@ def _worker(conn, draw: EpisodeDraw, worker: int) -> None:
                 totals["invalid"] += int(invalid.sum())
                 episodes.decide(dict(zip(agents, chosen.tolist())))
                 obs = np.stack(episodes.observations())
-                rewards = np.array([episodes.reward(a) for a in agents], dtype=np.float32)
+                rewards = np.array(episodes.rewards_now(), dtype=np.float32)
                 sim = episodes.sim
                 done = sim.done
                 deferred = sum(c.machine.stats.deferred for c in sim.controllers)
