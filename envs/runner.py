@@ -88,18 +88,20 @@ class RunResult:
     violations: int = 0
     machine: dict = field(default_factory=dict)
     wall_s: float = 0.0
+    input_lag_s: int = 0
 
     def record(self) -> dict:
         """Flat JSON record: controller, network, scenario, seed, then the metrics."""
         by_class = self.metrics.get("delay_by_vclass") or {}
         return {"controller": self.controller, "network": self.network, "scenario": self.scenario,
                 "seed": self.seed, **self.metrics, "bus_delay": by_class.get("bus"),
-                "emergency_delay": by_class.get("emergency"), "violations": self.violations, **self.machine}
+                "emergency_delay": by_class.get("emergency"), "violations": self.violations,
+                "input_lag_s": self.input_lag_s, **self.machine}
 
 
 def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed: int, gui: bool = False,
                 work_dir: Path | None = None, progress=None, policy_file: Path | None = None,
-                dilemma_zone: str | None = None) -> RunResult:
+                dilemma_zone: str | None = None, input_lag_s: int = 0) -> RunResult:
     """Simulate ``scenario_name`` of ``network`` under ``controller`` with SUMO seed ``seed``.
 
     :param network: the network.
@@ -111,6 +113,8 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
     :param progress: called with simulated seconds as the run advances.
     :param policy_file: the trained policy ``rl`` runs (default: the network folder's ``rl-policy.npz``).
     :param dilemma_zone: ``count`` or ``protect`` (see :class:`envs.simulation.SignalSimulation`), or None.
+    :param input_lag_s: whole seconds between a detector reading and the controllers acting on it (a central
+        system's latency; the live loop in lock step has 1); SUMO's own controllers read inside SUMO and take none.
     """
     check_controller(controller)
     name, (controller, preempt, tsp) = controller, split_controller(controller)
@@ -118,6 +122,9 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
              "preempt_route_s": GPS_PREEMPT_HORIZON_S if preempt == "gps" else None}
     scenario = network.scenario(scenario_name)
     start = time.perf_counter()
+    if input_lag_s and controller in SUMO_REFERENCE_CONTROLLERS:
+        raise InputError(f"controller {name!r} reads its detectors inside SUMO: an input lag does not apply to it")
+    modes["input_lag_s"] = input_lag_s
     if controller in SUMO_REFERENCE_CONTROLLERS:
         sim = SignalSimulation(network, scenario, seed, reference=controller, work_dir=work_dir, gui=gui)
     elif controller == LEARNED:
@@ -150,6 +157,6 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
             machine["tsp_services"] = sum(c.modes.priority.services for c in sim.controllers
                                           if c.modes.priority is not None)
         return RunResult(name, network.name, scenario.name, seed, metrics, sim.violations(), machine,
-                         time.perf_counter() - start)
+                         time.perf_counter() - start, input_lag_s)
     finally:
         sim.cleanup()

@@ -65,6 +65,9 @@ class SignalSimulation:
         route it would reach within this many seconds (:class:`envs.priority_vehicles.SumoPriorityVehicles`); None:
         the roadside receivers only.
     :param transit_priority: transit signal priority at every light, buses checking in on the approach lanes.
+    :param input_lag_s: whole seconds between a detector reading and the controllers acting on it (0: the same
+        second). A central system that reads its cabinets, decides and writes back acts a second later: the live
+        loop in lock step (``ondaverde run --sumo``) has a lag of 1, which this reproduces with the core alone.
     :param measure_priority_vehicles: follow emergency vehicles and buses to measure their delay through each signal
         even with neither mode on (the comparison with and without them needs it); off for the learning
         environments, whose episodes are not reported this way (it costs a few per cent of the step time).
@@ -75,7 +78,7 @@ class SignalSimulation:
                  use_traci: bool = False, decision_period_s: float = 1.0, read_period_s: float = 1.0,
                  demand_scale: float = 1.0, dilemma_zone: str | None = None, preempt: bool = False,
                  transit_priority: bool = False, measure_priority_vehicles: bool = True,
-                 preempt_route_s: float | None = None) -> None:
+                 preempt_route_s: float | None = None, input_lag_s: int = 0) -> None:
         if dilemma_zone not in (None, "count", "protect"):
             raise InputError(f"dilemma zone {dilemma_zone!r} is not count or protect")
         self.network, self.scenario, self.seed = network, scenario, seed
@@ -138,6 +141,14 @@ class SignalSimulation:
                                                           route_horizon_s=preempt_route_s)
             if preempt or transit_priority:
                 self.skip_quiet = False  # a preempt call or check-in may arrive any second
+        if not (isinstance(input_lag_s, int) and input_lag_s >= 0):
+            raise InputError(f"input lag {input_lag_s!r} must be a whole number of seconds, 0 or more")
+        if input_lag_s and not policies:  # the lag counts reads, which are every second only with policies
+            raise InputError("an input lag needs controllers with policies (they read detectors every second)")
+        self._lag = input_lag_s
+        # readings not yet acted on, oldest first; at the start, as many seconds of nothing seen yet
+        self._lagged: list[list[DetectorReadings]] = [
+            [DetectorReadings.empty(len(i.detectors), scenario.begin_s) for i in self.intersections]] * input_lag_s
         self.readings: list[DetectorReadings] = (self.backend.read_detectors() if self.controlled else [])
         self._feed_radar()
         self._fresh = self.controlled
@@ -170,6 +181,10 @@ class SignalSimulation:
             self.priority_vehicles.update()
         # detector data reach the controllers only when fresh: calls and policies never see a reading twice
         readings = self.readings if self._fresh else None
+        if readings and self._lag:  # act on the readings of ``lag`` reads ago (none yet at the start)
+            self._lagged.append([DetectorReadings(r.time_s, r.occupied.copy(), r.count.copy(), r.halting.copy(),
+                                                  r.occupancy.copy(), r.speed_mps.copy()) for r in readings])
+            readings = self._lagged.pop(0)
         if readings:
             self.settle()
             self._due.pop(self._tick, None)  # every controller is stepped now

@@ -137,6 +137,10 @@ def _add_run_commands(sub, controllers: str, add_network_args) -> None:
                    help="keep SUMO's tripinfo and statistics files in DIR")
     p.add_argument("--policy", type=Path, default=None, metavar="NPZ",
                    help="trained policy file for the rl controller (default: the network folder's rl-policy.npz)")
+    p.add_argument("--input-lag", type=int, default=0, metavar="S",
+                   help="whole seconds between a detector reading and the controllers acting on it: a central system's "
+                        "latency (the live loop in lock step, `ondaverde run --sumo`, has 1 and gives the same "
+                        "delays as the core with 1); core controllers only (default: 0)")
     p.add_argument("--dilemma-zone", choices=["count", "protect"], default=None,
                    help="count: read SUMO radar tracks and report vehicles caught 2.5-5.5 s from the stop bar at "
                         "yellow onsets (dilemma_caught, yellow_onsets); protect: also hold greens while a tracked "
@@ -160,6 +164,10 @@ def _add_run_commands(sub, controllers: str, add_network_args) -> None:
     p.add_argument("--plot", type=Path, default=None, metavar="PNG", help="bar chart of delay per controller")
     p.add_argument("--policy", type=Path, default=None, metavar="NPZ",
                    help="trained policy file for the rl controller (default: the network folder's rl-policy.npz)")
+    p.add_argument("--input-lag", type=int, default=0, metavar="S",
+                   help="whole seconds between a detector reading and the controllers acting on it: a central system's "
+                        "latency (the live loop in lock step, `ondaverde run --sumo`, has 1 and gives the same "
+                        "delays as the core with 1); core controllers only (default: 0)")
     p.add_argument("--through", choices=("core", "virtual"), default="core",
                    help="core: the core steps SUMO directly; virtual: every run goes through the whole live loop "
                         "(`ondaverde run --sumo`: SUMO <-> one virtual Modbus controller per light <-> the daemon, "
@@ -261,7 +269,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
               leave=False, disable=None) as bar:
         result = run_episode(network, scenario, args.controller, args.seed, gui=args.gui,
                              work_dir=args.keep_output, progress=bar.update, policy_file=args.policy,
-                             dilemma_zone=args.dilemma_zone)
+                             dilemma_zone=args.dilemma_zone, input_lag_s=args.input_lag)
     record = result.record()
     if args.json:
         print(json.dumps(record))
@@ -281,12 +289,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     network, scenario = resolve_network(args)
     scenarios = args.scenarios or [scenario]
     records = evaluate(network, scenarios, args.controllers, args.seeds, args.jobs, policy_file=args.policy,
-                       through=args.through)
+                       through=args.through, input_lag_s=args.input_lag)
     rows = summarise(records)
     if args.json:
         print(json.dumps(records))
     else:
-        through = " through the virtual controllers (lock step)" if args.through == "virtual" else ""
+        through = (" through the virtual controllers (lock step: input lag 1 s)" if args.through == "virtual"
+                   else f", input lag {args.input_lag} s" if args.input_lag else "")
         print(f"network {network.name}{through}, seeds {','.join(map(str, args.seeds))}; delay = mean per scheduled "
               f"vehicle (timeLoss + departDelay, never-inserted charged), seconds")
         print(format_table(rows))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from controller.errors import InputError
 from envs.runner import LEARNED, check_controller, policy_file_for, run_episode, split_controller
+from envs.sumo_programs import SUMO_REFERENCE_CONTROLLERS
 from networks.catalog import NetworkSpec
 
 #: columns of the on-screen table: (record key, header, format)
@@ -27,17 +28,17 @@ THROUGH = ("core", "virtual")
 
 
 def _one(args: tuple) -> dict:
-    network, scenario, controller, seed, policy_file, through = args
+    network, scenario, controller, seed, policy_file, through, input_lag_s = args
     if through == "virtual":
         from training.loop_runs import loop_record
 
         return loop_record(network, scenario, controller, seed, policy_file)
-    return run_episode(network, scenario, controller, seed, policy_file=policy_file).record()
+    return run_episode(network, scenario, controller, seed, policy_file=policy_file, input_lag_s=input_lag_s).record()
 
 
 def evaluate(network: NetworkSpec, scenarios: list[str], controllers: list[str], seeds: list[int],
              jobs: int | None = None, progress: bool = True, policy_file: Path | None = None,
-             through: str = "core") -> list[dict]:
+             through: str = "core", input_lag_s: int = 0) -> list[dict]:
     """Run every controller × scenario × seed; return one record per run (see RunResult.record).
 
     :param network: the network.
@@ -48,9 +49,18 @@ def evaluate(network: NetworkSpec, scenarios: list[str], controllers: list[str],
     :param progress: show a progress bar on stderr.
     :param policy_file: the trained policy ``rl`` runs (default: the network folder's ``rl-policy.npz``).
     :param through: ``core`` or ``virtual`` (see :data:`THROUGH`).
+    :param input_lag_s: core runs: whole seconds between a detector reading and the controllers acting on it
+        (the loop in lock step has 1 of its own: ``virtual`` takes no other).
     """
     if through not in THROUGH:
         raise InputError(f"unknown --through {through!r}; choose from: {', '.join(THROUGH)}")
+    if not (isinstance(input_lag_s, int) and input_lag_s >= 0):
+        raise InputError(f"input lag {input_lag_s!r} must be a whole number of seconds, 0 or more")
+    if input_lag_s and through == "virtual":
+        raise InputError("--input-lag is for core runs: the loop's lag is its own (1 s in lock step)")
+    for c in controllers:
+        if input_lag_s and split_controller(c)[0] in SUMO_REFERENCE_CONTROLLERS:
+            raise InputError(f"controller {c!r} reads its detectors inside SUMO: an input lag does not apply to it")
     for c in controllers:
         check_controller(c)
         if split_controller(c)[0] == LEARNED:
@@ -61,7 +71,8 @@ def evaluate(network: NetworkSpec, scenarios: list[str], controllers: list[str],
         check_loop(network, controllers)
     for s in scenarios:
         network.scenario(s)
-    tasks = [(network, s, c, seed, policy_file, through) for s in scenarios for c in controllers for seed in seeds]
+    tasks = [(network, s, c, seed, policy_file, through, input_lag_s)
+             for s in scenarios for c in controllers for seed in seeds]
     return run_parallel(_one, tasks, jobs, progress)
 
 

@@ -65,8 +65,9 @@ def loop_record(network: NetworkSpec, scenario: str, controller: str, seed: int,
         raise RuntimeError(f"the loop run of {controller} on {scenario} seed {seed} ended without SUMO's metrics "
                            f"after {summary.get('seconds')} s")
     counters = {k: summary[k] for k in ("unanswered", "lost_control", "preemptions", "tsp_services") if k in summary}
+    # the daemon acts on each second's detector data in the next second (lock step): an input lag of 1 s
     record = RunResult(controller, network.name, scenario, seed, metrics, summary["faults"] + summary["core_faults"],
-                       counters, summary["wall_s"]).record()
+                       counters, summary["wall_s"], input_lag_s=1).record()
     record.update({k: summary[k] for k in ("emergency_intersection_delay", "emergency_intersection_control_delay",
                                            "emergency_passages", "wall_s")}, through="virtual")
     return record
