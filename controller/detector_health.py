@@ -25,7 +25,10 @@ class HealthSettings:
     :param stuck_on_s: continuous presence beyond this is a fault, seconds.
     :param stuck_off_min_s: never call a detector stuck off before this long without an actuation, seconds.
     :param stuck_off_gaps: ... nor before this many mean gaps of its own measured flow.
-    :param chatter_changes: more on/off changes than this within ``chatter_window_s`` is chattering.
+    :param chatter_changes: more on/off changes than this within ``chatter_window_s`` is chattering. The default,
+        80 a minute (40 actuations), is more than a lane at capacity (~2,400 veh/h) can make; presence read once a
+        second changes at most 60 times a minute, so at a 1 s poll only a lower setting can fire, and then busy
+        uninterrupted streams (a roundabout entry in the peak: over 40 a minute seen on Miraflores) trip it too.
     :param chatter_window_s: the chattering window, seconds.
     :param recover_s: seconds of plausible behaviour before a failed channel is trusted again.
     :param recall: what a failed detector's phase gets: ``min`` (a call every cycle) or ``max`` (a call and
@@ -35,7 +38,7 @@ class HealthSettings:
     stuck_on_s: float = 300.0
     stuck_off_min_s: float = 600.0
     stuck_off_gaps: float = 20.0
-    chatter_changes: int = 40
+    chatter_changes: int = 80
     chatter_window_s: float = 60.0
     recover_s: float = 120.0
     recall: str = "min"

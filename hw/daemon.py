@@ -119,7 +119,7 @@ class Daemon:
             inter = by_id[cfg.id]
             link = FieldLink(_adapter(cfg, inter, config.cycle_s), log=lambda m, i=cfg.id: self._log(f"{i}: {m}"))
             self.centrals.append(CentralIntersection(inter, _policy(cfg, network), link, cfg.unit,
-                                                     DetectorHealth(inter)))
+                                                     DetectorHealth(inter, cfg.detector_health)))
             self.centrals[-1].on_step = functools.partial(self._observe, len(self.centrals) - 1)
             self.centrals[-1].controller.modes.configure(list(cfg.preemption or ()), cfg.transit_priority)
             self.recorders.append(EventRecorder(inter, policy_termination_code(cfg.policy)))

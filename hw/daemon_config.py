@@ -23,6 +23,8 @@ Example::
         snmp: {version: v3, user: ntcip, auth_key: ..., priv_key: ...}
         preemption: true           # emergency-vehicle preemption (layout: hw/priority_config.py)
         transit_priority: {max_extension_s: 10, condition: always}
+        detector_health: {chatter_changes: 40, stuck_on_s: 300, recall: min}   # thresholds (optional; the
+                                   #   keys of controller.detector_health.HealthSettings; top level too)
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from controller.detector_health import HealthSettings
 from controller.errors import InputError
 
 BACKENDS = ("modbus", "ntcip")
-_TOP = {"network", "cycle_s", "event_log", "status", "intersections", "night_flash"}
+_TOP = {"network", "cycle_s", "event_log", "status", "intersections", "night_flash", "detector_health"}
 _INTERSECTION = {"id", "backend", "address", "unit", "policy", "policy_file", "timeout_s", "retries", "snmp",
-                 "modbus_map", "night_flash", "radar", "radar_unit", "preemption", "transit_priority"}
+                 "modbus_map", "night_flash", "radar", "radar_unit", "preemption", "transit_priority",
+                 "detector_health"}
 _SNMP = {"version", "read_community", "write_community", "user", "auth_key", "priv_key"}
 
 
@@ -80,6 +84,7 @@ class IntersectionConfig:
     :param radar_unit: the radar's Modbus device id.
     :param preemption: the preempt plans (the cabinet runs the same), or None for no preemption.
     :param transit_priority: transit priority settings, or None for none.
+    :param detector_health: the detector health thresholds (stuck on, stuck off, chattering, recovery, recall).
     """
 
     id: str
@@ -98,6 +103,7 @@ class IntersectionConfig:
     radar_unit: int = 1
     preemption: tuple | None = None
     transit_priority: object | None = None
+    detector_health: HealthSettings = field(default_factory=HealthSettings)
 
 
 @dataclass(frozen=True)
@@ -182,6 +188,7 @@ def parse_config(data, source: str = "config") -> DaemonConfig:
     if not isinstance(log, str) or not log:
         problems.append(f"event_log: {log!r} is not a file path")
     night = _window(data["night_flash"], "night_flash", problems) if data.get("night_flash") is not None else None
+    health = _health(data.get("detector_health"), "detector_health", HealthSettings(), problems)
     status = None
     if data.get("status") is not None:
         status = _address(data["status"], "status", problems)
@@ -251,13 +258,14 @@ def parse_config(data, source: str = "config") -> DaemonConfig:
         preemption = parse_preemption(item.get("preemption"), f"{where}.preemption",
                                       by_id.get(light) if isinstance(light, str) else None, problems)
         transit = parse_transit(item.get("transit_priority"), f"{where}.transit_priority", problems)
+        light_health = _health(item.get("detector_health"), f"{where}.detector_health", health, problems)
         if address is not None and isinstance(light, str) and backend in BACKENDS:
             lights.append(IntersectionConfig(light, backend, address[0], address[1], unit if isinstance(unit, int)
                                              else 1, policy if isinstance(policy, str) else "actuated",
                                              policy_file, float(timeout) if isinstance(timeout, (int, float))
                                              else 1.0, retries if isinstance(retries, int) else 0, snmp, modbus_map,
                                              light_night, radar, radar_unit if isinstance(radar_unit, int) else 1,
-                                             preemption, transit))
+                                             preemption, transit, light_health))
     if problems:
         raise ConfigError(source, problems)
     return DaemonConfig(network, tuple(lights), float(cycle), log, status)
@@ -271,3 +279,34 @@ def load_config(path: Path | str) -> DaemonConfig:
     from hw.yamlfile import read_yaml
 
     return parse_config(read_yaml(path, "configuration file"), str(path))
+
+
+def _health(data, where: str, base: HealthSettings, problems: list[str]) -> HealthSettings:
+    """Detector health thresholds: ``base`` with the keys given in ``data`` replaced (each checked)."""
+    from dataclasses import fields, replace
+
+    if data is None:
+        return base
+    if not isinstance(data, dict):
+        problems.append(f"{where}: a mapping of thresholds is expected")
+        return base
+    known = {f.name for f in fields(HealthSettings)}
+    for key in sorted(set(data) - known):
+        problems.append(f"{where}.{key}: unknown setting (known: {', '.join(sorted(known))})")
+    values = {}
+    for key in sorted(set(data) & known):
+        value = data[key]
+        if key == "recall":
+            if value not in ("min", "max"):
+                problems.append(f"{where}.recall: {value!r} is not min or max")
+                continue
+        elif key == "chatter_changes":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                problems.append(f"{where}.chatter_changes: {value!r} is not a whole number of changes, 1 or more")
+                continue
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            unit = "mean gaps" if key == "stuck_off_gaps" else "seconds"
+            problems.append(f"{where}.{key}: {value!r} is not a positive number of {unit}")
+            continue
+        values[key] = value if key in ("recall", "chatter_changes") else float(value)
+    return replace(base, **values)

@@ -95,10 +95,13 @@ class FieldBench:
     :param relay: put a :class:`Relay` between daemon and controller.
     :param status: serve the daemon's status endpoint (its address in :attr:`status`).
     :param policy: the daemon's policy.
+    :param detector_health: the daemon's ``detector_health`` thresholds for the intersection (see
+        :mod:`hw.daemon_config`), or None for the defaults.
     """
 
     def __init__(self, folder: Path, network: str = "single", scale: float = 40.0, backup_s: float = 10.0,
-                 radar: bool = False, relay: bool = False, status: bool = False, policy: str = "actuated") -> None:
+                 radar: bool = False, relay: bool = False, status: bool = False, policy: str = "actuated",
+                 detector_health: dict | None = None) -> None:
         from envs.simulation import intersections_of
         from networks.catalog import load_network
 
@@ -118,6 +121,8 @@ class FieldBench:
         self.t = 0
         item = {"id": self.inter.id, "backend": "modbus", "unit": 1, "policy": policy, "timeout_s": 0.5,
                 "address": f"127.0.0.1:{self.relay.port if relay else self.field_port}"}
+        if detector_health is not None:
+            item["detector_health"] = detector_health
         if radar:
             from hw.radar_feed import VirtualRadar
 

@@ -56,6 +56,23 @@ def test_a_chattering_detector_is_an_excessive_change_fault():
     assert health.fault(0) == "chatter"
 
 
+def test_saturated_traffic_read_once_a_second_is_not_chattering_by_default():
+    """A lane at capacity read once a second changes at most every second (a vehicle on, a gap off): 60 changes a
+    minute, which the default threshold (more than traffic can make) never takes for a fault. (The daemon flagged a
+    busy Óvalo loop with the old default of 40 and put its phase on recall.)"""
+    health = DetectorHealth(two_phase_intersection())
+    assert _run(health, lambda t: t % 2 == 0, 600) == []
+    # polled four times a second, a loop flickering at every poll (240 changes a minute) is caught by the default
+    fast = DetectorHealth(two_phase_intersection())
+    n = len(fast.intersection.detectors)
+    codes = []
+    for k in range(4 * 120):
+        occ = np.zeros(n, dtype=bool)
+        occ[0] = k % 2 == 0
+        codes += [e.code for e in fast.update(k / 4, occ)]
+    assert codes == [C.DETECTOR_FAULT_EXCESSIVE_CHANGE]
+
+
 def test_a_chattering_detector_that_goes_quiet_is_restored():
     health = DetectorHealth(two_phase_intersection(), HealthSettings(chatter_changes=40, chatter_window_s=60,
                                                                      recover_s=120))
