@@ -125,8 +125,9 @@ def test_a_messy_log_reports_each_problem_and_keeps_the_good_rows(tmp_path):
     rows += [("7", T0 + 40.0, 82, 5), ("7", T0 + 35.0, 81, 5)]  # 1 out of order (35 s after 40 s)
     rows += [("7", T0 + 40.0, 305, 42), ("7", T0 + 40.0, 400, 1)]  # 2 vendor codes
     rows += [("7", T0 + 40.0 + 7 * 60, 1, 2)]  # a 7-minute gap in signal 7
-    chatter = [("9", T0 + 100.0 + 0.5 * k, 82 if k % 2 == 0 else 81, 12) for k in range(60)]  # 60 changes in 30 s
-    chatter += [("9", T0 + 200.0 + 1.5 * k, 82 if k % 2 == 0 else 81, 13) for k in range(40)]  # 40 in 60 s: busy
+    chatter = [("9", T0 + 100.0 + 0.3 * k, 82 if k % 2 == 0 else 81, 12) for k in range(100)]  # 100 changes in 30 s
+    # 70 in 60 s: a lane near capacity (35 vehicles a minute), traffic, not chatter
+    chatter += [("9", T0 + 200.0 + 0.85 * k, 82 if k % 2 == 0 else 81, 13) for k in range(70)]
     path = write_log(tmp_path / "messy.csv", rows + chatter)
     with open(path, "a") as f:
         f.write("7,not a time,1,2\n7,2024-04-15 12:00:05.0,one,2\n7,2024-04-15 12:00:05.0,1\n,2024-04-15 12:00:05.0,1,2\n")

@@ -24,13 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
+from controller.detector_health import HealthSettings
 from controller.errors import InputError
 
 #: Indiana codes with a published meaning (standards.md §F table); any other code is vendor-specific or unknown.
 KNOWN_CODES = frozenset([*range(0, 27), *range(31, 34), *range(41, 57), *range(61, 73), *range(81, 95),
                          *range(101, 120), *range(131, 157), *range(171, 186), *range(200, 219)])
-#: more detector changes (82/81) than this in one minute on one channel is chattering (as controller/detector_health)
-CHATTER_CHANGES_PER_MINUTE = 40
+#: more detector changes (82/81) than this in one minute on one channel is chattering: the daemon's default
+#: (controller/detector_health), more than a lane at capacity makes (40 actuations a minute)
+CHATTER_CHANGES_PER_MINUTE = HealthSettings().chatter_changes
 #: rows per chunk read from a CSV or Parquet file
 CHUNK_ROWS = 65_536
 _CSV_BLOCK_BYTES = 4 << 20
@@ -117,7 +119,8 @@ class IngestReport:
     :param gaps: stretches with no event for more than ``gap_minutes``: (signal, start s, end s) each.
     :param gap_minutes: the gap threshold, minutes.
     :param unknown_codes: events with codes outside the Indiana enumeration (vendor codes); kept, ignored by measures.
-    :param chattering: (signal, detector channel) pairs with more than 40 on/off changes in some minute.
+    :param chattering: (signal, detector channel) pairs with more than :data:`CHATTER_CHANGES_PER_MINUTE` on/off
+        changes in some minute.
     :param signals: the signals in the table returned.
     """
 
