@@ -227,9 +227,10 @@ def _add_bench_commands(sub) -> None:
     b = bsub.add_parser("env", help="the environment stepped to the horizon vs a plain sumo process",
                         description="Step the Gymnasium env (all intersections, a trivial policy) from reset to "
                                     "the horizon, and run a plain sumo process on the same net, routes, "
-                                    "detectors, seed, horizon and signal timing (the net's program with the "
-                                    "core's clearances); print the wall-time ratio, the whole-process ratio and "
-                                    "env steps per second.")
+                                    "detectors, seed and horizon showing the same signals (the states the env "
+                                    "showed each second, recorded in an untimed env run first), so both carry the "
+                                    "same traffic; print the wall-time ratio, the whole-process ratio, env steps "
+                                    "per second and both sides' delay (equal when the traffic is the same).")
     _add_bench_target(b)
     b.add_argument("--repeats", type=int, default=3, help="timed repetitions; the best of each is kept (default: 3)")
     b.add_argument("--json", action="store_true", help="print the result as JSON")
