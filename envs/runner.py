@@ -72,6 +72,21 @@ def check_controller(name: str) -> str:
     return name
 
 
+def check_input_lag(controllers: list[str], input_lag_s: int) -> None:
+    """Refuse an input lag that is not a whole number of seconds, or one given to SUMO's own controllers (they read
+    their detectors inside SUMO).
+
+    :param controllers: controller names (as :func:`check_controller` takes them).
+    :param input_lag_s: whole seconds between a detector reading and the controllers acting on it.
+    :raises InputError: naming the value or the controller.
+    """
+    if isinstance(input_lag_s, bool) or not isinstance(input_lag_s, int) or input_lag_s < 0:
+        raise InputError(f"input lag {input_lag_s!r} must be a whole number of seconds, 0 or more")
+    for name in controllers if input_lag_s else ():
+        if split_controller(name)[0] in SUMO_REFERENCE_CONTROLLERS:
+            raise InputError(f"controller {name!r} reads its detectors inside SUMO: an input lag does not apply to it")
+
+
 @dataclass
 class RunResult:
     """One run's record: what ran, and the metrics SUMO's outputs give (seconds, vehicles).
@@ -122,8 +137,7 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
              "preempt_route_s": GPS_PREEMPT_HORIZON_S if preempt == "gps" else None}
     scenario = network.scenario(scenario_name)
     start = time.perf_counter()
-    if input_lag_s and controller in SUMO_REFERENCE_CONTROLLERS:
-        raise InputError(f"controller {name!r} reads its detectors inside SUMO: an input lag does not apply to it")
+    check_input_lag([name], input_lag_s)
     modes["input_lag_s"] = input_lag_s
     if controller in SUMO_REFERENCE_CONTROLLERS:
         sim = SignalSimulation(network, scenario, seed, reference=controller, work_dir=work_dir, gui=gui)

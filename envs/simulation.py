@@ -141,7 +141,7 @@ class SignalSimulation:
                                                           route_horizon_s=preempt_route_s)
             if preempt or transit_priority:
                 self.skip_quiet = False  # a preempt call or check-in may arrive any second
-        if not (isinstance(input_lag_s, int) and input_lag_s >= 0):
+        if isinstance(input_lag_s, bool) or not isinstance(input_lag_s, int) or input_lag_s < 0:
             raise InputError(f"input lag {input_lag_s!r} must be a whole number of seconds, 0 or more")
         if input_lag_s and not policies:  # the lag counts reads, which are every second only with policies
             raise InputError("an input lag needs controllers with policies (they read detectors every second)")

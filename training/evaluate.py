@@ -10,8 +10,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from controller.errors import InputError
-from envs.runner import LEARNED, check_controller, policy_file_for, run_episode, split_controller
-from envs.sumo_programs import SUMO_REFERENCE_CONTROLLERS
+from envs.runner import (LEARNED, check_controller, check_input_lag, policy_file_for, run_episode,
+                         split_controller)
 from networks.catalog import NetworkSpec
 
 #: columns of the on-screen table: (record key, header, format)
@@ -54,13 +54,9 @@ def evaluate(network: NetworkSpec, scenarios: list[str], controllers: list[str],
     """
     if through not in THROUGH:
         raise InputError(f"unknown --through {through!r}; choose from: {', '.join(THROUGH)}")
-    if not (isinstance(input_lag_s, int) and input_lag_s >= 0):
-        raise InputError(f"input lag {input_lag_s!r} must be a whole number of seconds, 0 or more")
+    check_input_lag(controllers, input_lag_s)
     if input_lag_s and through == "virtual":
         raise InputError("--input-lag is for core runs: the loop's lag is its own (1 s in lock step)")
-    for c in controllers:
-        if input_lag_s and split_controller(c)[0] in SUMO_REFERENCE_CONTROLLERS:
-            raise InputError(f"controller {c!r} reads its detectors inside SUMO: an input lag does not apply to it")
     for c in controllers:
         check_controller(c)
         if split_controller(c)[0] == LEARNED:
