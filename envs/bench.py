@@ -130,8 +130,7 @@ def _sumo_command(network: str, scenario: str | None, seed: int, work: Path,
     # the same detector file the env loads (loops aggregated over its decision interval)
     inters = intersections_of(spec)
     det = write_detector_additional(inters, work / "detectors.add.xml", read_period_s)
-    # the net's own program with the core's yellow and all-red: the same signal timing as the env's trivial
-    # policy, so both sides carry the same traffic and the ratio measures the env, not congestion
+    # without a recorded plan (bench reads): the net's own program with the core's yellow and all-red
     program = plan or write_reference_program(spec.net_file, STATIC_PROGRAM, work / "program.add.xml", inters)
     run = SumoRun(spec.net_file, tuple(sc.route_files), (det, program), sc.begin_s, sc.end_s, seed,
                   tuple(sumo_output_args(work / "tripinfo.xml", work / "statistics.xml")))
