@@ -119,6 +119,14 @@ def _add_train_command(sub) -> None:
                         "evaluated (default: no limit)")
 
 
+def _add_input_lag(p: argparse.ArgumentParser) -> None:
+    """--input-lag of simulate and evaluate."""
+    p.add_argument("--input-lag", type=int, default=0, metavar="S",
+                   help="whole seconds between a detector reading and the controllers acting on it: a central system's "
+                        "latency (the live loop in lock step, `ondaverde run --sumo`, has 1 and gives the same "
+                        "delays as the core with 1); core controllers only (default: 0)")
+
+
 def _add_run_commands(sub, controllers: str, add_network_args) -> None:
     """``simulate`` and ``evaluate``."""
     p = sub.add_parser("simulate", help="run one controller on one scenario and print its metrics",
@@ -137,10 +145,7 @@ def _add_run_commands(sub, controllers: str, add_network_args) -> None:
                    help="keep SUMO's tripinfo and statistics files in DIR")
     p.add_argument("--policy", type=Path, default=None, metavar="NPZ",
                    help="trained policy file for the rl controller (default: the network folder's rl-policy.npz)")
-    p.add_argument("--input-lag", type=int, default=0, metavar="S",
-                   help="whole seconds between a detector reading and the controllers acting on it: a central system's "
-                        "latency (the live loop in lock step, `ondaverde run --sumo`, has 1 and gives the same "
-                        "delays as the core with 1); core controllers only (default: 0)")
+    _add_input_lag(p)
     p.add_argument("--dilemma-zone", choices=["count", "protect"], default=None,
                    help="count: read SUMO radar tracks and report vehicles caught 2.5-5.5 s from the stop bar at "
                         "yellow onsets (dilemma_caught, yellow_onsets); protect: also hold greens while a tracked "
@@ -164,10 +169,7 @@ def _add_run_commands(sub, controllers: str, add_network_args) -> None:
     p.add_argument("--plot", type=Path, default=None, metavar="PNG", help="bar chart of delay per controller")
     p.add_argument("--policy", type=Path, default=None, metavar="NPZ",
                    help="trained policy file for the rl controller (default: the network folder's rl-policy.npz)")
-    p.add_argument("--input-lag", type=int, default=0, metavar="S",
-                   help="whole seconds between a detector reading and the controllers acting on it: a central system's "
-                        "latency (the live loop in lock step, `ondaverde run --sumo`, has 1 and gives the same "
-                        "delays as the core with 1); core controllers only (default: 0)")
+    _add_input_lag(p)
     p.add_argument("--through", choices=("core", "virtual"), default="core",
                    help="core: the core steps SUMO directly; virtual: every run goes through the whole live loop "
                         "(`ondaverde run --sumo`: SUMO <-> one virtual Modbus controller per light <-> the daemon, "
