@@ -64,7 +64,7 @@ def test_a_release_before_entry_cancels_the_flash():
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(intersections(max_links=12), st.integers(0, 2**31 - 1), st.sampled_from(["fixed", "actuated", "maxpressure"]))
+@given(intersections(max_links=12), st.integers(0, 2**31 - 1), st.sampled_from(["fixed", "actuated", "maxpressure", "maxpressure-spillback"]))
 def test_random_flash_requests_never_give_an_unsafe_sequence(inter, seed, policy):
     rng = random.Random(seed)
     ctrl = SignalController(inter, make_policy(policy))

@@ -17,7 +17,7 @@ from controller.policies import registry
 from controller.policies.actuated import ActuatedPolicy
 from controller.policies.base import DetectorReadings, Policy, SignalView
 from controller.policies.fixed_time import FixedTimePolicy, WebsterPolicy, webster_cycle_s, webster_greens_s
-from controller.policies.max_pressure import MaxPressurePolicy
+from controller.policies.max_pressure import MaxPressurePolicy, SpillbackMaxPressurePolicy
 from controller.testing import two_phase_intersection
 
 # detector indices in two_phase_intersection(): per link i, stop-bar 4i, advance 4i+1, radar 4i+2, exit 4i+3
@@ -328,10 +328,26 @@ def test_max_pressure_falls_back_to_loops_without_radar():
     assert policy.pressures[1] == pytest.approx(10.0)  # 5 vehicles between the loops on each east-west lane
 
 
+def test_spillback_max_pressure_sends_nobody_into_a_full_exit():
+    inter = two_phase_intersection()  # exit zones 100 m: 13.3 vehicles at jam spacing
+    # north-south: 30 waiting on each approach but 12 on each exit (90 % full); east-west: 3 waiting, exits empty
+    feed = zones({0: 30, 1: 30, 2: 3, 3: 3}, {0: 12, 1: 12})
+    plain = MaxPressurePolicy()
+    assert greens(run(plain, inter, 20, feed), inter) == [(0, 2, 18)]  # 2 x (30 - 12) outweighs 6: keeps sending
+    assert plain.pressures.tolist() == [36.0, 6.0]
+    spill = SpillbackMaxPressurePolicy()
+    runs = greens(run(spill, inter, 20, feed), inter)
+    assert spill.pressures.tolist() == [0.0, 6.0]  # the full exits cut north-south's pressure to 0
+    assert runs[:2] == [(0, 2, 5), (1, 12, 8)]  # leaves north-south at its minimum green
+    # below the threshold (70 % full) it is plain max-pressure
+    half = zones({0: 30, 1: 30, 2: 3, 3: 3}, {0: 9.3, 1: 9.3})
+    assert greens(run(SpillbackMaxPressurePolicy(), inter, 20, half), inter) == greens(run(MaxPressurePolicy(), inter, 20, half), inter)
+
+
 # ---------------------------------------------------------------------------------------------- registry
 def test_registry_builds_each_policy_by_name():
     for name, cls in [("fixed", FixedTimePolicy), ("webster", WebsterPolicy), ("actuated", ActuatedPolicy),
-                      ("maxpressure", MaxPressurePolicy)]:
+                      ("maxpressure", MaxPressurePolicy), ("maxpressure-spillback", SpillbackMaxPressurePolicy)]:
         assert type(registry.make_policy(name)) is cls
     assert registry.make_policy("actuated", passage_s=2.0).passage_s == 2.0
 
@@ -339,7 +355,8 @@ def test_registry_builds_each_policy_by_name():
 def test_registry_unknown_name_lists_the_choices():
     with pytest.raises(InputError) as err:
         registry.make_policy("maxpresure")
-    assert str(err.value) == "unknown controller 'maxpresure'; choose from: actuated, fixed, maxpressure, webster"
+    assert str(err.value) == ("unknown controller 'maxpresure'; choose from: actuated, fixed, maxpressure, "
+                              "maxpressure-spillback, webster")
 
 
 def test_registry_register(monkeypatch):

@@ -299,7 +299,7 @@ def _drive_random(inter, plans, seed, policy, step_s, mutate=None, steps=1500):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data(), intersections(max_links=12), st.integers(0, 2**31 - 1),
-       st.sampled_from(["fixed", "actuated", "maxpressure"]), st.sampled_from([0.5, 1.0, 2.0]))
+       st.sampled_from(["fixed", "actuated", "maxpressure", "maxpressure-spillback"]), st.sampled_from([0.5, 1.0, 2.0]))
 def test_random_preempt_and_priority_calls_never_give_an_unsafe_sequence(data, inter, seed, policy, step_s):
     plans = data.draw(preempt_plans(inter))
     judge, ctrl, runs = _drive_random(inter, plans, seed, policy, step_s)
