@@ -81,6 +81,11 @@ class SignalSimulation:
                  preempt_route_s: float | None = None, input_lag_s: int = 0) -> None:
         if dilemma_zone not in (None, "count", "protect"):
             raise InputError(f"dilemma zone {dilemma_zone!r} is not count or protect")
+        # (checked before SUMO starts: libsumo holds one simulation per process, and a refused run must not keep it)
+        if isinstance(input_lag_s, bool) or not isinstance(input_lag_s, int) or input_lag_s < 0:
+            raise InputError(f"input lag {input_lag_s!r} must be a whole number of seconds, 0 or more")
+        if input_lag_s and not policies:  # the lag counts reads, which are every second only with policies
+            raise InputError("an input lag needs controllers with policies (they read detectors every second)")
         self.network, self.scenario, self.seed = network, scenario, seed
         self.intersections = intersections_of(network)
         self._tmp = None
@@ -126,31 +131,31 @@ class SignalSimulation:
         self._due: dict[int, list[int]] = {0: list(range(n))}  # second -> controllers to step then
         self._horizon_ticks = int(round(scenario.end_s - scenario.begin_s))
         self.backend = SumoBackend(self.run, self.intersections if self.controlled else [], use_traci)
-        #: radar tracks and dilemma-zone counts (with ``dilemma_zone``)
-        self.radar = SumoRadar(self.backend.api, self.intersections) if dilemma_zone and self.controlled else None
-        #: emergency vehicles' preempt calls and buses' check-ins (with ``preempt`` / ``transit_priority``)
-        # (on under the core whenever the demand has emergency vehicles or buses: their delay through each signal
-        # is measured with or without the modes)
-        self.priority_vehicles = None
-        classes = set(self._vtype_classes.values())
-        if self.controlled and (preempt or transit_priority
-                                or (measure_priority_vehicles and {"emergency", "bus"} & classes)):
-            for ctrl in self.controllers:
-                configure_priority(ctrl, preempt, transit_priority)
-            self.priority_vehicles = SumoPriorityVehicles(self.backend.api, self.controllers,
-                                                          route_horizon_s=preempt_route_s)
-            if preempt or transit_priority:
-                self.skip_quiet = False  # a preempt call or check-in may arrive any second
-        if isinstance(input_lag_s, bool) or not isinstance(input_lag_s, int) or input_lag_s < 0:
-            raise InputError(f"input lag {input_lag_s!r} must be a whole number of seconds, 0 or more")
-        if input_lag_s and not policies:  # the lag counts reads, which are every second only with policies
-            raise InputError("an input lag needs controllers with policies (they read detectors every second)")
-        self._lag = input_lag_s
-        # readings not yet acted on, oldest first; at the start, as many seconds of nothing seen yet
-        self._lagged: list[list[DetectorReadings]] = [
-            [DetectorReadings.empty(len(i.detectors), scenario.begin_s) for i in self.intersections]] * input_lag_s
-        self.readings: list[DetectorReadings] = (self.backend.read_detectors() if self.controlled else [])
-        self._feed_radar()
+        try:  # a run refused from here on must not keep SUMO (libsumo holds one simulation per process)
+            #: radar tracks and dilemma-zone counts (with ``dilemma_zone``)
+            self.radar = SumoRadar(self.backend.api, self.intersections) if dilemma_zone and self.controlled else None
+            #: emergency vehicles' preempt calls and buses' check-ins (with ``preempt`` / ``transit_priority``)
+            # (on under the core whenever the demand has emergency vehicles or buses: their delay through each signal
+            # is measured with or without the modes)
+            self.priority_vehicles = None
+            classes = set(self._vtype_classes.values())
+            if self.controlled and (preempt or transit_priority
+                                    or (measure_priority_vehicles and {"emergency", "bus"} & classes)):
+                for ctrl in self.controllers:
+                    configure_priority(ctrl, preempt, transit_priority)
+                self.priority_vehicles = SumoPriorityVehicles(self.backend.api, self.controllers,
+                                                              route_horizon_s=preempt_route_s)
+                if preempt or transit_priority:
+                    self.skip_quiet = False  # a preempt call or check-in may arrive any second
+            self._lag = input_lag_s
+            # readings not yet acted on, oldest first; at the start, as many seconds of nothing seen yet
+            self._lagged: list[list[DetectorReadings]] = [
+                [DetectorReadings.empty(len(i.detectors), scenario.begin_s) for i in self.intersections]] * input_lag_s
+            self.readings: list[DetectorReadings] = (self.backend.read_detectors() if self.controlled else [])
+            self._feed_radar()
+        except BaseException:
+            self.backend.close()
+            raise
         self._fresh = self.controlled
         self._closed = False
 

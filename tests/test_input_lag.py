@@ -67,6 +67,13 @@ def test_a_lag_is_refused_where_it_cannot_apply():
         SignalSimulation(spec, spec.scenario(None), 0, policies={"x": None}, input_lag_s=-1)
     with pytest.raises(InputError, match="policies"):
         SignalSimulation(spec, spec.scenario(None), 0, input_lag_s=1)
+    # refused before SUMO started: the process's one libsumo simulation is still free (else every later run in it
+    # would fall back to TraCI, many times slower: this made the suite's SUMO tests after it take 100 s instead of 4)
+    sim = SignalSimulation(spec, spec.scenario(None), 0)
+    try:
+        assert sim.backend._owns_libsumo
+    finally:
+        sim.cleanup()
 
 
 @pytest.mark.parametrize("args, words", [
