@@ -9,7 +9,7 @@ from pathlib import Path
 from controller.errors import InputError
 from controller.policies.learned import LearnedPolicy, PolicyFile
 from controller.policies.registry import POLICIES, make_policy
-from envs.simulation import SignalSimulation, intersections_of
+from envs.simulation import SignalSimulation, check_input_lag_s, intersections_of
 from envs.sumo_programs import SUMO_REFERENCE_CONTROLLERS
 from networks.catalog import NetworkSpec
 
@@ -80,8 +80,7 @@ def check_input_lag(controllers: list[str], input_lag_s: int) -> None:
     :param input_lag_s: whole seconds between a detector reading and the controllers acting on it.
     :raises InputError: naming the value or the controller.
     """
-    if isinstance(input_lag_s, bool) or not isinstance(input_lag_s, int) or input_lag_s < 0:
-        raise InputError(f"input lag {input_lag_s!r} must be a whole number of seconds, 0 or more")
+    check_input_lag_s(input_lag_s)
     for name in controllers if input_lag_s else ():
         if split_controller(name)[0] in SUMO_REFERENCE_CONTROLLERS:
             raise InputError(f"controller {name!r} reads its detectors inside SUMO: an input lag does not apply to it")

@@ -41,6 +41,12 @@ def intersections_of(network: NetworkSpec) -> list[Intersection]:
     return list(_intersections(network.net_file, network.override_file, network.net_file.stat().st_mtime))
 
 
+def check_input_lag_s(input_lag_s) -> None:
+    """Refuse an input lag that is not a whole number of seconds, 0 or more (:class:`SignalSimulation`)."""
+    if isinstance(input_lag_s, bool) or not isinstance(input_lag_s, int) or input_lag_s < 0:
+        raise InputError(f"input lag {input_lag_s!r} must be a whole number of seconds, 0 or more")
+
+
 class SignalSimulation:
     """SUMO plus the core: every traffic light driven through phase machine and safety monitor.
 
@@ -82,8 +88,7 @@ class SignalSimulation:
         if dilemma_zone not in (None, "count", "protect"):
             raise InputError(f"dilemma zone {dilemma_zone!r} is not count or protect")
         # (checked before SUMO starts: libsumo holds one simulation per process, and a refused run must not keep it)
-        if isinstance(input_lag_s, bool) or not isinstance(input_lag_s, int) or input_lag_s < 0:
-            raise InputError(f"input lag {input_lag_s!r} must be a whole number of seconds, 0 or more")
+        check_input_lag_s(input_lag_s)
         if input_lag_s and not policies:  # the lag counts reads, which are every second only with policies
             raise InputError("an input lag needs controllers with policies (they read detectors every second)")
         self.network, self.scenario, self.seed = network, scenario, seed
@@ -190,8 +195,7 @@ class SignalSimulation:
             self._lagged.append([DetectorReadings(r.time_s, r.occupied.copy(), r.count.copy(), r.halting.copy(),
                                                   r.occupancy.copy(), r.speed_mps.copy()) for r in readings])
             readings = self._lagged.pop(0)
-        if readings:
-            self.settle()
+        if readings:  # (every clock is current: a fresh read ended the last step with a settle)
             self._due.pop(self._tick, None)  # every controller is stepped now
             skip_quiet = self.skip_quiet
             for k, ctrl in enumerate(self.controllers):
