@@ -8,7 +8,7 @@ from controller.errors import InputError
 from controller.policies.registry import make_policy
 from envs.observations import OBSERVATIONS
 from envs import phase_observation  # noqa: F401  (registers the "phases" observation)
-from envs.rewards import REWARDS
+from envs.rewards import REWARDS, make_rewards
 from envs.simulation import SignalSimulation, intersections_of
 from networks.catalog import DEFAULT_NETWORK, NetworkSpec, load_network
 
@@ -77,8 +77,9 @@ class Episodes:
         self.sim = SignalSimulation(self.network, self.scenario, sumo_seed, policies=policies, gui=self._gui,
                                     use_traci=self._use_traci, read_period_s=self.delta_time_s,
                                     demand_scale=demand_scale, measure_priority_vehicles=False)
-        self.rewards = {a: self._reward_cls(self.intersections[k], self.sim.backend.fast)
-                        for a, k in self.agent_index.items()}
+        functions = make_rewards(self._reward_cls.name, [self.intersections[k] for k in self.agent_index.values()],
+                                 self.sim.backend.fast)
+        self.rewards = dict(zip(self.agent_index, functions))
         for r in self.rewards.values():
             r()  # prime difference-based rewards
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+import numpy as np
+
 from controller.intersection import Intersection
 
 
@@ -33,6 +35,11 @@ class RewardFunction(ABC):
     def batch(cls, functions: list["RewardFunction"]) -> list[float]:
         """The rewards of several intersections at once (override to vectorise; the default loops)."""
         return [float(f()) for f in functions]
+
+    @classmethod
+    def connect(cls, functions: list["RewardFunction"]) -> None:
+        """Tell each function of a group about the others (override for rewards that look beyond one
+        intersection; the default does nothing). :func:`make_rewards` calls it."""
 
 
 class QueueReward(RewardFunction):
@@ -88,4 +95,64 @@ class PressureReward(RewardFunction):
         return -(inside - out) / 10.0
 
 
-REWARDS: dict[str, type[RewardFunction]] = {c.name: c for c in (QueueReward, WaitingTimeChangeReward, PressureReward)}
+class NeighbourQueueReward(RewardFunction):
+    """Minus the halted vehicles on the incoming lanes, plus :attr:`neighbour_weight` times those of each adjacent
+    light (one whose incoming lane this light feeds, or which feeds one of this light's), divided by 10.
+
+    A light rewarded for its own queue alone is paid for sending a platoon into a queue it does not count (the
+    next light's); sharing a part of each neighbour's reward (the spatially discounted reward of MA2C, Chu et al.
+    2019) makes each one bear some of what it does to the lights around it. Only lights in the same group (the
+    agents of one environment) count as neighbours, and only through a shared lane: lights separated by an
+    unsignalised junction are not adjacent.
+    """
+
+    name = "queue-neighbours"
+    #: weight of each neighbour's queue against the light's own
+    neighbour_weight = 0.5
+
+    def __init__(self, intersection: Intersection, api) -> None:
+        super().__init__(intersection, api)
+        self.neighbour_lanes: list[str] = []  # filled by connect()
+
+    @classmethod
+    def connect(cls, functions: list["NeighbourQueueReward"]) -> None:
+        incoming = [set(f.incoming) for f in functions]
+        outgoing = [set(f.outgoing) for f in functions]
+        for i, f in enumerate(functions):
+            f.neighbour_lanes = sorted(lane for j, g in enumerate(functions) if j != i
+                                       and (outgoing[i] & incoming[j] or outgoing[j] & incoming[i])
+                                       for lane in g.incoming)
+
+    def __call__(self) -> float:
+        halting = self.api.lane_halting
+        own = sum([halting(l) for l in self.incoming])
+        return -(own + self.neighbour_weight * sum([halting(l) for l in self.neighbour_lanes])) / 10.0
+
+    @classmethod
+    def batch(cls, functions: list["NeighbourQueueReward"]) -> list[float]:
+        """Every intersection's reward from one read of each incoming lane of the group."""
+        if not functions:
+            return []
+        lanes = sorted({lane for f in functions for lane in (*f.incoming, *f.neighbour_lanes)})
+        index = {lane: k for k, lane in enumerate(lanes)}
+        halted = np.array(list(map(functions[0].api.lane_halting, lanes)), dtype=float)
+        return [-(float(halted[[index[l] for l in f.incoming]].sum())
+                  + f.neighbour_weight * float(halted[[index[l] for l in f.neighbour_lanes]].sum())) / 10.0
+                for f in functions]
+
+
+REWARDS: dict[str, type[RewardFunction]] = {c.name: c for c in (QueueReward, WaitingTimeChangeReward, PressureReward,
+                                                                 NeighbourQueueReward)}
+
+
+def make_rewards(name: str, intersections: list[Intersection], api) -> list[RewardFunction]:
+    """One reward function per intersection, connected as a group (:meth:`RewardFunction.connect`).
+
+    :param name: reward name (a key of :data:`REWARDS`).
+    :param intersections: the intersections rewarded (the agents), in order.
+    :param api: the backend's bound lane getters.
+    """
+    cls = REWARDS[name]
+    functions = [cls(i, api) for i in intersections]
+    cls.connect(functions)
+    return functions

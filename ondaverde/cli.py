@@ -107,7 +107,8 @@ def _add_train_command(sub) -> None:
                    help="seconds between the policy's decisions, in training and at the curb (the policy file keeps "
                         "it); whole seconds, at least 1 (default: 5)")
     p.add_argument("--reward", default="diff-waiting-time",
-                   help="training reward: diff-waiting-time, queue, pressure, ... (default: diff-waiting-time)")
+                   help="training reward: diff-waiting-time, queue, pressure, queue-neighbours (own queue plus half of each "
+                        "adjacent light's), or one a plug-in registered (default: diff-waiting-time)")
     p.add_argument("--learning-rate", type=float, default=5e-4,
                    help="optimiser step size; with --resume it replaces the run's (default: 0.0005)")
     p.add_argument("--clip-range", type=float, default=0.2,

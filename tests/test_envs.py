@@ -86,7 +86,7 @@ def test_vectorised_observations_equal_the_per_intersection_ones():
         env.close()
 
 
-@pytest.mark.parametrize("reward", ["diff-waiting-time", "queue", "pressure"])
+@pytest.mark.parametrize("reward", ["diff-waiting-time", "queue", "pressure", "queue-neighbours"])
 def test_batched_rewards_equal_the_per_intersection_ones(reward):
     """The rewards read in one pass over all lanes (what the environments use) are each intersection's own."""
     from envs.episode import Episodes
@@ -106,6 +106,38 @@ def test_batched_rewards_equal_the_per_intersection_ones(reward):
     batched, single = run(True), run(False)
     assert np.allclose(batched, single, rtol=0, atol=1e-9)
     assert any(r != 0 for row in single for r in row)  # traffic reached the lanes: not comparing zeros
+
+
+def test_neighbour_queue_reward_adds_half_of_each_adjacent_lights_queue():
+    """On the grid (lights joined by single edges) each light's neighbours are the lights next to it, and its
+    reward is its own queue reward plus half of theirs, on the very same traffic."""
+    from envs.episode import Episodes
+
+    def run(reward: str):
+        ep = Episodes(_short("grid", 200.0), reward=reward)
+        try:
+            ep.start(seed=6)
+            out = []
+            for k in range(30):
+                ep.decide({a: (k // 3 + i) % 2 for i, a in enumerate(ep.agents)})
+                out.append(ep.rewards_now())
+            neighbours = {a: sorted(b for b in ep.agents if b != a
+                                    and set(ep.rewards[b].incoming) <= set(ep.rewards[a].neighbour_lanes))
+                          for a in ep.agents} if reward == "queue-neighbours" else None
+            return ep.agents, np.array(out), neighbours
+        finally:
+            ep.close()
+
+    agents, own, _ = run("queue")
+    agents2, shared, neighbours = run("queue-neighbours")
+    assert agents == agents2
+    counts = sorted(len(n) for n in neighbours.values())
+    assert counts[0] == 2 and counts[-1] == 4  # corners have two neighbours, inner lights four
+    assert all(a in neighbours[b] for a in agents for b in neighbours[a])  # adjacency is mutual
+    k = {a: i for i, a in enumerate(agents)}
+    expected = np.stack([own[:, k[a]] + 0.5 * sum(own[:, k[b]] for b in neighbours[a]) for a in agents], axis=1)
+    assert np.allclose(shared, expected, rtol=0, atol=1e-9)
+    assert (own != 0).any() and not np.allclose(shared, own)
 
 
 def test_flat_observation_of_all_agents_equals_the_concatenated_ones():

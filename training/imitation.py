@@ -109,7 +109,7 @@ def record_episode(network: str, scenario: str, teacher: str, seed: int, demand_
     """
     from controller.policies.learned import LearnedPolicy, PolicyFile
     from controller.policies.registry import make_policy
-    from envs.rewards import REWARDS
+    from envs.rewards import make_rewards
     from envs.simulation import SignalSimulation, intersections_of
     from networks.catalog import load_network
 
@@ -120,7 +120,7 @@ def record_episode(network: str, scenario: str, teacher: str, seed: int, demand_
                                        LearnedPolicy(loaded) if loaded is not None else None) for i in inters}
     sim = SignalSimulation(spec, spec.scenario(scenario), seed, policies=recorders, demand_scale=demand_scale)
     try:
-        reward_fns = [REWARDS[reward](i, sim.backend.fast) for i in inters]
+        reward_fns = make_rewards(reward, inters, sim.backend.fast)
         for f in reward_fns:
             f()
         rewards: list[list[float]] = [[] for _ in inters]
