@@ -145,7 +145,7 @@ class SignalController:
     def _screened(self, readings: DetectorReadings) -> DetectorReadings:
         """Readings with failed detectors masked (their phases recalled instead)."""
         health = self.health
-        self.events += health.update(readings.time_s, readings.occupied)
+        self.events += health.update(readings.time_s, readings.occupied, readings.count)
         failed = health.failed
         if not failed.any():
             return readings

@@ -300,13 +300,18 @@ def _health(data, where: str, base: HealthSettings, problems: list[str]) -> Heal
             if value not in ("min", "max"):
                 problems.append(f"{where}.recall: {value!r} is not min or max")
                 continue
-        elif key == "chatter_changes":
+        elif key in ("chatter_changes", "lane_mate_min_count"):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                problems.append(f"{where}.chatter_changes: {value!r} is not a whole number of changes, 1 or more")
+                unit = "changes" if key == "chatter_changes" else "vehicles"
+                problems.append(f"{where}.{key}: {value!r} is not a whole number of {unit}, 1 or more")
+                continue
+        elif key == "lane_mate_ratio":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 1:
+                problems.append(f"{where}.lane_mate_ratio: {value!r} is not a ratio above 1")
                 continue
         elif isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             unit = "mean gaps" if key == "stuck_off_gaps" else "seconds"
             problems.append(f"{where}.{key}: {value!r} is not a positive number of {unit}")
             continue
-        values[key] = value if key in ("recall", "chatter_changes") else float(value)
+        values[key] = value if key in ("recall", "chatter_changes", "lane_mate_min_count") else float(value)
     return replace(base, **values)

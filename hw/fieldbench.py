@@ -170,10 +170,15 @@ class FieldBench:
     async def _tick(self) -> None:
         n = len(self.inter.detectors)
         start = time.monotonic()
+        before = np.zeros(n, dtype=bool)
+        loops = np.array([d.kind in ("stopbar", "advance") for d in self.inter.detectors], dtype=bool)
         while True:
             readings = DetectorReadings.empty(n, float(self.t))
             if self.presence is not None:
                 readings.occupied[:] = np.asarray(self.presence(self.t), dtype=bool)
+                # the controller counts a vehicle at each rising edge of presence (its count registers)
+                readings.count[:] = readings.occupied & ~before & loops
+                before = readings.occupied.copy()
             if self.radar is not None and self.radar_words is not None:
                 words = self.radar_words(self.t)
                 if words is not None:

@@ -140,11 +140,17 @@ def test_detector_health_thresholds_are_read_per_intersection_over_the_top_level
     assert (first.detector_health.chatter_changes, first.detector_health.recall) == (50, "max")
     assert (second.detector_health.chatter_changes, second.detector_health.stuck_on_s) == (50, 120.0)
     assert first.detector_health.stuck_on_s == 300.0  # the default where nothing is said
-    bad = {**base, "detector_health": {"chatter_changes": 2.5, "recall": "always", "stuck_on_s": -1, "colour": 1}}
+    mates = parse_config({**base, "detector_health": {"lane_mate_ratio": 4, "lane_mate_min_count": 60}})
+    mate = mates.intersections[0].detector_health
+    assert (mate.lane_mate_ratio, mate.lane_mate_min_count) == (4.0, 60)
+    bad = {**base, "detector_health": {"chatter_changes": 2.5, "recall": "always", "stuck_on_s": -1, "colour": 1,
+                                       "lane_mate_ratio": 0.5, "lane_mate_min_count": 2.5}}
     with pytest.raises(ConfigError) as exc:
         parse_config(bad, "daemon.yaml")
     for expected in ("detector_health.chatter_changes: 2.5", "detector_health.recall: 'always'",
-                     "detector_health.stuck_on_s: -1", "detector_health.colour: unknown setting"):
+                     "detector_health.stuck_on_s: -1", "detector_health.colour: unknown setting",
+                     "detector_health.lane_mate_ratio: 0.5 is not a ratio above 1",
+                     "detector_health.lane_mate_min_count: 2.5 is not a whole number of vehicles"):
         assert any(expected in p for p in exc.value.problems), (expected, exc.value.problems)
 
 

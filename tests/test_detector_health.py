@@ -123,3 +123,55 @@ def test_a_failed_detector_puts_its_phase_on_recall_instead_of_extending_it_fore
     assert len(recalled) >= len(stuck) and max(recalled[5:]) < 40  # on recall it is served every cycle, not held
     assert [e.code for e in ctrl.events] == [C.DETECTOR_FAULT_SHORTED] and ctrl.events[0].param == 1
     assert not ctrl.monitor.violations
+
+
+def _run_pair(health: DetectorHealth, stopbar, advance, seconds: int) -> list:
+    """Lane 0's stop-bar (detector 0) and advance loop (detector 1) fed presence and per-second counts: a rising
+    edge is one vehicle, as a controller counts them."""
+    n = len(health.intersection.detectors)
+    events, before = [], np.zeros(n, dtype=bool)
+    for t in range(seconds):
+        occ = np.zeros(n, dtype=bool)
+        occ[0], occ[1] = stopbar(t), advance(t)
+        counts = (occ & ~before).astype(float)
+        before = occ
+        events += [(e.time_s, e.code, e.param) for e in health.update(float(t), occ, counts)]
+    return events
+
+
+def test_a_loop_counting_far_more_than_its_lane_mate_is_chattering_even_at_a_one_second_poll():
+    """Read once a second, a stop bar flickering on and off looks like a lane at capacity to the change rate (60 a
+    minute, under the default), but it counts 30 vehicles a minute where the advance loop on its lane saw 6."""
+    inter = two_phase_intersection()
+    assert [inter.detectors[k].kind for k in (0, 1)] == ["stopbar", "advance"]
+    assert inter.detectors[0].lane == inter.detectors[1].lane
+    health = DetectorHealth(inter)
+    events = _run_pair(health, lambda t: t % 2 == 0, lambda t: t % 10 == 0, 600)
+    faults = [e for e in events if e[1] == C.DETECTOR_FAULT_EXCESSIVE_CHANGE]
+    assert [e[2] for e in faults] == [1]  # the stop bar (channel 1) only, not its lane-mate
+    assert 150 < faults[0][0] <= 160  # once both halves of the 300 s window show it (it counted 40 by 80 s)
+    assert health.fault(0) == "chatter" and health.fault(1) is None
+
+
+def test_lane_mates_that_agree_are_not_judged_and_a_dead_mate_is_no_reference():
+    # a busy lane: both loops count the same 30 vehicles a minute, for ten minutes
+    busy = DetectorHealth(two_phase_intersection())
+    assert _run_pair(busy, lambda t: t % 2 == 0, lambda t: t % 2 == 1, 600) == []
+    # a lane of 20 % more at the stop bar (vehicles changing lanes in between) is traffic, not a fault
+    merging = DetectorHealth(two_phase_intersection())
+    assert _run_pair(merging, lambda t: t % 5 in (0, 2), lambda t: t % 5 == 0 or t % 10 == 3, 600) == []
+    # an advance loop gone dead: the stop bar must not be blamed (the dead loop is found stuck off on its own)
+    dead = DetectorHealth(two_phase_intersection(), HealthSettings(stuck_off_min_s=300))
+    events = _run_pair(dead, lambda t: t % 4 == 0, lambda t: t < 100 and t % 4 == 1, 900)
+    assert {e[2] for e in events if e[1] != C.DETECTOR_RESTORED} == {2}
+    assert [e[1] for e in events] == [C.DETECTOR_FAULT_OPEN]
+    assert dead.fault(0) is None
+
+
+def test_an_overcounting_loop_is_restored_once_it_agrees_with_its_lane_mate_again():
+    health = DetectorHealth(two_phase_intersection(), HealthSettings(recover_s=120, lane_mate_window_s=300))
+    events = _run_pair(health, lambda t: t % 2 == 0 if t < 400 else t % 10 == 0, lambda t: t % 10 == 0, 1200)
+    codes = [(e[1], e[2]) for e in events]
+    assert codes == [(C.DETECTOR_FAULT_EXCESSIVE_CHANGE, 1), (C.DETECTOR_RESTORED, 1)]
+    restored = events[1][0]
+    assert 400 < restored <= 400 + 300 + 120 + 2  # once the flicker has left the window, after recover_s

@@ -203,3 +203,36 @@ def test_loss_of_all_detection_flashes_the_intersection_until_detection_returns(
     assert len(_codes(events, E.DETECTOR_RESTORED)) == n
     assert _codes(events, E.UNIT_FLASH_STATUS_CHANGE) == [(173, 1), (173, 2)]
     _consistent(bench)  # entered after yellow and red clearance, left through at least 2 s of red
+
+
+def test_a_loop_chattering_under_a_one_second_poll_is_caught_against_its_lane_mate(tmp_path):
+    """Polled once a second, a stop bar flickering every second changes 60 times a minute: under the default rate
+    threshold, like a lane at capacity. With the default settings it is still caught, by counting five times the
+    vehicles the advance loop on its lane saw; only it fails (88), and it is restored (83)
+    once it counts like its lane-mate again."""
+    bench = FieldBench(tmp_path, scale=25.0)
+    dets = bench.inter.detectors
+    stopbar = next(k for k, d in enumerate(dets) if d.kind == "stopbar")
+    mate = next(k for k, d in enumerate(dets) if d.kind == "advance" and d.lane == dets[stopbar].lane)
+
+    def presence(t: int) -> np.ndarray:
+        occ = np.zeros(len(dets), dtype=bool)
+        occ[mate] = t % 10 == 0  # a vehicle every 10 s
+        occ[stopbar] = t % 2 == 0 if t < 300 else t % 10 == 1  # flickers, then counts the same vehicles
+        return occ
+
+    bench.presence = presence
+    seen = {}
+
+    async def script(b: FieldBench) -> None:
+        assert await b.wait_for(lambda: b.status_row()["failed_detectors"] == 1, 200)
+        seen["failed"] = b.status_row()
+        assert await b.wait_for(lambda: b.status_row()["failed_detectors"] == 0, 600)
+
+    asyncio.run(bench.run(script))
+    assert seen["failed"]["faults"] == 0 and seen["failed"]["interval"] != "flash"
+    events = bench.events()
+    assert _codes(events, E.DETECTOR_FAULT_EXCESSIVE_CHANGE) == [(E.DETECTOR_FAULT_EXCESSIVE_CHANGE, stopbar + 1)]
+    assert _codes(events, E.DETECTOR_RESTORED) == [(E.DETECTOR_RESTORED, stopbar + 1)]
+    assert not _codes(events, E.DETECTOR_FAULT_OPEN, E.DETECTOR_FAULT_SHORTED)
+    _consistent(bench)
