@@ -88,11 +88,15 @@ class SumoBackend:
         else:
             import libsumo
 
+            said: list[str] = []
             try:
-                with _stdout_to_devnull():
+                with _stdout_to_devnull(), _stderr_kept(said):
                     libsumo.start(run.command())
-            except Exception as exc:
-                raise InputError(f"SUMO refused the run: {_first_line(exc)}") from None
+            except Exception as exc:  # SUMO's own message names the problem; libsumo's exception often does not
+                reason = _sumo_errors(said) or _first_line(exc)
+                raise InputError(f"SUMO refused the run: {reason}") from None
+            finally:
+                _pass_on(said, failed=sys.exc_info()[0] is not None)
             _libsumo_busy = self._owns_libsumo = True
             self.api = libsumo
         self.time_s = float(self.api.simulation.getTime())
@@ -224,6 +228,42 @@ class _FastCalls:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+@contextlib.contextmanager
+def _stderr_kept(lines: list[str]):
+    """Collect what SUMO writes to stderr (C level) into ``lines`` instead of showing it, so a refused start gives
+    one line (ours, naming SUMO's reason) and not SUMO's lines followed by ours."""
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as buffer:
+        os.dup2(buffer.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            buffer.seek(0)
+            lines.extend(buffer.read().decode("utf-8", "replace").splitlines())
+
+
+def _sumo_errors(lines: list[str]) -> str:
+    """SUMO's error messages in one line: each ``Error:`` line with the indented lines that continue it."""
+    errors: list[str] = []
+    for line in lines:
+        if line.startswith("Error:"):
+            errors.append(line.removeprefix("Error:").strip())
+        elif errors and line[:1].isspace() and line.strip():
+            errors[-1] += " " + line.strip()
+    return "; ".join(dict.fromkeys(e for e in errors if e))
+
+
+def _pass_on(lines: list[str], failed: bool) -> None:
+    """Show SUMO's start-up stderr after all, unless the start failed (its reason is then in our one line)."""
+    if lines and not failed:
+        sys.stderr.write("\n".join(lines) + "\n")
 
 
 @contextlib.contextmanager

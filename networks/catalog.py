@@ -19,6 +19,8 @@ Every bad input (missing file, bad YAML, unknown network or scenario) raises
 
 from __future__ import annotations
 
+import math
+
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -54,6 +56,16 @@ class ScenarioSpec:
     begin_s: float
     end_s: float
     description: str = ""
+
+    def __post_init__(self) -> None:
+        begin, end = self.begin_s, self.end_s
+        for what, value in (("begin", begin), ("end", end)):
+            if not math.isfinite(value):
+                raise InputError(f"scenario {self.name!r}: {what} {value!r} is not a finite number of seconds")
+        if begin < 0:
+            raise InputError(f"scenario {self.name!r}: begin {begin:g} s is negative (SUMO's clock starts at 0)")
+        if not end > begin:
+            raise InputError(f"scenario {self.name!r}: end {end:g} s must be after begin {begin:g} s")
 
     @property
     def duration_s(self) -> float:

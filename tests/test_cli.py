@@ -94,6 +94,24 @@ def test_bad_seed_list_exits_2():
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("begin, end, needle", [("0", "inf", "end inf"), ("0", "nan", "end nan"),
+                                               ("-100", "900", "begin -100 s is negative")])
+def test_a_horizon_that_is_not_a_finite_span_from_zero_on_is_named(begin, end, needle):
+    net = ROOT / "networks" / "single" / "single.net.xml"
+    routes = ROOT / "networks" / "single" / "base.rou.xml"
+    for command in (["simulate"], ["evaluate", "--controllers", "fixed", "--seeds", "0"]):
+        assert_one_line_error(ondaverde(*command, "--net", str(net), "--routes", str(routes), "--begin", begin,
+                                        "--end", end), needle)
+
+
+@pytest.mark.sumo
+def test_sumo_refusing_a_run_gives_its_reason_in_our_one_line():
+    """SUMO's own error lines are not printed before ours: ours carries their text (here SUMO refuses a seed
+    outside its integer range, which only SUMO checks)."""
+    assert_one_line_error(ondaverde("simulate", "--network", "single", "--end", "60", "--seed", "99999999999"),
+                          "SUMO refused the run", "option 'seed'", "'99999999999' is not a valid integer")
+
+
 def test_help_explains_every_command():
     for command in ("simulate", "evaluate", "bench"):
         proc = ondaverde(command, "--help")
