@@ -132,7 +132,7 @@ def _sumo_command(network: str, scenario: str | None, seed: int, work: Path,
     det = write_detector_additional(inters, work / "detectors.add.xml", read_period_s)
     # without a recorded plan (bench reads): the net's own program with the core's yellow and all-red
     program = plan or write_reference_program(spec.net_file, STATIC_PROGRAM, work / "program.add.xml", inters)
-    run = SumoRun(spec.net_file, tuple(sc.route_files), (det, program), sc.begin_s, sc.end_s, seed,
+    run = SumoRun(spec.net_file, tuple(sc.route_files), (*spec.additional_files, det, program), sc.begin_s, sc.end_s, seed,
                   tuple(sumo_output_args(work / "tripinfo.xml", work / "statistics.xml")))
     return run.command()
 

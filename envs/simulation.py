@@ -25,8 +25,9 @@ from networks.detectors import write_detector_additional
 
 
 @lru_cache(maxsize=8)
-def _intersections(net_file: Path, override_file: Path | None, mtime: float) -> tuple[Intersection, ...]:
-    return tuple(derive_intersections(net_file, override_file))
+def _intersections(net_file: Path, override_file: Path | None, mtime: float, program_files: tuple[Path, ...] = (),
+                   program_mtimes: tuple[float, ...] = ()) -> tuple[Intersection, ...]:
+    return tuple(derive_intersections(net_file, override_file, program_files))
 
 
 @lru_cache(maxsize=8)
@@ -38,7 +39,12 @@ def intersections_of(network: NetworkSpec) -> list[Intersection]:
     """The network's intersections (derived from the net, with its override file), cached per process."""
     if not network.net_file.is_file():
         raise InputError(f"{network.net_file}: network file not found")
-    return list(_intersections(network.net_file, network.override_file, network.net_file.stat().st_mtime))
+    for f in network.additional_files:
+        if not Path(f).is_file():
+            raise InputError(f"{f}: additional file not found")
+    return list(_intersections(network.net_file, network.override_file, network.net_file.stat().st_mtime,
+                               tuple(network.additional_files),
+                               tuple(Path(f).stat().st_mtime for f in network.additional_files)))
 
 
 def check_input_lag_s(input_lag_s) -> None:
@@ -103,11 +109,13 @@ class SignalSimulation:
             if not Path(f).is_file():
                 raise InputError(f"{f}: route file not found")
         # reading the vehicle types also checks each route file is well-formed XML, naming a bad one
-        self._vtype_classes = _vtype_classes(tuple(Path(f) for f in scenario.route_files),
-                                             tuple(Path(f).stat().st_mtime for f in scenario.route_files))
+        typed = (*network.additional_files, *scenario.route_files)  # vehicle types may sit in additional files
+        self._vtype_classes = _vtype_classes(tuple(Path(f) for f in typed), tuple(Path(f).stat().st_mtime for f in typed))
         # loops aggregate over the read interval: every second with policies, else every decision
         read_period = 1.0 if (policies or reference is not None) else read_period_s
-        additional = [write_detector_additional(self.intersections, work_dir / "detectors.add.xml", read_period)]
+        # the network's own additional files first: a reference program loaded after them is the one that runs
+        additional = [*network.additional_files,
+                      write_detector_additional(self.intersections, work_dir / "detectors.add.xml", read_period)]
         if reference is not None:
             if reference not in SUMO_REFERENCE_CONTROLLERS:
                 raise InputError(f"unknown SUMO reference controller {reference!r}")

@@ -83,6 +83,9 @@ class NetworkSpec:
     :param scenarios: scenarios by name.
     :param default_scenario: name of the scenario used when none is named.
     :param override_file: optional override file for :func:`networks.derive.derive_intersections`.
+    :param additional_files: SUMO additional files every run loads before the project's own (a ``.sumocfg``'s
+        ``additional-files``: vehicle types, stops, detectors, signal programs); a ``tlLogic`` in them replaces
+        the net's program for that light, as in SUMO, where the program loaded last is the one that runs.
     """
 
     name: str
@@ -91,6 +94,7 @@ class NetworkSpec:
     scenarios: dict[str, ScenarioSpec] = field(hash=False)
     default_scenario: str
     override_file: Path | None = None
+    additional_files: tuple[Path, ...] = ()
 
     def scenario(self, name: str | None = None) -> ScenarioSpec:
         """A scenario by name (the default scenario when ``name`` is None).
@@ -133,7 +137,7 @@ class NetworkSpec:
         """
         from networks.derive import derive_intersections
 
-        return derive_intersections(self.net_file, self.override_file)
+        return derive_intersections(self.net_file, self.override_file, self.additional_files)
 
 
 def _check_file(path: Path, what: str, source: Path | str) -> Path:
@@ -286,9 +290,18 @@ def _cfg_time(value: str | None, key: str, cfg: Path) -> float | None:
         raise InputError(f"{cfg}: {key} {value!r} is not a time in seconds") from None
 
 
+def _is_generated_detector_file(path: Path) -> bool:
+    """True for a detector file this project wrote (the bundled configurations load one for plain ``sumo``): every
+    run writes its own, with the aggregation period it reads at, so loading it again would declare each twice."""
+    from networks.detectors import GENERATED_MARK
+
+    with open(path, "rb") as fh:
+        return GENERATED_MARK.encode() in fh.read(512)
+
+
 def network_from_sumocfg(cfg: Path, begin_s: float | None = None, end_s: float | None = None) -> NetworkSpec:
-    """A network from a ``.sumocfg``: its net-file, route-files (comma/space separated, relative to the
-    config's folder) and begin/end; one scenario named after the config.
+    """A network from a ``.sumocfg``: its net-file, route-files and additional-files (comma/space separated,
+    relative to the config's folder) and begin/end; one scenario named after the config.
 
     :param cfg: the SUMO configuration file.
     :param begin_s: overrides the config's begin, seconds (default: the config's, else 0).
@@ -312,6 +325,10 @@ def network_from_sumocfg(cfg: Path, begin_s: float | None = None, end_s: float |
     route_value = _cfg_value(root, "route-files", "r") or ""
     routes = tuple(_check_file((folder / r).resolve(), "route file", cfg)
                    for r in route_value.replace(",", " ").split() if r)
+    additional_value = _cfg_value(root, "additional-files", "a") or ""
+    additional = tuple(f for f in (_check_file((folder / a).resolve(), "additional file", cfg)
+                                   for a in additional_value.replace(",", " ").split() if a)
+                       if not _is_generated_detector_file(f))
     begin = begin_s if begin_s is not None else _cfg_time(_cfg_value(root, "begin", "b"), "begin", cfg)
     end = end_s if end_s is not None else _cfg_time(_cfg_value(root, "end", "e"), "end", cfg)
     begin = 0.0 if begin is None else float(begin)
@@ -320,7 +337,7 @@ def network_from_sumocfg(cfg: Path, begin_s: float | None = None, end_s: float |
         raise InputError(f"{cfg}: end {end:g} s must be after begin {begin:g} s")
     name = cfg.name.removesuffix(".sumocfg")
     scenario = ScenarioSpec(name, routes, begin, end, f"from {cfg.name}")
-    return NetworkSpec(name, folder, net, {name: scenario}, name, None)
+    return NetworkSpec(name, folder, net, {name: scenario}, name, None, additional)
 
 
 def _tl_link_count(net_file: Path) -> int:

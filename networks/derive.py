@@ -211,10 +211,7 @@ def _parse_net(net_file: Path) -> _Net:
                                            a.get("dir", "")))
                 elif tag == "tlLogic":
                     if a["id"] not in net.programs:  # the first program declared for a light is the one used
-                        net.programs[a["id"]] = [
-                            _PhaseDef(float(p.get("duration")), p.get("state", ""), _float(p.get("minDur")),
-                                      _float(p.get("maxDur")), p.get("name", ""))
-                            for p in elem.iter("phase")]
+                        net.programs[a["id"]] = _program_phases(elem)
                 elem.clear()
                 root.clear()
     except InputError:
@@ -228,6 +225,31 @@ def _parse_net(net_file: Path) -> _Net:
     except (KeyError, ValueError, TypeError) as exc:
         raise InputError(f"{net_file}: malformed SUMO network ({type(exc).__name__}: {exc})") from None
     return net
+
+
+def _program_phases(elem: ET.Element) -> list[_PhaseDef]:
+    return [_PhaseDef(float(p.get("duration")), p.get("state", ""), _float(p.get("minDur")), _float(p.get("maxDur")),
+                      p.get("name", "")) for p in elem.iter("phase")]
+
+
+def _parse_programs(path: Path) -> dict[str, list[_PhaseDef]]:
+    """The ``tlLogic`` programs of a SUMO additional file, by light id (the last one per light)."""
+    programs: dict[str, list[_PhaseDef]] = {}
+    try:
+        with _open(path) as fh:
+            for _, elem in ET.iterparse(fh, events=("end",)):
+                if elem.tag == "tlLogic":
+                    programs[elem.attrib["id"]] = _program_phases(elem)
+                    elem.clear()
+                elif elem.tag in ("vehicle", "flow", "trip", "person", "edge", "interval"):
+                    elem.clear()
+    except FileNotFoundError:
+        raise InputError(f"{path}: additional file not found") from None
+    except (ET.ParseError, EOFError, OSError) as exc:
+        raise InputError(f"{path}: not a readable SUMO additional file (XML error: {exc})") from None
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InputError(f"{path}: malformed tlLogic ({type(exc).__name__}: {exc})") from None
+    return programs
 
 
 # ----------------------------------------------------------------------------------------------- geometry
@@ -377,8 +399,9 @@ def _green_phases(program: list[_PhaseDef], ped: list[bool]) -> list[tuple[str, 
     return out
 
 
-def _derive_one(net: _Net, net_file: Path, tl: str, program: list[_PhaseDef], conns: list[_Conn]) -> Intersection:
-    where = f"{net_file}: traffic light {tl!r}"
+def _derive_one(net: _Net, net_file: Path, tl: str, program: list[_PhaseDef], conns: list[_Conn],
+                program_file: Path | None = None) -> Intersection:
+    where = f"{program_file or net_file}: traffic light {tl!r}"
     if not program:
         raise InputError(f"{where}: program has no phases")
     n = len(program[0].state)
@@ -475,18 +498,27 @@ def _make(where: str, tl: str, links: Sequence[SignalLink], phases: Sequence[Pha
         raise InputError(f"{where}: {exc}") from None
 
 
-def derive_intersections(net_file: Path, override_file: Path | None = None) -> list[Intersection]:
+def derive_intersections(net_file: Path, override_file: Path | None = None,
+                         program_files: tuple[Path, ...] | list[Path] = ()) -> list[Intersection]:
     """Derive one :class:`Intersection` per traffic light (``tlLogic``) of a SUMO network.
 
     :param net_file: SUMO ``.net.xml`` (or ``.net.xml.gz``) with traffic-light programs.
     :param override_file: optional JSON/YAML file adjusting timings, names and the major phase per light
         (see the module docstring).
+    :param program_files: SUMO additional files loaded with the net, in load order: a ``tlLogic`` in them
+        replaces the net's program for its light (the last one loaded wins, as in SUMO, where the program loaded
+        last is the one running at the start).
     :return: intersections sorted by traffic-light id.
     :raises InputError: missing or malformed file, no traffic lights, a program phase that shows
         conflicting links green together, or a bad override (the message names the file).
     """
     net_file = Path(net_file)
     net = _parse_net(net_file)
+    source = {}  # light -> the additional file its program came from
+    for path in program_files:
+        programs = _parse_programs(Path(path))
+        net.programs.update(programs)
+        source.update(dict.fromkeys(programs, Path(path)))
     if not net.programs:
         raise InputError(f"{net_file}: no traffic lights (tlLogic) in this network")
     net.index()
@@ -495,7 +527,7 @@ def derive_intersections(net_file: Path, override_file: Path | None = None) -> l
         # a connection leaving an internal lane (after an internal junction) repeats its normal connection
         if conn.tl and net.function(conn.from_edge) != "internal":
             conns_by_tl.setdefault(conn.tl, []).append(conn)
-    result = [_derive_one(net, net_file, tl, net.programs[tl], conns_by_tl.get(tl, []))
+    result = [_derive_one(net, net_file, tl, net.programs[tl], conns_by_tl.get(tl, []), source.get(tl))
               for tl in sorted(net.programs)]
     if override_file is not None:
         result = apply_overrides(result, Path(override_file))
