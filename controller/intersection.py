@@ -32,6 +32,9 @@ class SignalLink:
     :param yellow_s: yellow change (vehicles) or flashing-don't-walk clearance (pedestrians), seconds.
     :param red_clearance_s: all-red after this link's yellow before any conflicting green, seconds.
     :param walk_s: walk interval for pedestrian links, seconds (0 for vehicles).
+    :param turn_on_red: a vehicle link that may turn on red after a full stop when no foe comes (right turn on
+        red): shown SUMO's ``s`` (stop, then go) instead of ``r`` whenever it is red. A red for the conflict
+        monitor (its lamp is the red one); the program of a SUMO ``traffic_light_right_on_red`` junction shows it.
     """
 
     index: int
@@ -42,6 +45,7 @@ class SignalLink:
     yellow_s: float
     red_clearance_s: float
     walk_s: float = 0.0
+    turn_on_red: bool = False
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,12 @@ class PhaseMachine:
         self._walk = [self._ticks(l.walk_s) for l in links]
         self._is_ped = [l.kind == "pedestrian" for l in links]
         self._greens = [p.greens for p in intersection.phases]
+        # red as shown: "s" (stop, then go) on links that may turn on red, "r" elsewhere; each phase's green state
+        # with that red
+        self._red = ["s" if l.turn_on_red and l.kind == "vehicle" else "r" for l in links]
+        self._shown = [p.state if "s" not in self._red else
+                       "".join(self._red[i] if c == "r" else c for i, c in enumerate(p.state))
+                       for p in intersection.phases]
         # vehicle links shown G (protected) / g (permissive) per phase; crosswalks show their own walk
         self._protected = [frozenset(i for i, c in enumerate(p.state) if c == "G" and not self._is_ped[i])
                            for p in intersection.phases]
@@ -266,13 +272,24 @@ class PhaseMachine:
                 self._begin_all_red()
         if self.interval is Interval.ALL_RED and self.now >= self._ready:
             self._begin_green(self.target)
-        self._state = self._render()
+        state = self._render()
+        if state != self._state and "y" in self._state:
+            self._note_yellow_ends(self._state, state)
+        self._state = state
         self.now += 1
         self.interval_ticks += 1
         if self.interval is Interval.GREEN:
             self.green_ticks += 1
         self._steady = self._steady_ticks()
         return self._state
+
+    def _note_yellow_ends(self, before: str, now: str) -> None:
+        """Record, from what is shown, the tick each yellow ended. The intervals record the planned ends too;
+        this also catches a crosswalk whose clearance was carried into a phase that does not serve it (shown red
+        from that green's first tick on, with no change interval of its own), whose end no interval saw."""
+        for i, (a, b) in enumerate(zip(before, now)):
+            if a == "y" and b != "y":
+                self._yellow_end[i] = max(self._yellow_end[i], self.now)
 
     @property
     def state(self) -> str:
@@ -434,15 +451,15 @@ class PhaseMachine:
         inter = self.intersection
         if self.interval is Interval.GREEN:
             if not self._ped_served:  # crosswalks (if any) stay at don't walk: the phase's state as it is
-                state = inter.phases[self.phase].state
+                state = self._shown[self.phase]
                 return "".join("r" if self._is_ped[i] else c for i, c in enumerate(state)) \
                     if self._ped_links[self.phase] else state
-            chars = list(inter.phases[self.phase].state)
+            chars = list(self._shown[self.phase])
             for i in self._ped_links[self.phase]:
                 chars[i] = self._ped_char(i)
             return "".join(chars)
-        chars = ["r"] * inter.n_links
-        before = inter.phases[self.phase].state
+        chars = list(self._red)
+        before = self._shown[self.phase]
         for i in self._continuing():
             chars[i] = self._state[i] if self._is_ped[i] else before[i]
         if self.interval is Interval.YELLOW:

@@ -448,7 +448,10 @@ def _derive_one(net: _Net, net_file: Path, tl: str, program: list[_PhaseDef], co
             yellow = max(yellow, yellow_change_s(v, g))
             red = max(red, red_clearance_s(width, v))
             speed = max(speed, v)
-        links.append(SignalLink(i, "vehicle", first.from_lane, first.to_lane, speed, yellow, red))
+        # SUMO's "s" (stop, then go) in the program: a right turn allowed on red after a stop
+        turn_on_red = any(phase.state[i] == "s" for phase in program)
+        links.append(SignalLink(i, "vehicle", first.from_lane, first.to_lane, speed, yellow, red,
+                                turn_on_red=turn_on_red))
 
     compat = _compatibility(net, n, conns_by_index, jindex, program)
 

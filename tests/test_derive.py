@@ -276,3 +276,38 @@ def test_netgenerated_spider_with_crosswalks(tmp_path):
 def test_frozen_dataclasses_compare_by_value(derived):
     [c] = derived["single"]
     assert dataclasses.replace(c) == c
+
+
+@pytest.mark.sumo
+def test_right_turn_on_red_links_show_stop_then_go_when_red(tmp_path):
+    """A netconvert ``traffic_light_right_on_red`` junction shows right turns ``s`` (stop, then go) in the phases
+    where they are red. The core keeps that: those links show ``s`` instead of ``r`` whenever red (greens as
+    the program's), the monitor takes ``s`` for a red, and every other link's red stays ``r``."""
+    from controller.phase_machine import PhaseMachine
+    from controller.safety import SafetyMonitor
+
+    net = tmp_path / "rtor.net.xml"
+    proc = subprocess.run([str(_sumo_home() / "bin" / "netgenerate"), "--grid", "--grid.number", "3",
+                           "--grid.attach-length", "100", "--default-junction-type",
+                           "traffic_light_right_on_red", "-o", str(net)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    inter = max(derive_intersections(net), key=lambda i: i.n_links)  # a four-arm crossing
+    import xml.etree.ElementTree as ET
+
+    logic = next(e for e in ET.parse(net).getroot().iter("tlLogic") if e.get("id") == inter.id)
+    program = [ph.get("state") for ph in logic.iter("phase") if set(ph.get("state")) & set("Gg")]
+    rtor = {l.index for l in inter.links if l.turn_on_red}
+    assert rtor == {i for s in program for i, c in enumerate(s) if c == "s"} and rtor
+    machine, monitor = PhaseMachine(inter), SafetyMonitor(inter)
+    seen_green = set()
+    for t in range(600):
+        if t % 40 == 0:
+            machine.request((t // 40) % len(inter.phases))
+        state = machine.tick()
+        assert monitor.check(state) == state, monitor.reason
+        for i, c in enumerate(state):
+            if c not in "Ggy":
+                assert c == ("s" if i in rtor else "r"), (t, state)
+        if machine.interval.name == "GREEN":
+            seen_green.add(state)
+    assert set(program) <= seen_green  # each green shown exactly as the program shows it

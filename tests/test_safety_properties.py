@@ -167,6 +167,26 @@ def test_phase_machine_never_trips_the_monitor_on_random_layouts():
     assert total["protected_to_permissive"] >= MIN_PROTECTED_TO_PERMISSIVE
 
 
+def test_a_crosswalk_clearance_carried_into_a_phase_that_does_not_serve_it_still_gets_its_red_clearance():
+    """Found by the property test above (6 December 2026), kept as a fixed case: a crosswalk in its flashing don't
+    walk when its phase changes to another that includes it, but without a pedestrian call, goes dark-red at
+    that green's first step with no change interval of its own. The machine never recorded that end of its
+    clearance, so the next phase's conflicting vehicle link was released after 1.0 s of red where 1.1 s (three
+    half-second steps) was needed."""
+    from controller.intersection import Phase, SignalLink
+
+    ped = SignalLink(0, "pedestrian", "walk0", "", 1.2, 3.0, 1.1, 4.0)
+    cars = [SignalLink(i, "vehicle", f"in{i}", f"out{i}", 8.0, 3.0, 0.0) for i in range(1, 6)]
+    states = ["Grrrrr", "Grrrrr", "Grrrrr", "GrrrrG", "rrrrGr"]
+    compatible = tuple(tuple(not ({i, j} == {0, 4}) for j in range(6)) for i in range(6))
+    inter = Intersection("random", (ped, *cars), tuple(Phase(k + 1, st, f"random {k + 1}", 1.0, 1.0, 1.0)
+                                                       for k, st in enumerate(states)), compatible)
+    plan = RequestPlan(seed=0, step_s=0.5, request_p=0.0, vehicle_call_p=0.05, ped_call_p=0.02, ped_recall=False,
+                       initial_phase=0.0)
+    seconds, _ = _run_checked(inter, plan, TICKS_PER_EXAMPLE)
+    assert seconds == TICKS_PER_EXAMPLE * 0.5
+
+
 # ---------------------------------------------------------------------------- the monitor has teeth
 # Each test takes a real stream from the phase machine, plants one fault, and expects the monitor to
 # latch at exactly that step with exactly that kind.
