@@ -211,7 +211,7 @@ def _parse_net(net_file: Path) -> _Net:
                                            a.get("dir", "")))
                 elif tag == "tlLogic":
                     if a["id"] not in net.programs:  # the first program declared for a light is the one used
-                        net.programs[a["id"]] = _program_phases(elem)
+                        net.programs[a["id"]] = _program_phases(elem, net_file)
                 elem.clear()
                 root.clear()
     except InputError:
@@ -227,9 +227,53 @@ def _parse_net(net_file: Path) -> _Net:
     return net
 
 
-def _program_phases(elem: ET.Element) -> list[_PhaseDef]:
-    return [_PhaseDef(float(p.get("duration")), p.get("state", ""), _float(p.get("minDur")), _float(p.get("maxDur")),
-                      p.get("name", "")) for p in elem.iter("phase")]
+def _program_phases(elem: ET.Element, source: Path | None = None) -> list[_PhaseDef]:
+    phases = [_PhaseDef(float(p.get("duration")), p.get("state", ""), _float(p.get("minDur")),
+                        _float(p.get("maxDur")), p.get("name", "")) for p in elem.iter("phase")]
+    if elem.get("type") == "NEMA":
+        params = {p.get("key"): p.get("value", "") for p in elem.iter("param")}
+        return _nema_pairs(phases, params, f"{source}: traffic light {elem.get('id')!r}")
+    return phases
+
+
+def _nema_pairs(phases: list[_PhaseDef], params: dict[str, str], where: str) -> list[_PhaseDef]:
+    """A SUMO ``NEMA`` program as the phases that run together: its phases are single NEMA movements (named by
+    NEMA number) and its ``ring1``/``ring2`` parameters list them slot by slot, the two rings' phases in the same
+    slot running concurrently (slots before and after the barrier). Each slot becomes one green phase (e.g. 2+6):
+    both phases' greens, min green the longer of the two minimums, max green the longer maximum, and as program
+    green the longer maximum (a NEMA phase's split; its ``duration`` is not a timing)."""
+    by_number: dict[int, _PhaseDef] = {}
+    for phase in phases:
+        try:
+            by_number[int(phase.name)] = phase
+        except ValueError:
+            raise InputError(f"{where}: NEMA phase named {phase.name!r}, expected its NEMA number") from None
+
+    def ring(key: str) -> list[int]:
+        try:
+            return [int(v) for v in params.get(key, "").replace(" ", "").split(",") if v != ""]
+        except ValueError:
+            raise InputError(f"{where}: NEMA parameter {key} {params.get(key)!r} is not a list of phase numbers") from None
+
+    ring1, ring2 = ring("ring1"), ring("ring2")
+    if not ring1 and not ring2:
+        raise InputError(f"{where}: NEMA program without ring1/ring2 parameters")
+    out = []
+    for k in range(max(len(ring1), len(ring2))):
+        numbers = [n for n in (ring1[k] if k < len(ring1) else 0, ring2[k] if k < len(ring2) else 0) if n]
+        if not numbers:
+            continue
+        missing = [n for n in numbers if n not in by_number]
+        if missing:
+            raise InputError(f"{where}: NEMA ring names phase {missing[0]}, which the program does not have")
+        members = [by_number[n] for n in numbers]
+        state = "".join("G" if "G" in chars else "g" if "g" in chars else "s" if "s" in chars else "r"
+                        for chars in zip(*(m.state for m in members)))
+        max_durs = [m.max_dur if m.max_dur is not None else m.duration for m in members]
+        min_durs = [m.min_dur for m in members if m.min_dur is not None]
+        out.append(_PhaseDef(max(max_durs), state, max(min_durs) if min_durs else None, max(max_durs),
+                             "+".join(map(str, numbers))))
+    return out
 
 
 def _parse_programs(path: Path) -> dict[str, list[_PhaseDef]]:
@@ -239,7 +283,7 @@ def _parse_programs(path: Path) -> dict[str, list[_PhaseDef]]:
         with _open(path) as fh:
             for _, elem in ET.iterparse(fh, events=("end",)):
                 if elem.tag == "tlLogic":
-                    programs[elem.attrib["id"]] = _program_phases(elem)
+                    programs[elem.attrib["id"]] = _program_phases(elem, path)
                     elem.clear()
                 elif elem.tag in ("vehicle", "flow", "trip", "person", "edge", "interval"):
                     elem.clear()

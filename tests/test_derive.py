@@ -311,3 +311,35 @@ def test_right_turn_on_red_links_show_stop_then_go_when_red(tmp_path):
         if machine.interval.name == "GREEN":
             seen_green.add(state)
     assert set(program) <= seen_green  # each green shown exactly as the program shows it
+
+
+@pytest.mark.sumo
+def test_nema_programs_become_the_phase_pairs_their_rings_run_together(tmp_path):
+    """A SUMO NEMA program lists single NEMA movements (2, 6, 4, 8, ...); its rings say which run together. Read
+    as a plain phase list each would run alone (a 380 s cycle for `fixed` on a netgenerate grid); derived as
+    slot pairs, 2+6 and 4+8 are the phases, each with both movements' greens."""
+    import xml.etree.ElementTree as ET
+
+    net = tmp_path / "nema.net.xml"
+    proc = subprocess.run([str(_sumo_home() / "bin" / "netgenerate"), "--grid", "--grid.number", "3",
+                           "--grid.attach-length", "100", "--default-junction-type", "traffic_light",
+                           "--tls.default-type", "NEMA", "-o", str(net)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    logic = {e.get("id"): e for e in ET.parse(net).getroot().iter("tlLogic")}
+    inters = [i for i in derive_intersections(net) if logic[i.id].get("type") == "NEMA"]
+    assert len(inters) >= 4
+    for inter in inters:
+        movement = {int(p.get("name")): p.get("state") for p in logic[inter.id].iter("phase")}
+        rings = [[int(v) for v in logic[inter.id].find(f"param[@key='{key}']").get("value").split(",")]
+                 for key in ("ring1", "ring2")]
+        pairs = [tuple(n for n in slot if n) for slot in zip(*rings) if any(slot)]
+        assert [p.name for p in inter.phases] == ["+".join(map(str, pair)) for pair in pairs]
+        for phase, pair in zip(inter.phases, pairs):
+            assert phase.greens == {i for n in pair for i, c in enumerate(movement[n]) if c in "Gg"}
+            assert phase.program_green_s == max(float(p.get("maxDur")) for p in logic[inter.id].iter("phase")
+                                                if int(p.get("name")) in pair)
+    # a ring naming a phase the program lacks is named, with the light
+    broken = tmp_path / "broken.net.xml"
+    broken.write_text(net.read_text().replace('key="ring1" value="', 'key="ring1" value="3,', 1))
+    with pytest.raises(InputError, match=r"broken\.net\.xml: traffic light '.*': NEMA ring names phase 3"):
+        derive_intersections(broken)
