@@ -139,10 +139,17 @@ class RunMetrics:
     undeparted: int
     #: Contract delay per vehicle class (vClass from the mapping; see :func:`read_metrics`) (s).
     delay_by_vclass: dict[str, float] = field(default_factory=dict)
+    #: Persons that set out walking in the horizon (SUMO ``personinfo`` with a depart in ``[begin, end)``).
+    pedestrians: int = 0
+    #: Their mean ``timeLoss`` (s): time lost against walking freely, waits at crosswalks included, up to the
+    #: end of the run for those still walking. Not part of ``delay`` (the contract is over vehicles), shown
+    #: beside it so that a controller starving the crosswalks is seen.
+    pedestrian_delay_s: float = math.nan
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict; ``nan`` becomes ``None``. Keys: delay, travel_time, waiting_time, stops,
-        throughput, teleports, scheduled, completed, unfinished, undeparted, delay_by_vclass."""
+        throughput, teleports, scheduled, completed, unfinished, undeparted, delay_by_vclass, pedestrians,
+        pedestrian_delay."""
         return {
             "delay": _json_float(self.delay_s),
             "travel_time": _json_float(self.travel_time_s),
@@ -155,6 +162,8 @@ class RunMetrics:
             "unfinished": self.unfinished,
             "undeparted": self.undeparted,
             "delay_by_vclass": {k: _json_float(v) for k, v in sorted(self.delay_by_vclass.items())},
+            "pedestrians": self.pedestrians,
+            "pedestrian_delay": _json_float(self.pedestrian_delay_s),
         }
 
 
@@ -198,7 +207,8 @@ def read_metrics(
     throughput = 0
     by_class: dict[str, list[float]] = {}  # class -> [delay sum, count]
     lo, hi = round(begin_s, _TIME_DECIMALS), round(end_s, _TIME_DECIMALS)
-    for rec in iter_vehicle_records(tripinfo_path, run_end, assumed_end_s=end_s):
+    persons: list[tuple[float, float]] = []
+    for rec in iter_vehicle_records(tripinfo_path, run_end, assumed_end_s=end_s, persons=persons):
         if rec.status == "unfinished":
             run_end = rec.depart_s + rec.duration_s if run_end is None else run_end  # type: ignore[operator]
         left_over += rec.status != "completed"
@@ -224,6 +234,7 @@ def read_metrics(
                          f"{end_s:g} s; vehicles scheduled after it are missing")
     scheduled = sum(n.values())
     inserted = n["completed"] + n["unfinished"]
+    walked = [loss for depart, loss in persons if lo <= round(depart, _TIME_DECIMALS) < hi]
     return RunMetrics(
         delay_s=_mean(delay_sum, scheduled),
         travel_time_s=_mean(tt_sum, inserted),
@@ -236,6 +247,8 @@ def read_metrics(
         unfinished=n["unfinished"],
         undeparted=n["undeparted"],
         delay_by_vclass={c: s / k for c, (s, k) in by_class.items()},
+        pedestrians=len(walked),
+        pedestrian_delay_s=_mean(sum(walked), len(walked)),
     )
 
 
@@ -264,7 +277,8 @@ def delay_by_period(tripinfo_path: Path, statistic_path: Path | None, begin_s: f
 
 
 def iter_vehicle_records(
-    tripinfo_path: Path, run_end_s: float | None = None, *, assumed_end_s: float | None = None
+    tripinfo_path: Path, run_end_s: float | None = None, *, assumed_end_s: float | None = None,
+    persons: list[tuple[float, float]] | None = None,
 ) -> Iterator[VehicleRecord]:
     """Stream the vehicles of a tripinfo file (persons and containers are skipped).
 
@@ -275,6 +289,8 @@ def iter_vehicle_records(
     :param run_end_s: time the run stopped (s), e.g. from the statistic output; ``None`` to take it from an
         unfinished vehicle (``depart + duration``), else ``assumed_end_s``.
     :param assumed_end_s: run end (s) assumed when neither source gives one.
+    :param persons: if given, (depart s, timeLoss s) of every person that set out is appended to it as the
+        file is read (persons never inserted, ``depart="-1"``, are left out).
     :raises InputError: the file is missing, malformed, not a tripinfo file, or written without the
         options of :func:`sumo_output_args`.
     """
@@ -289,6 +305,11 @@ def iter_vehicle_records(
         for event, elem in context:
             if event != "end" or elem.tag not in ("tripinfo", "personinfo", "containerinfo"):
                 continue
+            if elem.tag == "personinfo" and persons is not None:
+                a = elem.attrib
+                depart = _num(a, "depart", tripinfo_path, a.get("id", "?"))
+                if depart >= 0 and "timeLoss" in a:  # (older SUMO wrote no timeLoss for persons)
+                    persons.append((depart, _num(a, "timeLoss", tripinfo_path, a.get("id", "?"))))
             if elem.tag == "tripinfo":
                 a = elem.attrib
                 vid = a.get("id", "?")

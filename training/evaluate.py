@@ -19,7 +19,8 @@ TABLE_COLUMNS = [("delay", "delay s", "{:.1f}"), ("travel_time", "travel s", "{:
                  ("waiting_time", "waiting s", "{:.1f}"), ("stops", "stops", "{:.2f}"),
                  ("throughput", "arrived", "{:.0f}"), ("undeparted", "never in", "{:.0f}"),
                  ("teleports", "teleports", "{:.0f}"), ("violations", "faults", "{:.0f}"),
-                 ("bus_delay", "bus delay s", "{:.1f}"), ("emergency_delay", "emergency delay s", "{:.1f}")]
+                 ("bus_delay", "bus delay s", "{:.1f}"), ("emergency_delay", "emergency delay s", "{:.1f}"),
+                 ("pedestrian_delay", "pedestrian delay s", "{:.1f}")]
 
 
 #: where a run's decisions are made: ``core`` (the core steps SUMO directly) or ``virtual`` (the whole live loop:
