@@ -34,6 +34,36 @@ def _names(text: str) -> list[str]:
     return names
 
 
+def _count(text: str) -> int:
+    """A whole number, 1 or more (processes, repetitions, rounds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    return value
+
+
+def _sumo_seed(text: str) -> int:
+    """A SUMO random seed: a whole number from 0 to 2**31 - 1 (SUMO's own range)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2 ** 31:
+        raise argparse.ArgumentTypeError(f"{value} is outside SUMO's seed range 0 to 2147483647")
+    return value
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (exit code 2), pointing at ``--help`` instead of printing the
+    usage block: bad input is always one line naming what is wrong."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from envs.runner import controller_names
     from ondaverde.hw_commands import add_events_command, add_virtual_controller_command
@@ -43,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ondaverde.run_command import add_run_command
     from ondaverde.netargs import add_network_args
 
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="ondaverde",
         description="Adaptive traffic-signal control: one safe signal-timing core, trained and judged in SUMO.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -139,7 +169,7 @@ def _add_run_commands(sub, controllers: str, add_network_args) -> None:
                    help=f"one of: {controllers}; a core controller may add +preempt (emergency-vehicle "
                         "preemption) and/or +tsp (transit signal priority), e.g. actuated+preempt+tsp "
                         "(default: actuated)")
-    p.add_argument("--seed", type=int, default=0, help="SUMO random seed (default: 0)")
+    p.add_argument("--seed", type=_sumo_seed, default=0, help="SUMO random seed (default: 0)")
     p.add_argument("--gui", action="store_true", help="watch it in sumo-gui (TraCI)")
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
     p.add_argument("--keep-output", type=Path, default=None, metavar="DIR",
@@ -166,7 +196,7 @@ def _add_run_commands(sub, controllers: str, add_network_args) -> None:
     p.add_argument("--scenarios", type=_names, default=None,
                    help="comma-separated scenarios (default: --scenario, or the network's default)")
     p.add_argument("--seeds", type=seed_list, default=[0, 1, 2], help="comma-separated SUMO seeds (default: 0,1,2)")
-    p.add_argument("--jobs", type=int, default=None, help="parallel processes (default: CPU cores)")
+    p.add_argument("--jobs", type=_count, default=None, help="parallel processes (default: CPU cores)")
     p.add_argument("--plot", type=Path, default=None, metavar="PNG", help="bar chart of delay per controller")
     p.add_argument("--policy", type=Path, default=None, metavar="NPZ",
                    help="trained policy file for the rl controller (default: the network folder's rl-policy.npz)")
@@ -220,7 +250,7 @@ def _add_bench_target(parser: argparse.ArgumentParser) -> None:
     """--network/--scenario/--seed of a benchmark."""
     parser.add_argument("--network", default=None, help="network (default: the largest bundled one)")
     parser.add_argument("--scenario", default=None, help="scenario (default: the network's default)")
-    parser.add_argument("--seed", type=int, default=0, help="SUMO seed (default: 0)")
+    parser.add_argument("--seed", type=_sumo_seed, default=0, help="SUMO seed (default: 0)")
 
 
 def _add_bench_commands(sub) -> None:
@@ -235,14 +265,14 @@ def _add_bench_commands(sub) -> None:
                                     "same traffic; print the wall-time ratio, the whole-process ratio, env steps "
                                     "per second and both sides' delay (equal when the traffic is the same).")
     _add_bench_target(b)
-    b.add_argument("--repeats", type=int, default=3, help="timed repetitions; the best of each is kept (default: 3)")
+    b.add_argument("--repeats", type=_count, default=3, help="timed repetitions; the best of each is kept (default: 3)")
     b.add_argument("--json", action="store_true", help="print the result as JSON")
     r = bsub.add_parser("reads", help="detector reads: subscriptions vs direct getters vs none",
                         description="Three plain libsumo runs of the same hour: no detector reads, every "
                                     "detector read once per decision through subscriptions, and through direct "
                                     "getter calls (what the env does); prints each wall time.")
     _add_bench_target(r)
-    r.add_argument("--repeats", type=int, default=3, help="interleaved repetitions, best kept (default: 3)")
+    r.add_argument("--repeats", type=_count, default=3, help="interleaved repetitions, best kept (default: 3)")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
     h = bsub.add_parser("hw", help="field protocol round trips: read-decide-write cycles on loopback",
                         description="Start a virtual field controller in another process on a free loopback port "
@@ -253,7 +283,7 @@ def _add_bench_commands(sub) -> None:
     h.add_argument("--protocol", choices=["modbus", "ntcip"], default="modbus", help="protocol (default: modbus)")
     h.add_argument("--network", default="miraflores", help="network of the virtual controller (default: miraflores)")
     h.add_argument("--sizes", type=_sizes, default=(1, 20), help="intersections per round, comma-separated (default: 1,20)")
-    h.add_argument("--cycles", type=int, default=300, help="rounds per size (default: 300)")
+    h.add_argument("--cycles", type=_count, default=300, help="rounds per size (default: 300)")
     h.add_argument("--json", action="store_true", help="print the result as JSON")
     from ondaverde.replay_command import add_replay_bench
 

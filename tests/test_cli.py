@@ -104,12 +104,26 @@ def test_a_horizon_that_is_not_a_finite_span_from_zero_on_is_named(begin, end, n
                                         "--end", end), needle)
 
 
-@pytest.mark.sumo
-def test_sumo_refusing_a_run_gives_its_reason_in_our_one_line():
-    """SUMO's own error lines are not printed before ours: ours carries their text (here SUMO refuses a seed
-    outside its integer range, which only SUMO checks)."""
+def test_an_out_of_range_seed_is_refused_before_sumo():
     assert_one_line_error(ondaverde("simulate", "--network", "single", "--end", "60", "--seed", "99999999999"),
-                          "SUMO refused the run", "option 'seed'", "'99999999999' is not a valid integer")
+                          "--seed", "99999999999", "0 to 2147483647")
+    assert_one_line_error(ondaverde("evaluate", "--jobs", "0"), "--jobs", "1 or more")
+
+
+@pytest.mark.sumo
+def test_sumo_refusing_a_run_gives_its_reason_in_our_one_line(capfd):
+    """SUMO's own error lines are not printed before ours: ours carries their text (a seed outside SUMO's integer
+    range given through the API, which only SUMO checks; libsumo's exception says only "Could not parse
+    commandline options")."""
+    from controller.errors import InputError
+    from envs.runner import run_episode
+    from networks.catalog import load_network
+
+    with pytest.raises(InputError) as refused:
+        run_episode(load_network("single").with_horizon(None, 60), "base", "fixed", 99999999999)
+    message = str(refused.value)
+    assert "SUMO refused the run" in message and "'99999999999' is not a valid integer" in message
+    assert "Error:" not in capfd.readouterr().err
 
 
 def test_help_explains_every_command():
