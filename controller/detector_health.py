@@ -19,7 +19,6 @@ so that a mate gone dead is no reference).
 from __future__ import annotations
 
 from collections import deque
-
 from dataclasses import dataclass
 
 import numpy as np

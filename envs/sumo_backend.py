@@ -95,8 +95,8 @@ class SumoBackend:
             except Exception as exc:  # SUMO's own message names the problem; libsumo's exception often does not
                 reason = _sumo_errors(said) or _first_line(exc)
                 raise InputError(f"SUMO refused the run: {reason}") from None
-            finally:
-                _pass_on(said, failed=sys.exc_info()[0] is not None)
+            if said:  # started: what SUMO said on the way (warnings) is shown after all
+                sys.stderr.write("\n".join(said) + "\n")
             _libsumo_busy = self._owns_libsumo = True
             self.api = libsumo
         self.time_s = float(self.api.simulation.getTime())
@@ -258,12 +258,6 @@ def _sumo_errors(lines: list[str]) -> str:
         elif errors and line[:1].isspace() and line.strip():
             errors[-1] += " " + line.strip()
     return "; ".join(dict.fromkeys(e for e in errors if e))
-
-
-def _pass_on(lines: list[str], failed: bool) -> None:
-    """Show SUMO's start-up stderr after all, unless the start failed (its reason is then in our one line)."""
-    if lines and not failed:
-        sys.stderr.write("\n".join(lines) + "\n")
 
 
 @contextlib.contextmanager
