@@ -20,7 +20,6 @@ Every bad input (missing file, bad YAML, unknown network or scenario) raises
 from __future__ import annotations
 
 import math
-
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace

@@ -228,6 +228,8 @@ def _parse_net(net_file: Path) -> _Net:
 
 
 def _program_phases(elem: ET.Element, source: Path | None = None) -> list[_PhaseDef]:
+    """The phases of one ``tlLogic`` element (a NEMA program as its concurrent pairs, :func:`_nema_pairs`);
+    ``source`` names the file in error messages."""
     phases = [_PhaseDef(float(p.get("duration")), p.get("state", ""), _float(p.get("minDur")),
                         _float(p.get("maxDur")), p.get("name", "")) for p in elem.iter("phase")]
     if elem.get("type") == "NEMA":
