@@ -230,10 +230,18 @@ class PhaseMachine:
         return self._min[phase] if self._cut is None else min(self._min[phase], self._cut[0])
 
     def call_pedestrian(self, phase: int) -> None:
-        """Register a pedestrian push-button call for the crosswalks of ``phase``."""
+        """Register a pedestrian push-button call for the crosswalks of ``phase``: they walk at its next green
+        (also without pedestrian recall), and, like a vehicle call, it makes the phase one that waits (max green
+        then ends the green showing). Cleared when the phase turns green."""
         self._check_phase(phase)
-        self._ped_calls.add(phase)
-        self._steady = 0
+        if phase not in self._ped_calls:
+            self._ped_calls.add(phase)
+            self._steady = 0
+
+    @property
+    def pedestrian_calls(self) -> frozenset[int]:
+        """Phases (indices) with a pedestrian call waiting."""
+        return frozenset(self._ped_calls)
 
     # ----------------------------------------------------------------- status
     @property
@@ -335,7 +343,7 @@ class PhaseMachine:
             need = max(need, self._ped_need)
         if self.pending is not None:
             steady = need - g
-        elif self._calls and not self._hold:
+        elif (self._calls or self._ped_calls) and not self._hold:
             steady = max(need, self._max[p]) - g
         else:
             steady = _FOREVER
@@ -354,7 +362,7 @@ class PhaseMachine:
         wants = self.pending
         if wants is None and not self._hold and self.green_ticks >= self._max[p] and self.may_end_green():
             n = len(self._greens)
-            waiting = [q for q in ((p + k) % n for k in range(1, n)) if q in self._calls]
+            waiting = [q for q in ((p + k) % n for k in range(1, n)) if q in self._calls or q in self._ped_calls]
             if waiting:  # max-out: the next phase in sequence that has a call
                 self.stats.max_outs += 1
                 self._begin_change(waiting[0])

@@ -61,7 +61,13 @@ class SignalController:
         """What a policy sees now: detector data plus the controller's own signal status."""
         m = self.machine
         return SignalView(self.intersection, readings, m.phase, m.target, m.interval, m.green_elapsed_s,
-                          m.may_end_green())
+                          m.may_end_green(), m.pedestrian_calls)
+
+    def call_pedestrians(self, phases) -> None:
+        """Pedestrian push-button calls on ``phases`` (indices): their crosswalks walk at the phase's next green,
+        and the call is demand for the phase (a max-out serves it; actuated control also gaps out to it)."""
+        for phase in phases:
+            self.machine.call_pedestrian(phase)
 
     def request(self, phase: int) -> None:
         """Ask for ``phase`` (index) to be served next; the phase machine decides when."""

@@ -21,7 +21,7 @@ DEFAULT_POLICY_FILE = "rl-policy.npz"
 #: modes a core controller's name may add, joined with ``+`` (``actuated+preempt+tsp``): emergency-vehicle
 #: preemption called by the roadside receivers (``preempt``) or by them and the vehicle's route-aware GPS unit
 #: (``preempt-gps``), and transit signal priority (``tsp``), at every light (:mod:`envs.priority_vehicles`)
-MODES = ("preempt", "preempt-gps", "tsp")
+MODES = ("preempt", "preempt-gps", "tsp", "ped")
 #: how far ahead in time a route-aware (GPS) preempt calls the signals on the emergency vehicle's route, seconds at
 #: the speed limits (measured on Miraflores am-peak, see the README)
 GPS_PREEMPT_HORIZON_S = 30.0
@@ -55,7 +55,7 @@ def policy_file_for(network: NetworkSpec, policy_file: Path | None = None) -> Pa
 
 
 def check_controller(name: str) -> str:
-    """Return ``name`` if it is a known controller (with ``+preempt`` / ``+tsp`` after a core controller), else
+    """Return ``name`` if it is a known controller (with ``+preempt`` / ``+tsp`` / ``+ped`` after a core controller), else
     raise a one-line :class:`InputError`."""
     base, *modes = name.split("+")
     if base not in POLICIES and base not in SUMO_REFERENCE_CONTROLLERS and base != LEARNED:
@@ -133,7 +133,8 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
     check_controller(controller)
     name, (controller, preempt, tsp) = controller, split_controller(controller)
     modes = {"preempt": preempt is not None, "transit_priority": tsp,
-             "preempt_route_s": GPS_PREEMPT_HORIZON_S if preempt == "gps" else None}
+             "preempt_route_s": GPS_PREEMPT_HORIZON_S if preempt == "gps" else None,
+             "pedestrian_buttons": "ped" in name.split("+")[1:]}
     scenario = network.scenario(scenario_name)
     start = time.perf_counter()
     check_input_lag([name], input_lag_s)
@@ -169,6 +170,8 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
             machine.update(sim.priority_vehicles.counts)
             machine["tsp_services"] = sum(c.modes.priority.services for c in sim.controllers
                                           if c.modes.priority is not None)
+        if sim.pedestrian_buttons is not None:
+            machine["pedestrian_presses"] = sim.pedestrian_buttons.presses
         return RunResult(name, network.name, scenario.name, seed, metrics, sim.violations(), machine,
                          time.perf_counter() - start, input_lag_s)
     finally:

@@ -77,6 +77,8 @@ class SignalSimulation:
         route it would reach within this many seconds (:class:`envs.priority_vehicles.SumoPriorityVehicles`); None:
         the roadside receivers only.
     :param transit_priority: transit signal priority at every light, buses checking in on the approach lanes.
+    :param pedestrian_buttons: pedestrian push buttons: a person waiting at a signalised crosswalk calls its phase
+        (:mod:`envs.pedestrian_buttons`; the call reaches the cabinet directly, with no input lag).
     :param input_lag_s: whole seconds between a detector reading and the controllers acting on it (0: the same
         second). A central system that reads its cabinets, decides and writes back acts a second later: the live
         loop in lock step (``ondaverde run --sumo``) has a lag of 1, which this reproduces with the core alone.
@@ -90,7 +92,8 @@ class SignalSimulation:
                  use_traci: bool = False, decision_period_s: float = 1.0, read_period_s: float = 1.0,
                  demand_scale: float = 1.0, dilemma_zone: str | None = None, preempt: bool = False,
                  transit_priority: bool = False, measure_priority_vehicles: bool = True,
-                 preempt_route_s: float | None = None, input_lag_s: int = 0) -> None:
+                 preempt_route_s: float | None = None, input_lag_s: int = 0,
+                 pedestrian_buttons: bool = False) -> None:
         if dilemma_zone not in (None, "count", "protect"):
             raise InputError(f"dilemma zone {dilemma_zone!r} is not count or protect")
         # (checked before SUMO starts: libsumo holds one simulation per process, and a refused run must not keep it)
@@ -160,6 +163,13 @@ class SignalSimulation:
                                                               route_horizon_s=preempt_route_s)
                 if preempt or transit_priority:
                     self.skip_quiet = False  # a preempt call or check-in may arrive any second
+            #: push buttons of the signalised crosswalks (with ``pedestrian_buttons``)
+            self.pedestrian_buttons = None
+            if pedestrian_buttons and self.controlled:
+                from envs.pedestrian_buttons import SumoPedestrianButtons
+
+                self.pedestrian_buttons = SumoPedestrianButtons(self.backend.api, self.controllers)
+                self.skip_quiet = False  # a button may be pressed any second
             self._lag = input_lag_s
             # readings not yet acted on, oldest first; at the start, as many seconds of nothing seen yet
             self._lagged: list[list[DetectorReadings]] = [
@@ -197,6 +207,8 @@ class SignalSimulation:
         backend = self.backend
         if self.priority_vehicles is not None:
             self.priority_vehicles.update()
+        if self.pedestrian_buttons is not None:
+            self.pedestrian_buttons.update()
         # detector data reach the controllers only when fresh: calls and policies never see a reading twice
         readings = self.readings if self._fresh else None
         if readings and self._lag:  # act on the readings of ``lag`` reads ago (none yet at the start)

@@ -167,7 +167,8 @@ def _add_run_commands(sub, controllers: str, add_network_args) -> None:
     add_network_args(p)
     p.add_argument("--controller", default="actuated",
                    help=f"one of: {controllers}; a core controller may add +preempt (emergency-vehicle "
-                        "preemption) and/or +tsp (transit signal priority), e.g. actuated+preempt+tsp "
+                        "preemption), +tsp (transit signal priority) and/or +ped (pedestrian push buttons: a "
+                        "person waiting at a crosswalk calls its phase), e.g. actuated+preempt+tsp "
                         "(default: actuated)")
     p.add_argument("--seed", type=_sumo_seed, default=0, help="SUMO random seed (default: 0)")
     p.add_argument("--gui", action="store_true", help="watch it in sumo-gui (TraCI)")

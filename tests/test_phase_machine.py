@@ -307,3 +307,17 @@ def test_skip_refuses_more_than_the_quiet_ticks():
     m.tick()
     with pytest.raises(ValueError, match="quiet"):
         m.skip(m.quiet_ticks + 1)
+
+
+def test_a_pedestrian_call_is_demand_for_its_phase_max_green_then_serves_it():
+    """A push button calls its phase as a vehicle call does: resting in green with nobody waiting, the green
+    showing is ended at max green for it; the call is cleared when the phase turns green."""
+    inter = crossroads_with_crosswalks()
+    m = PhaseMachine(inter)
+    states = run(m, 200)
+    assert states[-1] == states[100] and m.stats.max_outs == 0  # resting: nobody waits
+    m.call_pedestrian(1)
+    assert m.pedestrian_calls == {1}
+    states = run(m, 200)
+    assert m.stats.max_outs == 1 and m.phase == 1 and m.pedestrian_calls == frozenset()
+    assert any(s[5] == "G" for s in states)  # the crosswalk of phase 1 walked

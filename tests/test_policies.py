@@ -375,3 +375,24 @@ def test_registry_register(monkeypatch):
         registry.register("fixed", Hold)
     with pytest.raises(ValueError):
         registry.register("dict", dict)
+
+
+def test_actuated_gaps_out_to_a_phase_called_by_a_push_button():
+    """With no vehicle anywhere, actuated rests in green; a pedestrian call on another phase is served as soon as
+    the green may end (a call, like a vehicle's), not only at max green."""
+    inter = exclusive_intersection(3, min_green_s=5.0, max_green_s=40.0)
+    machine = PhaseMachine(inter)
+    policy = ActuatedPolicy()
+    policy.reset(inter, 1.0)
+    shown = []
+    for t in range(60):
+        if t == 20:
+            machine.call_pedestrian(2)
+        readings = DetectorReadings.empty(len(inter.detectors), machine.time_s)
+        view = SignalView(inter, readings, machine.phase, machine.target, machine.interval,
+                          machine.green_elapsed_s, machine.may_end_green(), machine.pedestrian_calls)
+        machine.request(policy.decide(view))
+        shown.append(machine.tick())
+    first_green_of_2 = next(t for t, s in enumerate(shown) if s[2] == "G")
+    assert 20 < first_green_of_2 <= 20 + 3 + 2 + 2  # yellow 3 s + all-red 2 s (+ the steps to decide)
+    assert machine.stats.max_outs == 0

@@ -38,6 +38,9 @@ def check_loop(network: NetworkSpec, controllers: list[str]) -> None:
         if split_controller(name)[0] in SUMO_REFERENCE_CONTROLLERS:
             raise InputError(f"controller {name!r} runs inside SUMO and cannot be driven through the virtual "
                              "controllers; leave it out with --through virtual")
+        if "ped" in name.split("+")[1:]:
+            raise InputError(f"controller {name!r}: the virtual controllers have no pedestrian push-button inputs "
+                             "yet; leave +ped out with --through virtual")
     loop_network_name(network)
 
 

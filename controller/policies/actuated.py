@@ -105,7 +105,10 @@ class ActuatedPolicy(Policy):
         :return: boolean array over phases.
         """
         presence = (self.serves & np.asarray(view.readings.occupied, dtype=bool)[None, :]).any(axis=1)
-        return presence | self.locked | self.recall
+        calls = presence | self.locked | self.recall
+        if view.pedestrian_calls:  # a push button calls its phase too
+            calls[list(view.pedestrian_calls)] = True
+        return calls
 
     def _next_called(self, current: int, calls: np.ndarray) -> int | None:
         """The first phase after ``current`` in sequence with a call, or None."""

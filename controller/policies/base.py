@@ -63,6 +63,7 @@ class SignalView:
     :param interval: green, yellow, all-red or flash.
     :param green_elapsed_s: seconds the current phase has been green (0 outside green).
     :param min_green_done: True when the current green may be ended now.
+    :param pedestrian_calls: phases (indices) with a pedestrian push-button call waiting.
     """
 
     intersection: Intersection
@@ -72,6 +73,7 @@ class SignalView:
     interval: Interval
     green_elapsed_s: float
     min_green_done: bool
+    pedestrian_calls: frozenset[int] = frozenset()
 
 
 class Policy(ABC):
