@@ -67,8 +67,8 @@ def check_controller(name: str) -> str:
     if "preempt" in modes and "preempt-gps" in modes:
         raise InputError(f"controller {name!r}: preempt-gps already includes preempt; add one of them")
     if modes and base in SUMO_REFERENCE_CONTROLLERS:
-        raise InputError(f"controller {name!r}: {base} runs inside SUMO, not through the core; preemption and "
-                         "priority need a core controller")
+        raise InputError(f"controller {name!r}: {base} runs inside SUMO, not through the core; preemption, "
+                         "priority and push buttons need a core controller")
     return name
 
 
