@@ -292,9 +292,11 @@ class PhaseMachine:
         return self._state
 
     def _note_yellow_ends(self, before: str, now: str) -> None:
-        """Record, from what is shown, the tick each yellow ended. The intervals record the planned ends too;
-        this also catches a crosswalk whose clearance was carried into a phase that does not serve it (shown red
-        from that green's first tick on, with no change interval of its own), whose end no interval saw."""
+        """Record, from what is shown, the tick each yellow ended. The intervals record the planned ends too, and
+        must: the all-red's length is worked out from them before the tick is shown (tried without them, the
+        property tests release conflicting links early). This also catches a crosswalk whose clearance was
+        carried into a phase that does not serve it (shown red from that green's first tick on, with no change
+        interval of its own), whose end no interval saw."""
         for i, (a, b) in enumerate(zip(before, now)):
             if a == "y" and b != "y":
                 self._yellow_end[i] = max(self._yellow_end[i], self.now)

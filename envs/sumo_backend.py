@@ -231,20 +231,30 @@ def _first_line(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
+def _redirected(fd: int, stream, target_fd: int):
+    """Point file descriptor ``fd`` (C level: what SUMO writes) at ``target_fd`` while inside; ``stream`` is its
+    Python side, flushed first so nothing written before lands in the target."""
+    stream.flush()
+    saved = os.dup(fd)
+    os.dup2(target_fd, fd)
+    try:
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+@contextlib.contextmanager
 def _stderr_kept(lines: list[str]):
     """Collect what SUMO writes to stderr (C level) into ``lines`` instead of showing it, so a refused start gives
     one line (ours, naming SUMO's reason) and not SUMO's lines followed by ours."""
     import tempfile
 
-    sys.stderr.flush()
-    saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as buffer:
-        os.dup2(buffer.fileno(), 2)
         try:
-            yield lines
+            with _redirected(2, sys.stderr, buffer.fileno()):
+                yield lines
         finally:
-            os.dup2(saved, 2)
-            os.close(saved)
             buffer.seek(0)
             lines.extend(buffer.read().decode("utf-8", "replace").splitlines())
 
@@ -262,17 +272,11 @@ def _sumo_errors(lines: list[str]) -> str:
 
 @contextlib.contextmanager
 def _stdout_to_devnull():
-    """Silence SUMO's banner and statistics on stdout (C level), so ``--json`` output stays clean.
-
-    SUMO's errors go to stderr and stay visible.
-    """
-    sys.stdout.flush()
-    saved = os.dup(1)
+    """Silence SUMO's banner and statistics on stdout (C level), so ``--json`` output stays clean (its errors go
+    to stderr)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, 1)
-        yield
+        with _redirected(1, sys.stdout, devnull):
+            yield
     finally:
-        os.dup2(saved, 1)
-        os.close(saved)
         os.close(devnull)

@@ -34,12 +34,16 @@ def _names(text: str) -> list[str]:
     return names
 
 
-def _count(text: str) -> int:
-    """A whole number, 1 or more (processes, repetitions, rounds)."""
+def _whole(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _count(text: str) -> int:
+    """A whole number, 1 or more (processes, repetitions, rounds)."""
+    value = _whole(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
     return value
@@ -47,10 +51,7 @@ def _count(text: str) -> int:
 
 def _sumo_seed(text: str) -> int:
     """A SUMO random seed: a whole number from 0 to 2**31 - 1 (SUMO's own range)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = _whole(text)
     if not 0 <= value < 2 ** 31:
         raise argparse.ArgumentTypeError(f"{value} is outside SUMO's seed range 0 to 2147483647")
     return value

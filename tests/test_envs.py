@@ -86,24 +86,28 @@ def test_vectorised_observations_equal_the_per_intersection_ones():
         env.close()
 
 
+def _rewards_over_decisions(reward: str, read) -> tuple[list[str], list, dict]:
+    """30 decisions of every light of the grid (seed 6, phases alternating every three decisions); ``read(ep)``
+    after each. Returns the agents, what was read, and the reward functions."""
+    from envs.episode import Episodes
+
+    ep = Episodes(_short("grid", 200.0), reward=reward)
+    try:
+        ep.start(seed=6)
+        out = []
+        for k in range(30):
+            ep.decide({a: (k // 3 + i) % 2 for i, a in enumerate(ep.agents)})
+            out.append(read(ep))
+        return list(ep.agents), out, dict(ep.rewards)
+    finally:
+        ep.close()
+
+
 @pytest.mark.parametrize("reward", ["diff-waiting-time", "queue", "pressure", "queue-neighbours"])
 def test_batched_rewards_equal_the_per_intersection_ones(reward):
     """The rewards read in one pass over all lanes (what the environments use) are each intersection's own."""
-    from envs.episode import Episodes
-
-    def run(batched: bool) -> list[list[float]]:
-        ep = Episodes(_short("grid", 200.0), reward=reward)
-        try:
-            ep.start(seed=6)
-            out = []
-            for k in range(30):
-                ep.decide({a: (k // 3 + i) % 2 for i, a in enumerate(ep.agents)})
-                out.append(ep.rewards_now() if batched else [ep.reward(a) for a in ep.agents])
-            return out
-        finally:
-            ep.close()
-
-    batched, single = run(True), run(False)
+    batched = _rewards_over_decisions(reward, lambda ep: ep.rewards_now())[1]
+    single = _rewards_over_decisions(reward, lambda ep: [ep.reward(a) for a in ep.agents])[1]
     assert np.allclose(batched, single, rtol=0, atol=1e-9)
     assert any(r != 0 for row in single for r in row)  # traffic reached the lanes: not comparing zeros
 
@@ -111,25 +115,11 @@ def test_batched_rewards_equal_the_per_intersection_ones(reward):
 def test_neighbour_queue_reward_adds_half_of_each_adjacent_lights_queue():
     """On the grid (lights joined by single edges) each light's neighbours are the lights next to it, and its
     reward is its own queue reward plus half of theirs, on the very same traffic."""
-    from envs.episode import Episodes
-
-    def run(reward: str):
-        ep = Episodes(_short("grid", 200.0), reward=reward)
-        try:
-            ep.start(seed=6)
-            out = []
-            for k in range(30):
-                ep.decide({a: (k // 3 + i) % 2 for i, a in enumerate(ep.agents)})
-                out.append(ep.rewards_now())
-            neighbours = {a: sorted(b for b in ep.agents if b != a
-                                    and set(ep.rewards[b].incoming) <= set(ep.rewards[a].neighbour_lanes))
-                          for a in ep.agents} if reward == "queue-neighbours" else None
-            return ep.agents, np.array(out), neighbours
-        finally:
-            ep.close()
-
-    agents, own, _ = run("queue")
-    agents2, shared, neighbours = run("queue-neighbours")
+    agents, own, _ = _rewards_over_decisions("queue", lambda ep: ep.rewards_now())
+    agents2, shared, rewards = _rewards_over_decisions("queue-neighbours", lambda ep: ep.rewards_now())
+    own, shared = np.array(own), np.array(shared)
+    neighbours = {a: sorted(b for b in agents if b != a and set(rewards[b].incoming) <= set(rewards[a].neighbour_lanes))
+                  for a in agents}
     assert agents == agents2
     counts = sorted(len(n) for n in neighbours.values())
     assert counts[0] == 2 and counts[-1] == 4  # corners have two neighbours, inner lights four
