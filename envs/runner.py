@@ -35,6 +35,11 @@ def split_controller(name: str) -> tuple[str, str | None, bool]:
     return base, preempt, "tsp" in modes
 
 
+def has_mode(name: str, mode: str) -> bool:
+    """True when controller ``name`` adds ``mode`` (one of :data:`MODES`): ``has_mode("actuated+ped", "ped")``."""
+    return mode in name.split("+")[1:]
+
+
 def controller_names() -> list[str]:
     """Every controller name ``--controller`` accepts."""
     return sorted(POLICIES) + [LEARNED] + sorted(SUMO_REFERENCE_CONTROLLERS)
@@ -134,7 +139,7 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
     name, (controller, preempt, tsp) = controller, split_controller(controller)
     modes = {"preempt": preempt is not None, "transit_priority": tsp,
              "preempt_route_s": GPS_PREEMPT_HORIZON_S if preempt == "gps" else None,
-             "pedestrian_buttons": "ped" in name.split("+")[1:]}
+             "pedestrian_buttons": has_mode(name, "ped")}
     scenario = network.scenario(scenario_name)
     start = time.perf_counter()
     check_input_lag([name], input_lag_s)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from controller.errors import InputError
-from envs.runner import RunResult, split_controller
+from envs.runner import RunResult, has_mode, split_controller
 from envs.sumo_programs import SUMO_REFERENCE_CONTROLLERS
 from networks.catalog import NetworkSpec, load_network
 
@@ -38,7 +38,7 @@ def check_loop(network: NetworkSpec, controllers: list[str]) -> None:
         if split_controller(name)[0] in SUMO_REFERENCE_CONTROLLERS:
             raise InputError(f"controller {name!r} runs inside SUMO and cannot be driven through the virtual "
                              "controllers; leave it out with --through virtual")
-        if "ped" in name.split("+")[1:]:
+        if has_mode(name, "ped"):
             raise InputError(f"controller {name!r}: the virtual controllers have no pedestrian push-button inputs "
                              "yet; leave +ped out with --through virtual")
     loop_network_name(network)
