@@ -10,6 +10,7 @@ the phase list, so the safety monitor can judge the phase machine independently.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -58,6 +59,11 @@ class Phase:
     :param min_green_s: minimum green, seconds.
     :param max_green_s: maximum green, seconds; the change is forced here.
     :param program_green_s: green duration in the network's own fixed program, seconds.
+    :param program_change_s: seconds of change interval (yellow, all-red) the network's own program runs after this
+        green before the next phase of the list starts; None when the program is not one plain cycle through the
+        phases in list order (a green shown twice in a cycle, or a program without change intervals). With it for
+        every phase, the program's cycle is known and the fixed-time policy keeps it (see
+        :class:`controller.policies.fixed_time.FixedTimePolicy`).
     """
 
     number: int
@@ -66,6 +72,7 @@ class Phase:
     min_green_s: float = 5.0
     max_green_s: float = 60.0
     program_green_s: float = 30.0
+    program_change_s: float | None = None
 
     @property
     def greens(self) -> frozenset[int]:
@@ -104,6 +111,9 @@ class Intersection:
     :param compatible: ``compatible[i][j]`` is True when links *i* and *j* may be green together.
     :param detectors: the detectors feeding this intersection, in reading order.
     :param major_phase: index of the major-street phase (flash exit and default rest), 0-based.
+    :param program_offset_s: when the network's own program starts a cycle with the first phase's green, seconds of
+        the controller clock (modulo the cycle): SUMO's ``offset`` plus any change intervals the program lists before
+        its first green. Used with the phases' ``program_change_s``.
     """
 
     id: str
@@ -112,6 +122,7 @@ class Intersection:
     compatible: tuple[tuple[bool, ...], ...]
     detectors: tuple[Detector, ...] = ()
     major_phase: int = 0
+    program_offset_s: float = 0.0
     _signal_groups: tuple[tuple[int, ...], ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -167,11 +178,18 @@ def validate(intersection: Intersection) -> None:
             raise InputError(f"{where}: phase {phase.number} shows no green")
         if not 0 < phase.min_green_s <= phase.max_green_s:
             raise InputError(f"{where}: phase {phase.number} min green {phase.min_green_s} s / max {phase.max_green_s} s")
+        if not (math.isfinite(phase.program_green_s) and phase.program_green_s >= 0):
+            raise InputError(f"{where}: phase {phase.number} program green {phase.program_green_s} s")
+        if phase.program_change_s is not None and not (math.isfinite(phase.program_change_s)
+                                                        and phase.program_change_s >= 0):
+            raise InputError(f"{where}: phase {phase.number} program change interval {phase.program_change_s} s")
         greens = sorted(phase.greens)
         for a in greens:
             for b in greens:
                 if a < b and not matrix[a][b]:
                     raise InputError(f"{where}: phase {phase.number} shows conflicting links {a} and {b} green together")
+    if not math.isfinite(intersection.program_offset_s):
+        raise InputError(f"{where}: program offset {intersection.program_offset_s} s")
     if not 0 <= intersection.major_phase < len(intersection.phases):
         raise InputError(f"{where}: major phase index {intersection.major_phase} out of range")
     for det in intersection.detectors:

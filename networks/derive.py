@@ -32,6 +32,7 @@ Override file format (keys are tl ids; phases are keyed by their derived 1-based
 
     C:
       major_phase: 0
+      program_offset_s: 12        # when the program's cycle starts with phase 1's green (coordination)
       phases:
         1: {name: "Arequipa through", min_green_s: 8, max_green_s: 60}
       links:
@@ -68,9 +69,9 @@ MAX_GRADE = 0.15
 INTERSECTION_FILE_FORMAT = "ondaverde-intersections"
 INTERSECTION_FILE_VERSION = 1
 
-_PHASE_OVERRIDES = frozenset({"min_green_s", "max_green_s", "program_green_s", "name", "number"})
+_PHASE_OVERRIDES = frozenset({"min_green_s", "max_green_s", "program_green_s", "program_change_s", "name", "number"})
 _LINK_OVERRIDES = frozenset({"yellow_s", "red_clearance_s", "walk_s", "speed_mps"})
-_TL_OVERRIDES = frozenset({"phases", "links", "major_phase"})
+_TL_OVERRIDES = frozenset({"phases", "links", "major_phase", "program_offset_s"})
 
 
 # ----------------------------------------------------------------------------------------------- parsing
@@ -133,6 +134,7 @@ class _Net:
     junctions: dict[str, _Junction] = field(default_factory=dict)
     conns: list[_Conn] = field(default_factory=list)
     programs: dict[str, list[_PhaseDef]] = field(default_factory=dict)
+    offsets: dict[str, float] = field(default_factory=dict)  # light -> its program's SUMO offset, seconds
     by_from_lane: dict[str, list[_Conn]] = field(default_factory=dict)
     junction_of: dict[str, str] = field(default_factory=dict)
     next_via: dict[str, str] = field(default_factory=dict)
@@ -212,6 +214,7 @@ def _parse_net(net_file: Path) -> _Net:
                 elif tag == "tlLogic":
                     if a["id"] not in net.programs:  # the first program declared for a light is the one used
                         net.programs[a["id"]] = _program_phases(elem, net_file)
+                        net.offsets[a["id"]] = _offset(elem, net_file)
                 elem.clear()
                 root.clear()
     except InputError:
@@ -236,6 +239,14 @@ def _program_phases(elem: ET.Element, source: Path | None = None) -> list[_Phase
         params = {p.get("key"): p.get("value", "") for p in elem.iter("param")}
         return _nema_pairs(phases, params, f"{source}: traffic light {elem.get('id')!r}")
     return phases
+
+
+def _offset(elem: ET.Element, source: Path) -> float:
+    """A ``tlLogic``'s ``offset`` (seconds; SUMO: the program's cycle position at time t is (t - offset) mod cycle)."""
+    value = _float(elem.get("offset"), 0.0)
+    if not math.isfinite(value):
+        raise InputError(f"{source}: traffic light {elem.get('id')!r}: offset {elem.get('offset')!r} is not a number")
+    return value
 
 
 def _nema_pairs(phases: list[_PhaseDef], params: dict[str, str], where: str) -> list[_PhaseDef]:
@@ -278,14 +289,16 @@ def _nema_pairs(phases: list[_PhaseDef], params: dict[str, str], where: str) -> 
     return out
 
 
-def _parse_programs(path: Path) -> dict[str, list[_PhaseDef]]:
-    """The ``tlLogic`` programs of a SUMO additional file, by light id (the last one per light)."""
+def _parse_programs(path: Path) -> tuple[dict[str, list[_PhaseDef]], dict[str, float]]:
+    """The ``tlLogic`` programs of a SUMO additional file, by light id (the last one per light), and their offsets."""
     programs: dict[str, list[_PhaseDef]] = {}
+    offsets: dict[str, float] = {}
     try:
         with _open(path) as fh:
             for _, elem in ET.iterparse(fh, events=("end",)):
                 if elem.tag == "tlLogic":
                     programs[elem.attrib["id"]] = _program_phases(elem, path)
+                    offsets[elem.attrib["id"]] = _offset(elem, path)
                     elem.clear()
                 elif elem.tag in ("vehicle", "flow", "trip", "person", "edge", "interval"):
                     elem.clear()
@@ -295,7 +308,7 @@ def _parse_programs(path: Path) -> dict[str, list[_PhaseDef]]:
         raise InputError(f"{path}: not a readable SUMO additional file (XML error: {exc})") from None
     except (KeyError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: malformed tlLogic ({type(exc).__name__}: {exc})") from None
-    return programs
+    return programs, offsets
 
 
 # ----------------------------------------------------------------------------------------------- geometry
@@ -419,14 +432,26 @@ def _compatibility(net: _Net, n: int, conns_by_index: dict[int, list[_Conn]],
     return compat
 
 
-def _green_phases(program: list[_PhaseDef], ped: list[bool]) -> list[tuple[str, _PhaseDef, float]]:
-    """Green phases as (G/g/r state, source phase, program green seconds), merged and deduplicated."""
+def _green_phases(program: list[_PhaseDef], ped: list[bool]) -> tuple[list[tuple[str, _PhaseDef, float]],
+                                                                     list[float] | None, float]:
+    """Green phases as (G/g/r state, source phase, program green seconds), merged and deduplicated; with the
+    program's change interval after each (seconds of phases showing yellow or no green before the next green phase;
+    None unless the program runs each green once per cycle, in this order, with change intervals) and the seconds
+    of change interval the program lists before its first green."""
     out: list[tuple[str, _PhaseDef, float]] = []
+    changes: list[float] = []
+    plain_cycle = True
+    lead = 0.0  # change interval listed before the first green (it ends the cycle's last green)
+    last: int | None = None  # index in ``out`` of the green phase seen last
     prev_green: int | None = None  # index in ``out`` of the green phase immediately before (no yellow between)
     for phase in program:
         raw = phase.state
         if not any(c in GREEN_CHARS for c in raw) or any(c in "yYu" for c in raw):
             prev_green = None
+            if last is None:
+                lead += phase.duration
+            else:
+                changes[last] += phase.duration
             continue
         state = "".join(c if c in GREEN_CHARS else "r" for c in raw)
         if prev_green is not None:
@@ -439,14 +464,23 @@ def _green_phases(program: list[_PhaseDef], ped: list[bool]) -> list[tuple[str, 
         existing = next((k for k, (s, _, _) in enumerate(out) if s == state), None)
         if existing is None:
             out.append((state, phase, phase.duration))
-            prev_green = len(out) - 1
+            changes.append(0.0)
+            prev_green = last = len(out) - 1
+        elif existing == prev_green:  # the same greens go on (the phases differ only in red/'s' positions)
+            st, src, green = out[existing]
+            out[existing] = (st, src, green + phase.duration)
         else:
-            prev_green = existing
-    return out
+            plain_cycle = False  # the same green shown again in the cycle: the list order is not the program's
+            prev_green = last = existing
+    if last is not None:
+        changes[last] += lead
+    if not plain_cycle or not out or sum(changes) <= 0:
+        return out, None, lead
+    return out, changes, lead
 
 
 def _derive_one(net: _Net, net_file: Path, tl: str, program: list[_PhaseDef], conns: list[_Conn],
-                program_file: Path | None = None) -> Intersection:
+                program_file: Path | None = None, offset_s: float = 0.0) -> Intersection:
     where = f"{program_file or net_file}: traffic light {tl!r}"
     if not program:
         raise InputError(f"{where}: program has no phases")
@@ -501,7 +535,7 @@ def _derive_one(net: _Net, net_file: Path, tl: str, program: list[_PhaseDef], co
 
     compat = _compatibility(net, n, conns_by_index, jindex, program)
 
-    greens = _green_phases(program, ped)
+    greens, changes, lead_s = _green_phases(program, ped)
     if not greens:
         raise InputError(f"{where}: the program has no green phase")
     for p_index, phase in enumerate(program):  # every phase that shows green, transitional ones included
@@ -517,7 +551,8 @@ def _derive_one(net: _Net, net_file: Path, tl: str, program: list[_PhaseDef], co
     for k, (state, src, green) in enumerate(greens):
         min_green = src.min_dur if src.min_dur is not None and src.min_dur >= 4.0 else DEFAULT_MIN_GREEN_S
         max_green = max(DEFAULT_MAX_GREEN_S, 1.5 * green, src.max_dur or 0.0)
-        phases.append(Phase(k + 1, state, src.name, min_green, max_green, green))
+        phases.append(Phase(k + 1, state, src.name, min_green, max_green, green,
+                            changes[k] if changes is not None else None))
 
     # major phase: serves the highest-priority road, then the most incoming lanes, then the longest green
     def score(k: int) -> tuple[int, int, float, int]:
@@ -535,14 +570,14 @@ def _derive_one(net: _Net, net_file: Path, tl: str, program: list[_PhaseDef], co
     geometry = {lane: LaneGeometry(net.lanes[lane].length, net.lanes[lane].speed)
                 for _, a, b in movements for lane in (a, b) if lane in net.lanes}
     detectors = place_detectors(tl, movements, geometry)
-    return _make(where, tl, links, phases, compat, detectors, major)
+    return _make(where, tl, links, phases, compat, detectors, major, offset_s + lead_s)
 
 
 def _make(where: str, tl: str, links: Sequence[SignalLink], phases: Sequence[Phase], compat: Sequence[Sequence[bool]],
-          detectors: Sequence[Detector], major: int) -> Intersection:
+          detectors: Sequence[Detector], major: int, program_offset_s: float = 0.0) -> Intersection:
     try:
         return Intersection(tl, tuple(links), tuple(phases), tuple(tuple(bool(v) for v in row) for row in compat),
-                            tuple(detectors), major)
+                            tuple(detectors), major, program_offset_s)
     except InputError as exc:
         raise InputError(f"{where}: {exc}") from None
 
@@ -565,8 +600,9 @@ def derive_intersections(net_file: Path, override_file: Path | None = None,
     net = _parse_net(net_file)
     source = {}  # light -> the additional file its program came from
     for path in program_files:
-        programs = _parse_programs(Path(path))
+        programs, offsets = _parse_programs(Path(path))
         net.programs.update(programs)
+        net.offsets.update(offsets)
         source.update(dict.fromkeys(programs, Path(path)))
     if not net.programs:
         raise InputError(f"{net_file}: no traffic lights (tlLogic) in this network")
@@ -576,7 +612,8 @@ def derive_intersections(net_file: Path, override_file: Path | None = None,
         # a connection leaving an internal lane (after an internal junction) repeats its normal connection
         if conn.tl and net.function(conn.from_edge) != "internal":
             conns_by_tl.setdefault(conn.tl, []).append(conn)
-    result = [_derive_one(net, net_file, tl, net.programs[tl], conns_by_tl.get(tl, []), source.get(tl))
+    result = [_derive_one(net, net_file, tl, net.programs[tl], conns_by_tl.get(tl, []), source.get(tl),
+                          net.offsets.get(tl, 0.0))
               for tl in sorted(net.programs)]
     if override_file is not None:
         result = apply_overrides(result, Path(override_file))
@@ -626,7 +663,8 @@ def apply_overrides(intersections: Sequence[Intersection], override_file: Path) 
     :param intersections: derived intersections.
     :param override_file: JSON (``.json``) or YAML file; top-level keys are traffic-light ids, each with
         optional ``major_phase`` (0-based), ``phases`` (keyed by derived 1-based phase number: ``min_green_s``,
-        ``max_green_s``, ``program_green_s`` seconds, ``name``, ``number``) and ``links`` (keyed by 0-based link
+        ``max_green_s``, ``program_green_s``, ``program_change_s`` seconds, ``name``, ``number``), ``program_offset_s``
+        (seconds) and ``links`` (keyed by 0-based link
         index: ``yellow_s``, ``red_clearance_s``, ``walk_s`` seconds, ``speed_mps`` metres per second).
     :return: the adjusted intersections (same order).
     :raises InputError: unknown traffic light or key, or a value of the wrong type (naming file and key).
@@ -689,7 +727,10 @@ def apply_overrides(intersections: Sequence[Intersection], override_file: Path) 
         major = inter.major_phase
         if "major_phase" in spec:
             major = int(_number(path, where, "major_phase", spec["major_phase"]))
-        out.append(_make(f"{path}: {where}", inter.id, links, phases, inter.compatible, inter.detectors, major))
+        offset = inter.program_offset_s
+        if "program_offset_s" in spec:
+            offset = _number(path, where, "program_offset_s", spec["program_offset_s"])
+        out.append(_make(f"{path}: {where}", inter.id, links, phases, inter.compatible, inter.detectors, major, offset))
     return out
 
 
@@ -704,6 +745,7 @@ def intersection_to_dict(inter: Intersection) -> dict[str, Any]:
     return {
         "id": inter.id,
         "major_phase": inter.major_phase,
+        "program_offset_s": inter.program_offset_s,
         "links": [asdict(link) for link in inter.links],
         "phases": [asdict(phase) for phase in inter.phases],
         "compatible": ["".join("1" if v else "0" for v in row) for row in inter.compatible],
@@ -727,11 +769,12 @@ def intersection_from_dict(data: dict[str, Any], where: str = "intersection file
                        for row in rows)
         detectors = tuple(Detector(**dict(det, links=tuple(det.get("links", ())))) for det in data.get("detectors", ()))
         major = int(data.get("major_phase", 0))
+        offset = float(data.get("program_offset_s", 0.0))
     except InputError:
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{where}: malformed intersection entry ({type(exc).__name__}: {exc})") from None
-    return _make(f"{where}: intersection {ident!r}", ident, links, phases, compat, detectors, major)
+    return _make(f"{where}: intersection {ident!r}", ident, links, phases, compat, detectors, major, offset)
 
 
 def write_intersection_file(intersections: Sequence[Intersection], path: Path, source: str = "") -> Path:

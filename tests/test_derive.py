@@ -179,6 +179,45 @@ def test_overrides(tmp_path):
         assert key in str(err.value)
 
 
+def test_program_cycle_and_offset_are_derived(tmp_path):
+    net = load_network("single").net_file
+    [c] = derive_intersections(net)  # 33 G, 3 y, 6 G, 3 y, 33 G, 3 y, 6 G, 3 y: a 90 s cycle from 0
+    assert [(p.program_green_s, p.program_change_s) for p in c.phases] == [(33, 3), (6, 3), (33, 3), (6, 3)]
+    assert c.program_offset_s == 0.0
+    # a program listing a yellow first, with an offset: the cycle starts with the first green 2 s after the offset;
+    # the leading yellow ends the last green; two consecutive phases with the same greens are one green
+    program = tmp_path / "program.add.xml"
+    program.write_text('<additional><tlLogic id="C" type="static" programID="p" offset="17">'
+                       '<phase duration="2" state="yyyGrrrryyyGrrrr"/><phase duration="30" state="rrrrGGGgrrrrGGGg"/>'
+                       '<phase duration="4" state="rrrryyyyrrrryyyy"/><phase duration="20" state="GGGgrrrrGGGgrrrr"/>'
+                       '<phase duration="5" state="GGGgrrrrGGGgrrrr"/><phase duration="1" state="yyyyrrrryyyyrrrr"/>'
+                       '</tlLogic></additional>')
+    [p] = derive_intersections(net, None, [program])
+    assert [(ph.program_green_s, ph.program_change_s) for ph in p.phases] == [(30, 4), (25, 3)]
+    assert p.program_offset_s == 19.0
+    # the same green twice in a cycle: the list order is not the program's, so no cycle is claimed
+    program.write_text('<additional><tlLogic id="C" type="static" programID="p" offset="0">'
+                       '<phase duration="30" state="rrrrGGGgrrrrGGGg"/><phase duration="4" state="rrrryyyyrrrryyyy"/>'
+                       '<phase duration="20" state="GGGgrrrrGGGgrrrr"/><phase duration="4" state="yyyyrrrryyyyrrrr"/>'
+                       '<phase duration="10" state="rrrrGGGgrrrrGGGg"/><phase duration="4" state="rrrryyyyrrrryyyy"/>'
+                       '<phase duration="9" state="rrrGrrrrrrrGrrrr"/><phase duration="4" state="rrryrrrrrrryrrrr"/>'
+                       '</tlLogic></additional>')
+    [q] = derive_intersections(net, None, [program])
+    assert [ph.program_change_s for ph in q.phases] == [None, None, None]
+    # an override sets the offset and a change interval; a bad offset is refused in one line naming the file
+    ov = tmp_path / "ov.yaml"
+    ov.write_text("C:\n  program_offset_s: 12\n  phases:\n    2: {program_change_s: 5}\n")
+    [o] = derive_intersections(net, ov)
+    assert (o.program_offset_s, o.phases[1].program_change_s) == (12.0, 5.0)
+    ov.write_text("C:\n  program_offset_s: .nan\n")
+    with pytest.raises(InputError, match="ov.yaml.*offset"):
+        derive_intersections(net, ov)
+    program.write_text('<additional><tlLogic id="C" type="static" programID="p" offset="soon">'
+                       '<phase duration="30" state="rrrrGGGgrrrrGGGg"/></tlLogic></additional>')
+    with pytest.raises(InputError, match="program.add.xml"):
+        derive_intersections(net, None, [program])
+
+
 def test_no_traffic_lights_and_malformed_files(tmp_path):
     plain = tmp_path / "plain.net.xml"
     plain.write_text('<net version="1.20">\n  <edge id="a" from="x" to="y" priority="1">\n'

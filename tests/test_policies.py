@@ -90,6 +90,57 @@ def test_fixed_time_rounds_odd_greens_up_to_the_step():
     assert {(p, n) for p, _, n in runs} == {(0, 13), (1, 7)}
 
 
+def with_program_cycle(inter: Intersection, changes_s: tuple[float, ...], offset_s: float = 0.0) -> Intersection:
+    """``inter`` whose program runs ``changes_s[i]`` seconds of change interval after phase i (its cycle known)."""
+    phases = tuple(dataclasses.replace(p, program_change_s=c) for p, c in zip(inter.phases, changes_s))
+    return dataclasses.replace(inter, phases=phases, program_offset_s=offset_s)
+
+
+def yellow_onsets(states: list[str], inter: Intersection, link: int = 0) -> list[int]:
+    """Steps at which ``link`` turns yellow."""
+    return [t for t in range(1, len(states)) if states[t][link] == "y" and states[t - 1][link] != "y"]
+
+
+def test_fixed_time_keeps_the_program_cycle_when_the_core_clears_longer():
+    # program: 30 s green, 3 s yellow, 20 s green, 3 s yellow -> a 56 s cycle; the core clears 3 s + 2 s all-red
+    inter = with_program_cycle(two_phase_intersection(), (3.0, 3.0))
+    states = run(FixedTimePolicy(), inter, 600)
+    runs = greens(states, inter)[1:-1]  # the start-up green and the cut-off last run left out
+    assert {(p, n) for p, _, n in runs} == {(0, 28), (1, 18)}  # each green gives the program the 2 s of all-red
+    starts = [t for p, t, _ in runs if p == 0]
+    assert np.diff(starts).tolist() == [56] * (len(starts) - 1)  # the program's cycle, not 30 + 20 + 2 x 5 = 60
+    # the sequential fixed time (cycle unknown) runs the program greens in full, and its cycle grows
+    plain = greens(run(FixedTimePolicy(), two_phase_intersection(), 600), inter)[1:-1]
+    assert np.diff([t for p, t, _ in plain if p == 0]).tolist()[0] == 60
+
+
+def test_fixed_time_ends_its_greens_at_the_program_offset():
+    # the program's cycle starts with phase 1's green at 20 s: its greens end at 50, 106, 162, ... (56 s cycle)
+    inter = with_program_cycle(two_phase_intersection(), (3.0, 3.0), offset_s=20.0)
+    onsets = yellow_onsets(run(FixedTimePolicy(), inter, 600), inter)
+    assert onsets[1:] == [50 + 56 * k for k in range(1, len(onsets))]
+    assert onsets[0] in (30, 50)  # the start-up green runs at least its minimum and ends on the program's time
+
+
+def test_fixed_time_with_the_program_own_clearances_runs_the_program_greens():
+    # program changes as long as the core's (3 s yellow + 2 s all-red): the same cycle either way
+    inter = with_program_cycle(two_phase_intersection(), (5.0, 5.0))
+    runs = greens(run(FixedTimePolicy(), inter, 600), inter)[1:-1]
+    assert {(p, n) for p, _, n in runs} == {(0, 30), (1, 20)}
+
+
+def test_fixed_time_short_program_green_keeps_min_green_and_the_cycle_recovers():
+    # program: 30 s and 4 s greens with 1 s changes (36 s cycle); after the core's 5 s change phase 2 has nothing
+    # left, so it runs its 5 s minimum, and phase 1 gives the time back (30 - 4 s late - 5 s minimum = 21 s)
+    inter = two_phase_intersection(min_green_s=5.0)
+    inter = dataclasses.replace(inter, phases=(inter.phases[0], dataclasses.replace(inter.phases[1], program_green_s=4.0)))
+    inter = with_program_cycle(inter, (1.0, 1.0))
+    runs = greens(run(FixedTimePolicy(), inter, 700), inter)[1:-1]
+    assert {(p, n) for p, _, n in runs} == {(0, 21), (1, 5)}
+    starts = [t for p, t, _ in runs if p == 0]
+    assert np.diff(starts).tolist() == [36] * (len(starts) - 1)
+
+
 # ---------------------------------------------------------------------------------------------- Webster
 def test_webster_formulas_match_a_hand_calculation():
     # two phases, 3 s yellow + 2 s red each, 2 s start-up: L = 2 * 5 + 2 * 2 = 14 s

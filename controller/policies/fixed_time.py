@@ -78,20 +78,55 @@ def webster_greens_s(cycle_s: float, lost_time_s: float, ratios: np.ndarray, min
 class FixedTimePolicy(Policy):
     """The network's own fixed program: phases in order, each green for its ``program_green_s``.
 
+    When the program's cycle is known (every phase has ``program_change_s``), the policy keeps the program's cycle
+    length and offset, as a coordinated controller keeps its force-off points: each green ends where the program's
+    green ends in its cycle (``Intersection.program_offset_s`` + k x cycle), so where the core's yellow and all-red
+    are longer than the program's, the greens after them are shorter by as much, the cycle stays the program's and
+    neighbouring lights keep their coordination. A green that started late (after a longer clearance, or at start-up
+    out of step with the program) still gets its minimum green from the phase machine and the next force-off
+    catches up. Without a known cycle, each green runs its program duration and the cycle grows by the difference.
     Greens are rounded up to whole steps, as the phase machine rounds every interval.
+
+    The program's clock is the readings' ``time_s`` (simulation seconds in SUMO; the controller clock in the field).
     """
 
     name = "fixed"
 
     def reset(self, intersection: Intersection, step_s: float) -> None:
         super().reset(intersection, step_s)
-        self.greens_s = np.array([p.program_green_s for p in intersection.phases], dtype=float)
+        phases = intersection.phases
+        self.greens_s = np.array([p.program_green_s for p in phases], dtype=float)
+        #: the program's cycle, seconds (None: unknown, greens run their durations one after another)
+        self.program_cycle_s: float | None = None
+        #: per phase, where its green ends in the program's cycle, seconds from the cycle's start
+        self.force_offs_s = np.zeros(len(phases))
+        if all(p.program_change_s is not None for p in phases):
+            t = 0.0
+            for k, p in enumerate(phases):
+                t += p.program_green_s
+                self.force_offs_s[k] = t
+                t += p.program_change_s
+            self.program_cycle_s = t if t > 0 else None
+
+    def green_due_s(self, view: SignalView) -> float:
+        """How long the current green lasts, seconds from its start (before rounding to the step).
+
+        :param view: a decision during green.
+        """
+        p = view.phase
+        if self.program_cycle_s is None:
+            return float(self.greens_s[p])
+        cycle = self.program_cycle_s
+        start = view.readings.time_s - view.green_elapsed_s
+        planned = self.intersection.program_offset_s + self.force_offs_s[p] - self.greens_s[p]
+        k = round((start - planned) / cycle)  # the program's cycle this green belongs to
+        return max(planned + k * cycle + float(self.greens_s[p]) - start, 0.0)
 
     def decide(self, view: SignalView) -> int:
         self._observe(view)
         if view.interval is not Interval.GREEN:
             return view.next_phase  # a change is under way; asking for anything else would only queue it
-        due = ceil_to_step(float(self.greens_s[view.phase]), self.step_s)
+        due = ceil_to_step(self.green_due_s(view), self.step_s)
         if view.green_elapsed_s + 1e-9 < due:
             return view.phase
         nxt = (view.phase + 1) % len(self.intersection.phases)
@@ -163,6 +198,7 @@ class WebsterPolicy(FixedTimePolicy):
         self._window_s = 0.0
         self._last_time: float | None = None
         self.cycle_s: float | None = None  # None while the program greens run
+        self.program_cycle_s = None  # its greens run one after another, its own cycle replacing the program's
         self.ratios = np.zeros(len(phases))
 
     def _observe(self, view: SignalView) -> None:

@@ -1,0 +1,67 @@
+"""Public SUMO benchmark networks nobody here wrote: the RESCO scenarios (Cologne and Ingolstadt cut-outs, grids),
+as shipped in the sumo-rl wheel (a dev dependency; read at run time, never copied into the repository)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from controller.policies.base import Interval
+from controller.policies.registry import make_policy
+from envs.simulation import SignalSimulation, intersections_of
+from networks.catalog import network_from_sumocfg
+
+pytestmark = pytest.mark.sumo
+
+RESCO = ("cologne1", "cologne3", "cologne8", "ingolstadt1", "ingolstadt7", "ingolstadt21", "grid4x4", "arterial4x4")
+
+
+def _resco(name: str) -> Path:
+    spec = importlib.util.find_spec("sumo_rl")
+    assert spec is not None, "the dev extra installs sumo-rl, whose wheel carries the RESCO networks"
+    cfg = Path(next(iter(spec.submodule_search_locations))) / "nets" / "RESCO" / name / f"{name}.sumocfg"
+    assert cfg.is_file(), cfg
+    return cfg
+
+
+@pytest.mark.parametrize("name", RESCO)
+def test_every_resco_network_derives_with_its_program_cycle(name):
+    network = network_from_sumocfg(_resco(name))
+    inters = intersections_of(network)
+    assert inters
+    for inter in inters:  # each RESCO program runs every green once per cycle, with yellow between
+        assert all(p.program_change_s is not None and p.program_change_s > 0 for p in inter.phases), inter.id
+
+
+def test_fixed_keeps_each_programs_cycle_and_offset_in_sumo():
+    """On the Ingolstadt corridor (7 lights, 3 s yellows, no all-red: the core clears longer), every light's major
+    green starts once per program cycle, at the same point of the program's cycle, from the second cycle on."""
+    full = network_from_sumocfg(_resco("ingolstadt7"))
+    network = full.with_horizon(None, full.scenario(None).begin_s + 900.0)  # the first 15 minutes
+    scenario = network.scenario(None)
+    inters = intersections_of(network)
+    sim = SignalSimulation(network, scenario, 0, policies={i.id: make_policy("fixed") for i in inters})
+    starts: dict[int, list[float]] = {k: [] for k in range(len(inters))}
+    try:
+        was_green = [False] * len(inters)
+        while not sim.done:
+            sim.advance()
+            for k, ctrl in enumerate(sim.controllers):
+                green = ctrl.machine.interval is Interval.GREEN and ctrl.machine.phase == 0
+                if green and not was_green[k]:
+                    starts[k].append(sim.time_s)
+                was_green[k] = green
+        assert sim.violations() == 0
+    finally:
+        sim.cleanup()
+    for k, inter in enumerate(inters):
+        cycle = sum(p.program_green_s + p.program_change_s for p in inter.phases)
+        steady = starts[k][1:]
+        assert len(steady) >= 3, (inter.id, starts[k])
+        gaps = [b - a for a, b in zip(steady, steady[1:])]
+        assert gaps == [cycle] * len(gaps), (inter.id, cycle, starts[k])
+        # the same point of the program's cycle every time (the change before it is the core's, not the program's)
+        phases = {round((t - inter.program_offset_s) % cycle, 6) for t in steady}
+        assert len(phases) == 1, (inter.id, phases)
