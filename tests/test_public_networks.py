@@ -65,3 +65,17 @@ def test_fixed_keeps_each_programs_cycle_and_offset_in_sumo():
         # the same point of the program's cycle every time (the change before it is the core's, not the program's)
         phases = {round((t - inter.program_offset_s) % cycle, 6) for t in steady}
         assert len(phases) == 1, (inter.id, phases)
+
+
+def test_a_run_gives_the_same_result_whatever_ran_before_it_in_the_command():
+    """RESCO cologne1's demand is trips, routed at departure: consecutive libsumo runs in one process alternate
+    between two results there. evaluate runs each simulation in a fresh process, so the same run repeated in one
+    command, one job after another, gives one result."""
+    from training.evaluate import evaluate
+
+    network = network_from_sumocfg(_resco("cologne1"))
+    records = evaluate(network, [network.scenario(None).name], ["fixed", "webster"], [0, 0, 0], jobs=1, progress=False)
+    by_controller: dict[str, set[float]] = {}
+    for r in records:
+        by_controller.setdefault(r["controller"], set()).add(r["delay"])
+    assert all(len(delays) == 1 for delays in by_controller.values()), by_controller

@@ -88,17 +88,16 @@ def run_parallel(fn, tasks: list, jobs: int | None = None, progress: bool = True
     bar = tqdm(total=len(tasks), desc=desc, unit="run", disable=not progress, leave=False)
     results: list = [None] * len(tasks)
     try:
-        if jobs == 1:
-            for k, t in enumerate(tasks):
-                results[k] = fn(t)
+        # every run in a fresh process (spawn, one task per process), even with one job: libsumo holds one
+        # simulation per process, and a simulation started in a process that ran one before can differ from a
+        # fresh one (measured: RESCO cologne1, whose demand is trips routed at departure, alternates between
+        # two results on consecutive libsumo runs in one process), so a run's result would depend on what ran
+        # before it in its worker
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), max_tasks_per_child=1) as pool:
+            futures = {pool.submit(fn, t): k for k, t in enumerate(tasks)}
+            for f in as_completed(futures):
+                results[futures[f]] = f.result()
                 bar.update()
-        else:
-            # spawn: libsumo holds one simulation per process, and a fresh process inherits no SUMO state
-            with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-                futures = {pool.submit(fn, t): k for k, t in enumerate(tasks)}
-                for f in as_completed(futures):
-                    results[futures[f]] = f.result()
-                    bar.update()
     finally:
         bar.close()
     return results
