@@ -21,7 +21,10 @@ Every ``tlLogic`` of a ``.net.xml`` becomes one :class:`~controller.intersection
 * **phases** - the program's green phases (at least one ``G``/``g``, no ``y``/``u``), identical states
   merged, states reduced to ``G``/``g``/``r``. A phase that only ends the crosswalks of the green phase
   just before it (SUMO's pedestrian clearance) is merged into that phase: the phase machine times
-  pedestrian clearance itself from the links' ``yellow_s``.
+  pedestrian clearance itself from the links' ``yellow_s``. Each phase keeps its program green and the
+  program's change interval after it (``program_change_s``: the yellow and all-red phases before the next green),
+  and the light the program's ``offset`` (plus any change listed before the first green): together the program's
+  cycle and offset, which ``fixed`` keeps.
 * **detectors** - placed by :mod:`networks.detectors`.
 
 The result can be adjusted by an override file (JSON or YAML), and written/read as an intersection file
