@@ -226,15 +226,19 @@ def bundled_networks() -> list[str]:
 
 
 def load_network(name_or_path: str | Path) -> NetworkSpec:
-    """Resolve a bundled network name (``"grid"``) or a path to a network folder / ``network.yaml``.
+    """Resolve a bundled network name (``"grid"``), a path to a network folder / ``network.yaml``, or a SUMO
+    ``.sumocfg`` (:func:`network_from_sumocfg`, its own begin and end).
 
     :param name_or_path: bundled name (a plain name wins over a same-named folder in the working
-        directory; write ``./grid`` for that), or path of a folder holding ``network.yaml`` (or of the file).
-    :raises InputError: unknown name, missing folder or a bad ``network.yaml``.
+        directory; write ``./grid`` for that), path of a folder holding ``network.yaml`` (or of the file), or of
+        a ``.sumocfg``.
+    :raises InputError: unknown name, missing folder or a bad ``network.yaml`` or configuration.
     """
     text = str(name_or_path)
     if not isinstance(name_or_path, Path) and "/" not in text and "\\" not in text and text in bundled_networks():
         return load_network_folder(BUNDLED_DIR / text)
+    if text.endswith(".sumocfg"):
+        return network_from_sumocfg(Path(text))
     path = Path(text).expanduser()
     if path.is_dir() or path.is_file():
         return load_network_folder(path)

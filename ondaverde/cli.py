@@ -112,9 +112,11 @@ def _add_train_command(sub) -> None:
                                    "Every --eval-every decisions the policy is exported and measured with the "
                                    "delay metric on held-out seeds; the best and the final policy are kept in the "
                                    "run folder (load either with --controller rl --policy FILE).")
-    p.add_argument("--network", default="miraflores", help="network name or folder (default: miraflores)")
-    p.add_argument("--scenario", type=_names, default=["am-peak", "pm-peak"], dest="scenarios",
-                   help="comma-separated scenarios drawn per episode (default: am-peak,pm-peak)")
+    p.add_argument("--network", default="miraflores",
+                   help="network name, folder with network.yaml, or a .sumocfg (default: miraflores)")
+    p.add_argument("--scenario", type=_names, default=None, dest="scenarios",
+                   help="comma-separated scenarios drawn per episode (default: am-peak,pm-peak where the network "
+                        "has them, else its default scenario)")
     p.add_argument("--algo", choices=["ppo", "dqn"], default="ppo", help="algorithm: ppo (masked to each light's own phases, sb3-contrib MaskablePPO) or dqn (default: ppo)")
     p.add_argument("--timesteps", type=int, default=1_000_000,
                    help="agent decisions in total, all lights together (default: 1000000)")
@@ -412,8 +414,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from training.train import TrainConfig, train
 
-    out = args.out or Path("runs") / f"{Path(args.network).name}-{args.algo}-{args.seed}"
-    config = TrainConfig(network=args.network, scenarios=tuple(args.scenarios), algo=args.algo,
+    from networks.catalog import load_network
+
+    scenarios = args.scenarios
+    if scenarios is None:
+        network = load_network(args.network)
+        scenarios = [s for s in ("am-peak", "pm-peak") if s in network.scenarios] or [network.scenario(None).name]
+    name = Path(args.network).name.removesuffix(".sumocfg")
+    out = args.out or Path("runs") / f"{name}-{args.algo}-{args.seed}"
+    config = TrainConfig(network=args.network, scenarios=tuple(scenarios), algo=args.algo,
                          timesteps=args.timesteps, n_envs=args.n_envs, seed=args.seed,
                          demand_scale=args.demand_scale, eval_every_steps=args.eval_every, out=out,
                          max_minutes=args.max_minutes, warm_start=args.warm_start,

@@ -102,3 +102,25 @@ def test_a_shorter_decision_interval_is_trained_kept_in_the_policy_file_and_run_
     proc = ondaverde("simulate", "--network", "single", "--controller", "rl", "--policy", str(out / "policy-final.npz"),
                      "--seed", "900001", "--json")
     assert json.loads(proc.stdout)["delay"] == pytest.approx(summary["final"]["delay"])
+
+
+def test_training_runs_on_a_sumocfg_with_no_code(tmp_path):
+    """Bring your own network: `train --network city.sumocfg` (its one scenario chosen by default), and the policy
+    runs as `rl` on the same configuration."""
+    from networks.catalog import load_network
+
+    single = load_network("single")
+    cfg = tmp_path / "city.sumocfg"
+    cfg.write_text(f'<configuration><input><net-file value="{single.net_file}"/>'
+                   f'<route-files value="{single.scenario("base").route_files[0]}"/></input>'
+                   '<time><begin value="0"/><end value="600"/></time></configuration>')
+    out = tmp_path / "run"
+    proc = ondaverde("train", "--network", str(cfg), "--timesteps", "256", "--eval-every", "100000", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "config.json").read_text())["scenarios"] == ["city"]
+    final = json.loads((out / "final.json").read_text())
+    proc = ondaverde("simulate", "--network", str(cfg), "--controller", "rl", "--policy", str(out / "policy-final.npz"),
+                     "--seed", "900001", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["violations"] == 0
+    assert final["final"]["delay"] > 0 and final["final"]["per_scenario"]["city"]["violations"] == 0

@@ -232,7 +232,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     (out / "config.json").write_text(json.dumps(asdict(config), default=str, indent=2) + "\n")
     (out / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
 
-    draw = EpisodeDraw(str(network.folder), tuple(config.scenarios), tuple(config.demand_scale), config.seed,
+    # the workers load the network again: a .sumocfg by its own (absolute) path, else the network's folder
+    source = (str(Path(config.network).expanduser().resolve()) if str(config.network).endswith(".sumocfg")
+              else str(network.folder))
+    draw = EpisodeDraw(source, tuple(config.scenarios), tuple(config.demand_scale), config.seed,
                        config.delta_time_s, config.reward)
     env = SharedSignalVecEnv(draw, config.n_envs)
     model = _model(config, env, checkpoint if resume else None)
