@@ -17,7 +17,7 @@ from controller.policies import registry
 from controller.policies.actuated import ActuatedPolicy
 from controller.policies.base import DetectorReadings, Policy, SignalView
 from controller.policies.fixed_time import FixedTimePolicy, WebsterPolicy, webster_cycle_s, webster_greens_s
-from controller.policies.max_pressure import MaxPressurePolicy, SpillbackMaxPressurePolicy
+from controller.policies.max_pressure import MaxPressurePolicy, SpillbackMaxPressurePolicy, VaraiyaMaxPressurePolicy
 from controller.testing import two_phase_intersection
 
 # detector indices in two_phase_intersection(): per link i, stop-bar 4i, advance 4i+1, radar 4i+2, exit 4i+3
@@ -293,6 +293,21 @@ def zones(incoming: dict[int, float], outgoing: dict[int, float] | None = None) 
     return feed
 
 
+def test_max_pressure_keeps_a_discharging_green_then_serves_the_pressure():
+    inter = two_phase_intersection()
+    # east-west has the higher pressure throughout; north-south's stop bars see a car every second until t = 20
+    feed = both(zones({0: 2, 1: 2, 2: 6, 3: 6}),
+                *(pulses(det(link, SB), range(0, 20)) for link in (0, 1)))
+    held = greens(run(MaxPressurePolicy(), inter, 60, feed), inter)
+    assert held[0][0] == 0 and held[0][1] + held[0][2] == 21  # kept until the first second without a car (t = 20)
+    assert held[1][0] == 1
+    # as published (no hold), the green ends at its minimum: the queue is cut while it still flows
+    plain = greens(run(VaraiyaMaxPressurePolicy(), inter, 60, feed), inter)
+    assert plain[0][0] == 0 and plain[0][2] == 5
+    with pytest.raises(ValueError, match="gap"):
+        MaxPressurePolicy(gap_s=-1.0)
+
+
 def test_max_pressure_uses_queue_differences_not_queues():
     inter = two_phase_intersection()
     # north-south: 5 waiting but 4 on each exit (pressure 2); east-west: 3 waiting, exits empty (pressure 6)
@@ -398,7 +413,8 @@ def test_spillback_max_pressure_sends_nobody_into_a_full_exit():
 # ---------------------------------------------------------------------------------------------- registry
 def test_registry_builds_each_policy_by_name():
     for name, cls in [("fixed", FixedTimePolicy), ("webster", WebsterPolicy), ("actuated", ActuatedPolicy),
-                      ("maxpressure", MaxPressurePolicy), ("maxpressure-spillback", SpillbackMaxPressurePolicy)]:
+                      ("maxpressure", MaxPressurePolicy), ("maxpressure-spillback", SpillbackMaxPressurePolicy),
+                      ("maxpressure-varaiya", VaraiyaMaxPressurePolicy)]:
         assert type(registry.make_policy(name)) is cls
     assert registry.make_policy("actuated", passage_s=2.0).passage_s == 2.0
 
@@ -407,7 +423,7 @@ def test_registry_unknown_name_lists_the_choices():
     with pytest.raises(InputError) as err:
         registry.make_policy("maxpresure")
     assert str(err.value) == ("unknown controller 'maxpresure'; choose from: actuated, fixed, maxpressure, "
-                              "maxpressure-spillback, webster")
+                              "maxpressure-spillback, maxpressure-varaiya, webster")
 
 
 def test_registry_register(monkeypatch):

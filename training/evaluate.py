@@ -12,6 +12,7 @@ from pathlib import Path
 from controller.errors import InputError
 from envs.runner import (LEARNED, check_controller, check_input_lag, policy_file_for, run_episode,
                          split_controller)
+from envs.simulation import intersections_of
 from networks.catalog import NetworkSpec
 
 #: columns of the on-screen table: (record key, header, format)
@@ -68,6 +69,7 @@ def evaluate(network: NetworkSpec, scenarios: list[str], controllers: list[str],
         check_loop(network, controllers)
     for s in scenarios:
         network.scenario(s)
+    intersections_of(network)  # a net that cannot be controlled is refused before any run starts
     tasks = [(network, s, c, seed, policy_file, through, input_lag_s)
              for s in scenarios for c in controllers for seed in seeds]
     return run_parallel(_one, tasks, jobs, progress)

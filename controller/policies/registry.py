@@ -9,7 +9,7 @@ never on import of the core.
 >>> make_policy("nonsense")
 Traceback (most recent call last):
 ...
-controller.errors.InputError: unknown controller 'nonsense'; choose from: actuated, fixed, maxpressure, maxpressure-spillback, webster
+controller.errors.InputError: unknown controller 'nonsense'; choose from: actuated, fixed, maxpressure, maxpressure-spillback, maxpressure-varaiya, webster
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from controller.errors import InputError
 from controller.policies.actuated import ActuatedPolicy
 from controller.policies.base import Policy
 from controller.policies.fixed_time import FixedTimePolicy, WebsterPolicy
-from controller.policies.max_pressure import MaxPressurePolicy, SpillbackMaxPressurePolicy
+from controller.policies.max_pressure import MaxPressurePolicy, SpillbackMaxPressurePolicy, VaraiyaMaxPressurePolicy
 
 #: Policy classes by command-line name.
 POLICIES: dict[str, type[Policy]] = {
     cls.name: cls for cls in (FixedTimePolicy, WebsterPolicy, ActuatedPolicy, MaxPressurePolicy,
-                              SpillbackMaxPressurePolicy)
+                              VaraiyaMaxPressurePolicy, SpillbackMaxPressurePolicy)
 }
 
 
