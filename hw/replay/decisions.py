@@ -183,6 +183,11 @@ def _make_policy(name: str, policy_file: str | None):
         from controller.policies.learned import LearnedPolicy
 
         return LearnedPolicy(policy_file)
+    if name == "maxpressure":
+        # no discharge hold: the recorded stop-bar actuations followed the field's signal, not the replayed one
+        # (the same reason the phases' queues are point queues), so they cannot tell whether a replayed green
+        # still discharges
+        return make_policy("maxpressure-varaiya")
     return make_policy(name)
 
 
