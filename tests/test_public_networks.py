@@ -79,3 +79,19 @@ def test_a_run_gives_the_same_result_whatever_ran_before_it_in_the_command():
     for r in records:
         by_controller.setdefault(r["controller"], set()).add(r["delay"])
     assert all(len(delays) == 1 for delays in by_controller.values()), by_controller
+
+
+def test_max_pressure_with_its_discharge_hold_beats_the_program_on_sumo_rls_single_intersection():
+    """sumo-rl's two one-way streets: Varaiya's max-pressure ends every green at its minimum while the queue still
+    flows and collapses (786 s in the hour); held while its stop-bar loops see the queue crossing, it beats the
+    network's own program by far."""
+    from training.evaluate import evaluate
+
+    spec = importlib.util.find_spec("sumo_rl")
+    cfg = Path(next(iter(spec.submodule_search_locations))) / "nets" / "single-intersection" / "single-intersection.sumocfg"
+    network = network_from_sumocfg(cfg, end_s=1800.0)
+    records = evaluate(network, [network.scenario(None).name], ["fixed", "maxpressure", "maxpressure-varaiya"], [0],
+                       jobs=2, progress=False)
+    delay = {r["controller"]: r["delay"] for r in records}
+    assert all(r["violations"] == 0 for r in records)
+    assert delay["maxpressure"] < 0.5 * delay["fixed"] < delay["maxpressure-varaiya"], delay
