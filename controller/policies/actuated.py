@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from controller.intersection import Intersection
-from controller.policies.base import Interval, Policy, SignalView
+from controller.policies.base import GapTimers, Interval, Policy, SignalView
 from controller.timing import ceil_to_step
 
 #: Passage (gap) time, seconds: SUMO's default ``max-gap`` for actuated lights and a common NEMA setting.
@@ -89,7 +89,7 @@ class ActuatedPolicy(Policy):
                                   dtype=bool).reshape(len(phases), len(dets))
         self._max_s = [max(ceil_to_step(p.max_green_s, step_s), ceil_to_step(p.min_green_s, step_s))
                        for p in phases]
-        self.last_actuation_s = np.full(len(dets), -np.inf)
+        self.gaps = GapTimers(len(dets))
         self.locked = np.zeros(len(phases), dtype=bool)
         self._served_phase: int | None = None
 
@@ -123,7 +123,7 @@ class ActuatedPolicy(Policy):
     def decide(self, view: SignalView) -> int:
         now = view.readings.time_s
         act = self._actuations(view)
-        self.last_actuation_s[act] = now
+        self.gaps.actuated(act, now)
         green = view.interval is Interval.GREEN
         if green and view.phase != self._served_phase:
             self._begin_service(view.phase)
@@ -139,7 +139,7 @@ class ActuatedPolicy(Policy):
 
         p = view.phase
         calls = self.calls(view)
-        gap_s = now - self.last_actuation_s[self.extends[p]].max(initial=-np.inf)
+        gap_s = self.gaps.gap_s(self.extends[p], now)
         extending = gap_s + _EPS < self.passage_s
         maxing_out = view.green_elapsed_s + _EPS >= self._max_s[p]
         if extending and not maxing_out:

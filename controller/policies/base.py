@@ -76,6 +76,25 @@ class SignalView:
     pedestrian_calls: frozenset[int] = frozenset()
 
 
+class GapTimers:
+    """When each detector last saw a vehicle, and the gap since then over a set of them: the passage (gap) timers
+    that actuated control extends on and max-pressure's discharge hold watches.
+
+    :param n_detectors: the intersection's detectors (``Intersection.detectors`` order).
+    """
+
+    def __init__(self, n_detectors: int) -> None:
+        self.last_s = np.full(n_detectors, -np.inf)
+
+    def actuated(self, on: np.ndarray, now_s: float) -> None:
+        """Detectors ``on`` (boolean mask) saw a vehicle at ``now_s`` (controller clock, seconds)."""
+        self.last_s[on] = now_s
+
+    def gap_s(self, detectors: np.ndarray, now_s: float) -> float:
+        """Seconds since any of ``detectors`` (indices) last saw a vehicle; infinite if none ever did or none given."""
+        return now_s - self.last_s[detectors].max(initial=-np.inf)
+
+
 class Policy(ABC):
     """A signal-timing policy. One typed call, one return shape, for classical and learned policies alike."""
 

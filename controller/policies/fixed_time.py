@@ -98,14 +98,13 @@ class FixedTimePolicy(Policy):
         self.greens_s = np.array([p.program_green_s for p in phases], dtype=float)
         #: the program's cycle, seconds (None: unknown, greens run their durations one after another)
         self.program_cycle_s: float | None = None
-        #: per phase, where its green ends in the program's cycle, seconds from the cycle's start
-        self.force_offs_s = np.zeros(len(phases))
+        #: per phase, where its green starts in the program's cycle, seconds from the cycle's start
+        self.starts_s = np.zeros(len(phases))
         if all(p.program_change_s is not None for p in phases):
             t = 0.0
             for k, p in enumerate(phases):
-                t += p.program_green_s
-                self.force_offs_s[k] = t
-                t += p.program_change_s
+                self.starts_s[k] = t
+                t += p.program_green_s + p.program_change_s
             self.program_cycle_s = t if t > 0 else None
 
     def green_due_s(self, view: SignalView) -> float:
@@ -118,9 +117,9 @@ class FixedTimePolicy(Policy):
             return float(self.greens_s[p])
         cycle = self.program_cycle_s
         start = view.readings.time_s - view.green_elapsed_s
-        planned = self.intersection.program_offset_s + self.force_offs_s[p] - self.greens_s[p]
+        planned = self.intersection.program_offset_s + self.starts_s[p]
         k = round((start - planned) / cycle)  # the program's cycle this green belongs to
-        return max(planned + k * cycle + float(self.greens_s[p]) - start, 0.0)
+        return max(planned + k * cycle + float(self.greens_s[p]) - start, 0.0)  # up to the program's force-off
 
     def decide(self, view: SignalView) -> int:
         self._observe(view)
