@@ -153,9 +153,19 @@ class Daemon:
         server = await self._status_server()
         tasks = [asyncio.create_task(self._serve(k)) for k in range(len(self.centrals))]
         tasks.append(asyncio.create_task(self._flush_every(1.0)))
+        stopping = asyncio.create_task(self.stop_event.wait())
+        crashed: BaseException | None = None
         try:
-            await self.stop_event.wait()
+            # a task that ends before the stop is a defect: the daemon stops (releasing every controller to its
+            # local timing) and raises it, rather than keep running with an intersection nobody drives
+            done, _ = await asyncio.wait({stopping, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                if t is not stopping and not t.cancelled():
+                    crashed = t.exception() or RuntimeError("a daemon task ended on its own")
+                    self._log(f"stopping: internal error in the daemon ({crashed!r}); releasing the controllers")
+                    break
         finally:
+            stopping.cancel()
             if server is not None:
                 server.close()  # no new status requests while stopping
             for t in tasks:
@@ -181,6 +191,8 @@ class Daemon:
             if handle_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
+        if crashed is not None:
+            raise crashed
 
     async def _serve(self, k: int) -> None:
         central, state = self.centrals[k], self.states[k]

@@ -119,6 +119,8 @@ class FieldBench:
         #: per cabinet second: the radar's register block (None: leave it as it is)
         self.radar_words = None
         self.t = 0
+        self._ticker: asyncio.Task | None = None
+        self._daemon_task: asyncio.Task | None = None
         item = {"id": self.inter.id, "backend": "modbus", "unit": 1, "policy": policy, "timeout_s": 0.5,
                 "address": f"127.0.0.1:{self.relay.port if relay else self.field_port}"}
         if detector_health is not None:
@@ -152,20 +154,22 @@ class FieldBench:
         if self.relay is not None:
             await self.relay.start()
         stop = asyncio.Event()
-        ticker = asyncio.create_task(self._tick())
-        daemon = asyncio.create_task(self.daemon.run(stop, handle_signals=False))
+        ticker = self._ticker = asyncio.create_task(self._tick())
+        daemon = self._daemon_task = asyncio.create_task(self.daemon.run(stop, handle_signals=False))
         try:
             await script(self)
         finally:
             stop.set()
-            await asyncio.wait_for(daemon, 30)
-            ticker.cancel()
-            await asyncio.gather(ticker, return_exceptions=True)
-            if self.relay is not None:
-                await self.relay.stop()
-            if self.radar is not None:
-                await self.radar.stop()
-            await self.server.stop()
+            try:
+                await asyncio.wait_for(daemon, 30)  # raises what ended the daemon, after the rest is stopped
+            finally:
+                ticker.cancel()
+                await asyncio.gather(ticker, return_exceptions=True)
+                if self.relay is not None:
+                    await self.relay.stop()
+                if self.radar is not None:
+                    await self.radar.stop()
+                await self.server.stop()
 
     async def _tick(self) -> None:
         n = len(self.inter.detectors)
@@ -187,20 +191,44 @@ class FieldBench:
             self.t += 1
             await asyncio.sleep(max(0.0, start + self.t / self.scale - time.monotonic()))
 
-    async def until(self, cabinet_s: float, timeout_s: float = 60.0) -> None:
-        """Wait until the cabinet clock reaches ``cabinet_s``."""
-        end = time.monotonic() + timeout_s
+    def _check_running(self, wall_end: float) -> None:
+        """Raise when the cabinet clock cannot move on: the ticker or the daemon ended (with its error as the
+        cause), or the wall-clock bound passed."""
+        for name, task in (("cabinet ticker", self._ticker), ("daemon", self._daemon_task)):
+            if task is not None and task.done():
+                error = None if task.cancelled() else task.exception()
+                raise RuntimeError(f"the {name} stopped at cabinet second {self.t}: {error!r}") from error
+        if time.monotonic() > wall_end:
+            raise TimeoutError(f"cabinet clock stuck at {self.t} s")
+
+    def _wall_bound(self, cabinet_s: float) -> float:
+        """The latest monotonic time a wait of ``cabinet_s`` cabinet seconds may take: ten times its scaled length,
+        and at least 60 s (a loaded machine runs the cabinet slower than its scale, never stops it)."""
+        return time.monotonic() + max(60.0, 10.0 * max(0.0, cabinet_s) / self.scale)
+
+    async def until(self, cabinet_s: float) -> None:
+        """Wait until the cabinet clock reaches ``cabinet_s``.
+
+        :raises TimeoutError: when the clock stops moving (see :meth:`_wall_bound`).
+        :raises RuntimeError: when the ticker or the daemon ended.
+        """
+        wall_end = self._wall_bound(cabinet_s - self.t)
         while self.t < cabinet_s:
-            if time.monotonic() > end:
-                raise TimeoutError(f"cabinet clock stuck at {self.t} s")
+            self._check_running(wall_end)
             await asyncio.sleep(0.01)
 
     async def wait_for(self, predicate, cabinet_s: float) -> bool:
-        """Wait until ``predicate()`` or ``cabinet_s`` more cabinet seconds; returns its last value."""
+        """Wait until ``predicate()`` or ``cabinet_s`` more cabinet seconds; returns its last value.
+
+        :raises TimeoutError: when the clock stops moving (see :meth:`_wall_bound`).
+        :raises RuntimeError: when the ticker or the daemon ended.
+        """
         end = self.t + cabinet_s
+        wall_end = self._wall_bound(cabinet_s)
         while self.t < end:
             if predicate():
                 return True
+            self._check_running(wall_end)
             await asyncio.sleep(0.01)
         return bool(predicate())
 

@@ -236,3 +236,34 @@ def test_a_loop_chattering_under_a_one_second_poll_is_caught_against_its_lane_ma
     assert _codes(events, E.DETECTOR_RESTORED) == [(E.DETECTOR_RESTORED, stopbar + 1)]
     assert not _codes(events, E.DETECTOR_FAULT_OPEN, E.DETECTOR_FAULT_SHORTED)
     _consistent(bench)
+
+
+def test_an_internal_error_in_the_daemon_releases_the_controller_and_stops_the_daemon(tmp_path):
+    # a defect in the daemon's per-intersection loop must not leave it running with nobody driving the intersection
+    import pytest
+    from hw.modbus_map import ModbusMap
+
+    bench = FieldBench(tmp_path, scale=40.0)
+    m, seen = ModbusMap(), {}
+    stop_server = bench.server.stop
+
+    async def stop_after_reading_the_coils() -> None:  # the controller's command coils as the daemon left them
+        seen["coils"] = list(await bench.server.server.async_getValues(1, 1, m.hold, m.omit + 8 - m.hold))
+        await stop_server()
+
+    bench.server.stop = stop_after_reading_the_coils
+
+    async def script(b: FieldBench) -> None:
+        assert await b.wait_for(lambda: b.central.in_control, 30)
+        seen["driven"] = list(await b.server.server.async_getValues(1, 1, m.hold, m.omit + 8 - m.hold))
+
+        async def broken_cycle() -> bool:
+            raise ZeroDivisionError("injected defect")
+
+        b.central.cycle = broken_cycle
+        await b.until(b.t + 30)  # raises: the daemon ended
+
+    with pytest.raises(ZeroDivisionError, match="injected defect"):
+        asyncio.run(bench.run(script))
+    assert any("internal error in the daemon" in line for line in bench.logs)
+    assert any(seen["driven"]) and not any(seen["coils"])  # it was driving; then every command coil was released
