@@ -1,8 +1,8 @@
 """``ondaverde bench env``: the environment's cost as a ratio against a plain sumo process.
 
 Both sides simulate the same net, routes, detectors, outputs, seed and horizon. The env side is timed
-from ``reset()`` to the end of the horizon (imports and process start excluded); the whole-process
-ratio times a fresh Python process doing the same, imports included. Best of ``repeats`` on each side,
+from ``reset()`` to the end of the horizon (imports and process start excluded), each run in a fresh process
+(as each plain sumo run is); the whole-process ratio times that process, imports included. Best of ``repeats`` on each side,
 interleaved; the CPU-time ratio beside it is steadier on a shared machine. The env runs a trivial
 policy: the network's own fixed program followed through the core (:func:`_trivial_actions`). The plain sumo
 side shows, second by second, the signal states the env showed (recorded in an untimed env run first,
@@ -12,6 +12,7 @@ ratio are equal, and the ratio measures the env, not a difference in congestion.
 
 from __future__ import annotations
 
+import json
 import resource
 import subprocess
 import sys
@@ -49,7 +50,8 @@ def _trivial_actions(env) -> np.ndarray:
 
 
 def _env_run(network: str, scenario: str | None, seed: int) -> tuple[float, float, int]:
-    """Step the all-intersection env with the trivial policy from reset to the horizon.
+    """Step the all-intersection env with the trivial policy from reset to the horizon (run in a fresh process by
+    :func:`bench_env`).
 
     :return: wall seconds, CPU seconds of this process, env steps.
     """
@@ -152,8 +154,11 @@ def bench_env(network: str | None = None, scenario: str | None = None, seed: int
         cmd = _sumo_command(network, scenario, seed, Path(tmp), plan=plan)
         sumo_walls, sumo_cpus, env_walls, env_cpus, proc_walls = [], [], [], [], []
         steps = 0
-        code = ("import sys, time; t=time.perf_counter(); from envs.bench import _env_run; "
-                f"_env_run({network!r}, {scenario!r}, {seed}); print(time.perf_counter()-t)")
+        # each env run is a fresh process, as each plain sumo run is: libsumo runs one after another in one process
+        # need not repeat each other (trip-based demand, see evaluate), and the plan was recorded in a first run
+        result = Path(tmp) / "env-run.json"  # a file, not stdout: SUMO writes there too
+        code = ("import json, pathlib; from envs.bench import _env_run; "
+                f"pathlib.Path({str(result)!r}).write_text(json.dumps(_env_run({network!r}, {scenario!r}, {seed})))")
         for _ in range(max(1, repeats)):  # interleaved, so a slow spell of the machine hits both sides
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
@@ -161,12 +166,12 @@ def bench_env(network: str | None = None, scenario: str | None = None, seed: int
             sumo_walls.append(time.perf_counter() - t)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             sumo_cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-            wall, cpu, steps = _env_run(network, scenario, seed)
-            env_walls.append(wall)
-            env_cpus.append(cpu)
             t = time.perf_counter()
             subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL)
-            proc_walls.append(time.perf_counter() - t)
+            proc_walls.append(time.perf_counter() - t)  # the whole process, imports and start included
+            wall, cpu, steps = json.loads(result.read_text())
+            env_walls.append(wall)
+            env_cpus.append(cpu)
         sumo_delay = _delay_of(network, scenario, Path(tmp))
     sumo_wall, env_wall, proc_wall = min(sumo_walls), min(env_walls), min(proc_walls)
     return {"ratio": env_wall / sumo_wall, "process_ratio": proc_wall / sumo_wall, "env_wall_s": env_wall,
