@@ -89,8 +89,13 @@ class Detector:
         ``radar`` (approach zone: vehicles, queue and speed), ``exit`` (zone on an outgoing lane).
     :param lane: lane the detector sits on.
     :param links: the signal links it feeds (movements leaving ``lane``; for ``exit``, those entering it).
-    :param distance_m: distance from the stop line (or from the lane start for ``exit``) to the detector, metres.
+    :param distance_m: distance from the stop line (or from the lane start for ``exit``) to the detector, metres,
+        measured along the road (across ``placement``'s lanes when it has them).
     :param length_m: detection zone length, metres (0 for point loops).
+    :param placement: where the detector physically sits when that is not on ``lane`` alone (an approach lane too
+        short to hold it: the detector extends onto the lanes upstream of it): ``(lane, from_m, to_m)`` segments,
+        upstream first, positions from each lane's start; a loop has one segment with ``from_m == to_m``. Empty:
+        on ``lane``, at ``distance_m`` and ``length_m``.
     """
 
     id: str
@@ -99,6 +104,7 @@ class Detector:
     links: tuple[int, ...]
     distance_m: float = 0.0
     length_m: float = 0.0
+    placement: tuple[tuple[str, float, float], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,12 @@ class SumoRadar:
         self.settings = settings or DilemmaZoneSettings()
         self.intersections = intersections
         self.watches = [RadarWatch(i) for i in intersections]
-        self._zones = [[(k, d.id, d.lane) for k, d in enumerate(i.detectors) if d.kind == "radar"]
+        self._zones = [[(k, d.id, d.lane, bool(d.placement)) for k, d in enumerate(i.detectors) if d.kind == "radar"]
                        for i in intersections]
-        lanes = {lane for zones in self._zones for _, _, lane in zones}
+        lanes = {lane for zones in self._zones for _, _, lane, _ in zones}
         lanes |= {l.from_lane for i in intersections for l in i.links if l.kind == "vehicle"}
         self._length = {lane: api.lane.getLength(lane) for lane in lanes}
+        self._edge = {lane: api.lane.getEdgeID(lane) for lane in lanes}
         self._ids: dict[str, int] = {}
         self._previous = [i.all_red_state() for i in intersections]
         self._lanes_of = [{i: l.from_lane for i, l in enumerate(inter.links) if l.kind == "vehicle"}
@@ -45,14 +46,24 @@ class SumoRadar:
         return self._ids.setdefault(vehicle, len(self._ids) % 65536)
 
     def tracks(self) -> list[list[Track]]:
-        """Per intersection, this step's tracks: every vehicle in each radar zone, range = lane length - position."""
+        """Per intersection, this step's tracks: every vehicle in each radar zone, range = lane length - position.
+
+        A zone that extends upstream of a short approach lane (``Detector.placement``) gives the distance along the
+        vehicle's route to the stop line, and leaves out a vehicle already past it (SUMO counts a vehicle whose
+        back is still in the zone)."""
         v, out = self.api.vehicle, []
         for zones in self._zones:
             tracks = []
-            for channel, det, lane in zones:
+            for channel, det, lane, along_road in zones:
                 length = self._length[lane]
                 for vid in self.api.lanearea.getLastStepVehicleIDs(det):
-                    tracks.append(Track(channel, self._track_id(vid), length - v.getLanePosition(vid), v.getSpeed(vid)))
+                    if not along_road or v.getLaneID(vid) == lane:
+                        distance = length - v.getLanePosition(vid)
+                    else:
+                        distance = v.getDrivingDistance(vid, self._edge[lane], length)
+                        if distance < 0:  # past the stop line (or SUMO's invalid value: not heading there)
+                            continue
+                    tracks.append(Track(channel, self._track_id(vid), distance, v.getSpeed(vid)))
             out.append(tracks)
         return out
 

@@ -56,7 +56,7 @@ from typing import Any
 from controller.errors import InputError
 from controller.intersection import GREEN_CHARS, Detector, Intersection, Phase, SignalLink
 from controller.timing import WALK_S, pedestrian_clearance_s, red_clearance_s, yellow_change_s
-from networks.detectors import LaneGeometry, place_detectors
+from networks.detectors import MIN_APPROACH_M, RADAR_ZONE_M, LaneGeometry, place_detectors
 
 #: Minimum green (s) when the program gives none (or one below the hard floor of 4 s).
 DEFAULT_MIN_GREEN_S = 5.0
@@ -141,6 +141,7 @@ class _Net:
     by_from_lane: dict[str, list[_Conn]] = field(default_factory=dict)
     junction_of: dict[str, str] = field(default_factory=dict)
     next_via: dict[str, str] = field(default_factory=dict)
+    by_to_lane: dict[str, list[_Conn]] = field(default_factory=dict)  # normal connections, built when first needed
 
     def index(self) -> None:
         """Build the lookups derivation needs (once per net)."""
@@ -572,8 +573,43 @@ def _derive_one(net: _Net, net_file: Path, tl: str, program: list[_PhaseDef], co
     movements = [(c.link_index, c.from_lane, c.to_lane) for c in conns if not ped[c.link_index]]
     geometry = {lane: LaneGeometry(net.lanes[lane].length, net.lanes[lane].speed)
                 for _, a, b in movements for lane in (a, b) if lane in net.lanes}
+    for _, lane, _ in movements:  # approach lanes too short for their detectors: the road upstream of them
+        if lane in net.lanes and net.lanes[lane].length < MIN_APPROACH_M:
+            geometry[lane] = replace(geometry[lane], upstream=_road_upstream(net, lane, RADAR_ZONE_M))
     detectors = place_detectors(tl, movements, geometry)
     return _make(where, tl, links, phases, compat, detectors, major, offset_s + lead_s)
+
+
+def _road_upstream(net: _Net, lane: str, needed_m: float) -> tuple[tuple[str, float, float], ...]:
+    """The road upstream of ``lane`` as far as it continues without a junction of its own, nearest first, up to
+    ``needed_m`` metres: ``(lane, length m, gap m)`` per lane, the gap being the junction-internal connection
+    between it and the lane downstream. It continues while the lane has exactly one lane feeding it, through a
+    connection no traffic light controls, and that lane leads nowhere but into the same edge (a split of lanes is
+    still one road; a junction where roads merge or part is where it ends)."""
+    if not net.by_to_lane:
+        for conn in net.conns:
+            if not conn.from_edge.startswith(":"):
+                net.by_to_lane.setdefault(conn.to_lane, []).append(conn)
+    chain: list[tuple[str, float, float]] = []
+    seen, total, current = {lane}, 0.0, lane
+    while total < needed_m and len(chain) < 50:
+        feeding = net.by_to_lane.get(current, [])
+        if len({c.from_lane for c in feeding}) != 1 or feeding[0].tl:
+            break
+        up = feeding[0].from_lane
+        leads_to = {c.to_edge for c in net.by_from_lane.get(up, [])}
+        if up in seen or up not in net.lanes or leads_to != {net.lanes[current].edge}:
+            break
+        gap, via = 0.0, feeding[0].via
+        while via and via in net.lanes and via not in seen:  # the internal lane(s) of the junction between them
+            seen.add(via)
+            gap += net.lanes[via].length
+            via = net.next_via.get(via, "")
+        chain.append((up, net.lanes[up].length, gap))
+        seen.add(up)
+        total += gap + net.lanes[up].length
+        current = up
+    return tuple(chain)
 
 
 def _make(where: str, tl: str, links: Sequence[SignalLink], phases: Sequence[Phase], compat: Sequence[Sequence[bool]],
@@ -752,8 +788,16 @@ def intersection_to_dict(inter: Intersection) -> dict[str, Any]:
         "links": [asdict(link) for link in inter.links],
         "phases": [asdict(phase) for phase in inter.phases],
         "compatible": ["".join("1" if v else "0" for v in row) for row in inter.compatible],
-        "detectors": [dict(asdict(det), links=list(det.links)) for det in inter.detectors],
+        "detectors": [_detector_dict(det) for det in inter.detectors],
     }
+
+
+def _detector_dict(det: Detector) -> dict[str, Any]:
+    """One detector as plain data (lists, not tuples; no ``placement`` when it sits on its lane alone)."""
+    data = dict(asdict(det), links=list(det.links), placement=[list(seg) for seg in det.placement])
+    if not det.placement:
+        del data["placement"]
+    return data
 
 
 def intersection_from_dict(data: dict[str, Any], where: str = "intersection file") -> Intersection:
@@ -770,7 +814,10 @@ def intersection_from_dict(data: dict[str, Any], where: str = "intersection file
         rows = data["compatible"]
         compat = tuple(tuple(ch == "1" for ch in row) if isinstance(row, str) else tuple(bool(v) for v in row)
                        for row in rows)
-        detectors = tuple(Detector(**dict(det, links=tuple(det.get("links", ())))) for det in data.get("detectors", ()))
+        detectors = tuple(Detector(**dict(det, links=tuple(det.get("links", ())),
+                                          placement=tuple((str(lane), float(a), float(b))
+                                                          for lane, a, b in det.get("placement", ()))))
+                          for det in data.get("detectors", ()))
         major = int(data.get("major_phase", 0))
         offset = float(data.get("program_offset_s", 0.0))
     except InputError:

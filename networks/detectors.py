@@ -8,7 +8,9 @@ For each traffic light, every incoming lane that feeds a vehicle link gets
 * an approach radar zone (``radar``, E2 ``laneAreaDetector``) over the last min(150 m, lane length),
 
 and every outgoing lane of its vehicle links gets an exit zone (``exit``, E2) over its first
-min(100 m, lane length). Ids are ``{tl}__sb__{lane}``, ``{tl}__adv__{lane}``, ``{tl}__rad__{lane}`` and
+min(100 m, lane length). An approach lane shorter than :data:`MIN_APPROACH_M` (a SUMO edge split a few metres
+before the stop line, common in OSM imports) cannot hold them: they are placed along the road upstream of it, as
+far as the road continues without a junction of its own (``Detector.placement``; see :func:`_along_the_road`). Ids are ``{tl}__sb__{lane}``, ``{tl}__adv__{lane}``, ``{tl}__rad__{lane}`` and
 ``{tl}__exit__{lane}``: unique within a network and the same on every run.
 
 >>> dets = place_detectors("C", [(0, "in_0", "out_0"), (1, "in_0", "left_0")],
@@ -39,6 +41,12 @@ ADVANCE_HEADWAY_S = 3.0
 RADAR_ZONE_M = 150.0
 #: Exit zone: longest zone on an outgoing lane, metres.
 EXIT_ZONE_M = 100.0
+#: An approach lane shorter than this cannot hold its detectors (a SUMO edge split a few metres before the stop
+#: line, common in OSM imports): they are placed along the road upstream of it (:attr:`LaneGeometry.upstream`).
+MIN_APPROACH_M = 20.0
+#: A car stands only on a lane at least this long (length plus gap); on a shorter approach lane the first car
+#: waits upstream of it (SUMO keeps a junction clear), so the stop-bar loop goes there.
+STANDING_M = 7.5
 #: Default loop aggregation period (s). The backend reads a loop's count over its last period, so the
 #: simulation sets the period to its read interval (1 s for classical policies, the decision interval
 #: for learning agents). SUMO's running interval count costs time that grows with the period.
@@ -53,10 +61,14 @@ class LaneGeometry:
 
     :param length_m: lane length, metres.
     :param speed_mps: lane speed limit, metres per second.
+    :param upstream: the road upstream of an approach lane, nearest first, as far as it continues without a
+        junction of its own (:func:`networks.derive` walks it): ``(lane id, lane length m, gap m)`` with the gap the
+        length of the junction-internal connection between that lane and the one downstream of it.
     """
 
     length_m: float
     speed_mps: float
+    upstream: tuple[tuple[str, float, float], ...] = ()
 
 
 #: the comment that marks a detector file written here (a ``.sumocfg`` that loads one is not given it twice)
@@ -101,6 +113,9 @@ def place_detectors(tl_id: str, movements: Iterable[tuple[int, str, str]],
         geo = lanes[lane]
         links = tuple(sorted(feeds[lane]))
         length = max(geo.length_m, 0.0)
+        if length < MIN_APPROACH_M and geo.upstream:
+            out += _along_the_road(tl_id, lane, links, geo)
+            continue
         stop = STOPBAR_SETBACK_M if length > 2 * STOPBAR_SETBACK_M else _floor2(length / 2)
         advance = _floor2(min(max(geo.speed_mps, 1.0) * ADVANCE_HEADWAY_S, length))
         zone = _floor2(min(RADAR_ZONE_M, length))
@@ -113,6 +128,53 @@ def place_detectors(tl_id: str, movements: Iterable[tuple[int, str, str]],
         if zone > 0:
             out.append(Detector(detector_id(tl_id, "exit", lane), "exit", lane, tuple(sorted(fed_by[lane])), 0.0, zone))
     return tuple(out)
+
+
+def _along_the_road(tl_id: str, lane: str, links: tuple[int, ...], geo: LaneGeometry) -> list[Detector]:
+    """Stop-bar, advance and radar detectors of an approach lane too short to hold them, placed on the road
+    upstream of it (:attr:`LaneGeometry.upstream`); distances are measured along the road from the stop line.
+
+    The stop-bar loop sits 1 m before the stop line, or, when a car cannot stand on the approach lane (shorter
+    than :data:`STANDING_M`), 1 m before the end of the first lane upstream (where the first car waits). The
+    advance loop at speed x :data:`ADVANCE_HEADWAY_S` (moved upstream out of a junction-internal gap, clipped to
+    the road). The radar zone over the last min(:data:`RADAR_ZONE_M`, road) metres, across the lanes (SUMO counts
+    the junction-internal lanes between them). A lane that splits into several approach lanes is seen by each.
+    """
+    own = max(geo.length_m, 0.0)
+    # (lane, length, road distance of its downstream end from the stop line), nearest first
+    spans = [(lane, own, 0.0)]
+    at = own
+    for up, up_length, gap in geo.upstream:
+        spans.append((up, up_length, at + gap))
+        at += gap + up_length
+    road = at
+
+    def loop_at(distance: float) -> tuple[float, tuple[str, float, float]]:
+        """The loop nearest ``distance`` (road metres) upstream on a lane: (its road distance, its segment)."""
+        for name, length, end_at in spans:
+            if distance <= end_at + length:
+                d = max(distance, end_at)  # in a junction-internal gap: at the end of the lane upstream of it
+                pos = _floor2(length - (d - end_at))
+                return end_at + (length - pos), (name, pos, pos)
+        name, length, end_at = spans[-1]
+        return end_at + length, (name, 0.0, 0.0)  # the road ends: at the start of its last lane
+
+    stop_target = STOPBAR_SETBACK_M if own >= STANDING_M else spans[1][2] + STOPBAR_SETBACK_M
+    stop_m, stop_seg = loop_at(stop_target)
+    advance_m, advance_seg = loop_at(max(max(geo.speed_mps, 1.0) * ADVANCE_HEADWAY_S, stop_m))
+    zone_m = min(RADAR_ZONE_M, road)
+    segments = []
+    for name, length, end_at in spans:
+        if end_at >= zone_m:
+            break
+        reach = min(length, zone_m - end_at)
+        segments.append((name, _floor2(length - reach), length))
+    zone_m = segments[-1][2] - segments[-1][1] + spans[len(segments) - 1][2]
+    return [Detector(detector_id(tl_id, "stopbar", lane), "stopbar", lane, links, round(stop_m, 2), 0.0, (stop_seg,)),
+            Detector(detector_id(tl_id, "advance", lane), "advance", lane, links, round(advance_m, 2), 0.0,
+                     (advance_seg,)),
+            Detector(detector_id(tl_id, "radar", lane), "radar", lane, links, 0.0, round(zone_m, 2),
+                     tuple(reversed(segments)))]
 
 
 def detector_additional_xml(intersections: Sequence[Intersection], period_s: float = PERIOD_S) -> str:
@@ -136,7 +198,16 @@ def detector_additional_xml(intersections: Sequence[Intersection], period_s: flo
             seen.add(det.id)
             ident, lane = quoteattr(det.id), quoteattr(det.lane)
             common = f'period="{period_s:g}" file="{NULL_FILE}"'
-            if det.kind in ("stopbar", "advance"):
+            if det.placement:  # along the road upstream of a short approach lane
+                first, last = det.placement[0], det.placement[-1]
+                if det.kind in ("stopbar", "advance"):
+                    lines.append(f'    <inductionLoop id={ident} lane={quoteattr(first[0])} pos="{first[1]:.2f}" '
+                                 f'{common}/>')
+                else:
+                    names = quoteattr(" ".join(seg[0] for seg in det.placement))
+                    lines.append(f'    <laneAreaDetector id={ident} lanes={names} pos="{first[1]:.2f}" '
+                                 f'endPos="{last[2]:.2f}" {common}/>')
+            elif det.kind in ("stopbar", "advance"):
                 pos = -det.distance_m if det.distance_m > 0 else 0.0
                 lines.append(f'    <inductionLoop id={ident} lane={lane} pos="{pos:.2f}" {common}/>')
             elif det.kind == "radar":

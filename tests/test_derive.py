@@ -127,6 +127,33 @@ def test_detectors_scheme(derived):
     assert [d.id for d in again[0].detectors] == [d.id for d in derived["single"][0].detectors]
 
 
+def test_detectors_of_an_approach_lane_too_short_for_them_go_on_the_road_upstream():
+    from networks.detectors import LaneGeometry, detector_additional_xml, place_detectors
+
+    # a 0.92 m lane before the stop line (an OSM way split), fed through a 0.47 m junction-internal lane by a
+    # 43.58 m lane, itself fed straight (no gap) by a 40.40 m lane: 85.37 m of road
+    short = LaneGeometry(0.92, 13.89, (("up_0", 43.58, 0.47), ("up2_0", 40.4, 0.0)))
+    dets = {d.kind: d for d in place_detectors("T", [(0, "in_0", "out_0")],
+                                              {"in_0": short, "out_0": LaneGeometry(60.0, 13.89)})}
+    sb, adv, rad = dets["stopbar"], dets["advance"], dets["radar"]
+    assert sb.lane == adv.lane == rad.lane == "in_0"  # still the approach lane's detectors (ids, links)
+    # no car stands on 0.92 m: the first waits at the end of the lane upstream, and the loop is 1 m before it
+    assert sb.placement == (("up_0", 42.58, 42.58),) and sb.distance_m == pytest.approx(2.39)
+    assert adv.placement == (("up_0", 3.3, 3.3),) and adv.distance_m == pytest.approx(41.67)
+    assert rad.placement == (("up2_0", 0.0, 40.4), ("up_0", 0.0, 43.58), ("in_0", 0.0, 0.92))
+    assert rad.length_m == pytest.approx(85.37)
+    xml = detector_additional_xml([dataclasses.replace(derive_intersections(load_network("single").net_file)[0],
+                                                       detectors=(sb, adv, rad))])
+    assert '<inductionLoop id="T__sb__in_0" lane="up_0" pos="42.58"' in xml
+    assert '<laneAreaDetector id="T__rad__in_0" lanes="up2_0 up_0 in_0" pos="0.00" endPos="0.92"' in xml
+    # a 12 m lane holds a standing car: the stop-bar loop stays on it; a lane of 20 m or more is as before
+    on_lane = place_detectors("T", [(0, "in_0", "out_0")], {"in_0": LaneGeometry(12.0, 13.89, (("up_0", 100.0, 0.0),))})
+    assert on_lane[0].placement == (("in_0", 11.0, 11.0),) and on_lane[0].distance_m == 1.0
+    assert on_lane[2].length_m == pytest.approx(112.0)
+    long = place_detectors("T", [(0, "in_0", "out_0")], {"in_0": LaneGeometry(20.0, 13.89, (("up_0", 100.0, 0.0),))})
+    assert all(not d.placement for d in long) and long[2].length_m == 20.0
+
+
 @pytest.mark.sumo
 @pytest.mark.parametrize("name", BUNDLED)
 def test_detector_file_loads_in_sumo(derived, name, tmp_path):

@@ -360,6 +360,28 @@ def test_max_pressure_max_out_goes_to_the_highest_other_pressure():
     assert runs[0] == (0, 2, 20) and runs[1][0] == 2  # not the machine's default next phase (1)
 
 
+def test_max_pressure_serves_a_phase_whose_vehicle_waited_the_longest_wait():
+    inter = exclusive_intersection(3, max_green_s=40.0)  # loops only: sb i = 2i, adv i = 2i+1
+
+    def feed(t, r):
+        r.occupied[[0, 1, 2, 3, 4]] = True
+        r.occupancy[[1, 3]] = 1.0  # phases 0 and 1: queues back over their advance loops (the largest)
+        # phase 2: one car at its stop bar, for ever the lowest pressure
+
+    plain = greens(run(MaxPressurePolicy(max_wait_s=np.inf), inter, 300, feed), inter)
+    assert {p for p, _, _ in plain} == {0, 1}  # at every max-out the higher other pressure wins: phase 2 starves
+    assert {p for p, _, _ in greens(run(VaraiyaMaxPressurePolicy(), inter, 300, feed), inter)} == {0, 1}
+    policy = MaxPressurePolicy(max_wait_s=60.0)
+    runs = greens(run(policy, inter, 300, feed), inter)
+    served = [start for p, start, _ in runs if p == 2]
+    # waiting since t = 0: served once phase 1's green (begun at max-out of phase 0) has run its minimum after 60 s
+    assert served and 60 <= served[0] <= 60 + 5 + 6 and len(served) >= 2
+    assert all(length >= 5 for _, _, length in runs[:-1])  # the wait ends a green only once it may end
+    assert MaxPressurePolicy().max_wait_s == 120.0
+    with pytest.raises(ValueError, match="longest wait"):
+        MaxPressurePolicy(max_wait_s=0.0)
+
+
 def test_max_pressure_counts_a_shared_lane_once():
     # lane A feeds links 0 (through) and 1 (turn), both green in phase 0; lane B feeds link 2 (phase 1)
     links = (SignalLink(0, "vehicle", "A", "o0", 13.9, 3.0, 2.0), SignalLink(1, "vehicle", "A", "o1", 13.9, 3.0, 2.0),

@@ -32,6 +32,14 @@ discharging, and ending it now wastes the rest of the queue's saturation flow fo
 gaps out, or at max green, the phase of highest pressure is served. ``maxpressure-varaiya`` is the policy as
 published (``gap_s = 0``).
 
+**Longest wait.** Max-pressure as published has no notion of fairness: a phase whose measured pressure stays low
+(a side street's few vehicles, or a queue longer than its radar zone, whose count is capped by the zone) can lose
+every comparison for as long as the main street keeps its queue, and is starved. So once a vehicle has stood
+``max_wait_s`` on a stop-bar loop of a phase's movements (a phase without one: halted in its radar zone) while none
+of the loop's movements was green, that phase is served next, as soon as the current green has run its minimum,
+ahead of pressure and of the discharge hold; the longest standing first. A loop that clears (the vehicle left, e.g.
+turning permissively in another phase) ends the wait. ``maxpressure-varaiya`` has no such bound.
+
 The policy must be asked every step when it relies on loop counts (they cover the step just ended).
 """
 
@@ -45,6 +53,8 @@ from controller.timing import ceil_to_step
 
 #: Space one queued vehicle takes, metres (a car plus the gap to the next; the usual jam-density value).
 JAM_SPACING_M = 7.5
+#: Longest a vehicle waits before its phase is served whatever the pressures, seconds (about one long cycle).
+MAX_WAIT_S = float(__import__("os").environ.get("OV_MP_MAX_WAIT", "120"))  # EXPERIMENT
 #: Occupancy above which a vehicle is taken to be standing on the advance loop (queue spill-back).
 STANDING_OCCUPANCY = 0.95
 _EPS = 1e-9
@@ -78,15 +88,20 @@ class MaxPressurePolicy(Policy):
         (``count``, the default and the classic definition); kept for comparisons.
     :param gap_s: discharge hold: after its minimum green, a green is kept while a stop-bar loop of its vehicle
         movements saw a vehicle less than this many seconds ago (0: no hold, Varaiya's policy as published).
+    :param max_wait_s: longest wait, seconds: a phase with a vehicle waiting this long is served next, whatever the
+        pressures (``inf``: no bound, Varaiya's policy as published).
     """
 
     name = "maxpressure"
 
-    def __init__(self, use_halting: bool = False, gap_s: float = 2.0) -> None:
+    def __init__(self, use_halting: bool = False, gap_s: float = 2.0, max_wait_s: float = MAX_WAIT_S) -> None:
         if not gap_s >= 0:
             raise ValueError(f"discharge gap {gap_s!r} must be 0 or more seconds")
+        if not max_wait_s > 0:
+            raise ValueError(f"longest wait {max_wait_s!r} must be more than 0 seconds")
         self.use_halting = use_halting
         self.gap_s = gap_s
+        self.max_wait_s = max_wait_s
 
     def reset(self, intersection: Intersection, step_s: float) -> None:
         super().reset(intersection, step_s)
@@ -112,6 +127,23 @@ class MaxPressurePolicy(Policy):
                                     and any(vehicle[l] and l in p.greens for l in d.links)], dtype=np.int64)
                           for p in phases]
         self._gaps = GapTimers(n_dets)
+        # the wait is watched on the stop-bar loops of each phase's vehicle movements (a phase without one: its
+        # radar zones' halted vehicles): a vehicle standing there while none of its movements is green is waiting
+        stopbar = np.array([d.kind == "stopbar" for d in dets], dtype=bool)
+        radar = np.array([d.kind == "radar" for d in dets], dtype=bool)
+        serves = np.array([[any(vehicle[l] and l in p.greens for l in d.links) for d in dets] for p in phases],
+                          dtype=bool).reshape(len(phases), n_dets)
+        #: waits_on[i, k]: detector k shows the vehicles waiting for phase i
+        self._waits_on = serves & stopbar[None, :]
+        for i in range(len(phases)):
+            if not self._waits_on[i].any():
+                self._waits_on[i] = serves[i] & radar
+        self._watch_radar = radar
+        #: green_in[i, k]: detector k has a link green in phase i (its vehicles are being served then, not waiting)
+        self._green_in = np.array([[bool(p.greens & set(d.links)) for d in dets] for p in phases],
+                                  dtype=bool).reshape(len(phases), n_dets)
+        #: per detector, since when a vehicle has stood on it without a green, seconds (inf: none standing)
+        self.standing_since = np.full(n_dets, np.inf)
 
     @staticmethod
     def _loop_queues(intersection: Intersection, vehicle: np.ndarray, covered: np.ndarray) -> list[_LoopQueue]:
@@ -149,15 +181,37 @@ class MaxPressurePolicy(Policy):
         # exit zones: all vehicles on the outgoing lane, halted or not (they all take its space)
         return upstream - self.w_out @ np.asarray(r.count, dtype=float)
 
+    def _update_waits(self, view: SignalView) -> None:
+        """Follow every watched detector: standing since when (a loop occupied, a radar zone with halted vehicles),
+        while none of its movements is green or yellow; cleared as soon as it is free or served."""
+        r = view.readings
+        standing = np.where(self._watch_radar, np.asarray(r.halting) > 0, np.asarray(r.occupied, dtype=bool))
+        if view.interval is Interval.GREEN or view.interval is Interval.YELLOW:
+            standing &= ~self._green_in[view.phase]  # those vehicles are moving (or clearing)
+        self.standing_since[~standing] = np.inf
+        self.standing_since[standing] = np.minimum(self.standing_since[standing], r.time_s)
+
+    def _longest_waiting(self, view: SignalView) -> int | None:
+        """The phase (not the current one) with a vehicle standing ``max_wait_s`` or more, longest first; or None."""
+        since = np.where(self._waits_on, self.standing_since[None, :], np.inf).min(axis=1)
+        waited = view.readings.time_s - since
+        waited[view.phase] = -np.inf
+        best = int(np.argmax(waited))
+        return best if waited[best] + _EPS >= self.max_wait_s else None
+
     def decide(self, view: SignalView) -> int:
         self.pressures = self.greens @ self.link_pressures(view)  # every step, so the loop estimates stay current
         readings = view.readings
         self._gaps.actuated(np.asarray(readings.occupied, dtype=bool), readings.time_s)
+        self._update_waits(view)
         if view.interval is not Interval.GREEN:
             return view.next_phase
         p = view.phase
         if not view.min_green_done:
             return p
+        starved = self._longest_waiting(view)
+        if starved is not None:
+            return starved
         if view.green_elapsed_s + _EPS >= self._max_s[p]:
             # the machine ends this green now whatever we ask: choose where it goes rather than take the next in list
             others = self.pressures.copy()
@@ -170,7 +224,8 @@ class MaxPressurePolicy(Policy):
 
 
 class VaraiyaMaxPressurePolicy(MaxPressurePolicy):
-    """Max-pressure as published: no discharge hold (re-decides every step once the minimum green has run).
+    """Max-pressure as published: no discharge hold (re-decides every step once the minimum green has run) and no
+    bound on a phase's wait.
 
     :param use_halting: as :class:`MaxPressurePolicy`.
     """
@@ -178,7 +233,7 @@ class VaraiyaMaxPressurePolicy(MaxPressurePolicy):
     name = "maxpressure-varaiya"
 
     def __init__(self, use_halting: bool = False) -> None:
-        super().__init__(use_halting, gap_s=0.0)
+        super().__init__(use_halting, gap_s=0.0, max_wait_s=np.inf)
 
 
 class SpillbackMaxPressurePolicy(MaxPressurePolicy):
