@@ -144,7 +144,12 @@ class Daemon:
     async def run(self, stop: asyncio.Event | None = None, handle_signals: bool = True,
                   release: bool = True) -> None:
         """Serve until ``stop`` is set (or SIGTERM/SIGINT); then release every controller (unless ``release`` is
-        False: the controllers are gone, as at the end of a simulation) and flush the log."""
+        False: the controllers are gone, as at the end of a simulation) and flush the log.
+
+        :raises Exception: what ended one of the daemon's own tasks early (a defect, never field trouble, which the
+            links absorb), after the same orderly stop: the controllers go back to their local timing rather than
+            wait for their backup timers with nobody driving them.
+        """
         self.stop_event = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         if handle_signals:

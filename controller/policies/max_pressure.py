@@ -54,7 +54,7 @@ from controller.timing import ceil_to_step
 #: Space one queued vehicle takes, metres (a car plus the gap to the next; the usual jam-density value).
 JAM_SPACING_M = 7.5
 #: Longest a vehicle waits before its phase is served whatever the pressures, seconds (about one long cycle).
-MAX_WAIT_S = float(__import__("os").environ.get("OV_MP_MAX_WAIT", "120"))  # EXPERIMENT
+MAX_WAIT_S = 120.0
 #: Occupancy above which a vehicle is taken to be standing on the advance loop (queue spill-back).
 STANDING_OCCUPANCY = 0.95
 _EPS = 1e-9
