@@ -97,20 +97,20 @@ def test_max_pressure_with_its_discharge_hold_beats_the_program_on_sumo_rls_sing
     assert delay["maxpressure"] < 0.5 * delay["fixed"] < delay["maxpressure-varaiya"], delay
 
 
-def test_detectors_of_short_approach_lanes_sit_on_the_road_upstream_and_see_the_queue():
+def test_detectors_of_short_approach_lanes_sit_on_the_road_upstream_and_see_the_queue(tmp_path):
     """Ingolstadt's OSM-derived nets split many approaches a few metres before the stop line (22 of ingolstadt7's 59
     approach lanes are shorter than 20 m; some 0.9 m): detectors on those stubs saw nothing, the first car waiting
     upstream of them, so max-pressure starved their phases (207 s against the program's 122 s). Placed along the
     road upstream (21 of them; the 22nd begins where two roads merge), every such stop-bar loop sees vehicles
     standing and the detector-driven controllers beat the program."""
-    from networks.derive import intersection_from_dict, intersection_to_dict
+    from networks.derive import load_intersection_file, write_intersection_file
     from training.evaluate import evaluate
 
     full = network_from_sumocfg(_resco("ingolstadt7"))
     inters = intersections_of(full)
     moved = [(k, i, d) for k, inter in enumerate(inters) for i, d in enumerate(inter.detectors) if d.placement]
     assert len({(k, d.lane) for k, _, d in moved}) == 21
-    assert all(intersection_from_dict(intersection_to_dict(inter)) == inter for inter in inters)
+    assert load_intersection_file(write_intersection_file(inters, tmp_path / "ingolstadt7.yaml")) == inters
     network = full.with_horizon(None, full.scenario(None).begin_s + 900.0)
     sim = SignalSimulation(network, network.scenario(None), 0, policies={i.id: make_policy("maxpressure") for i in inters})
     stood = {(k, i): 0 for k, i, d in moved if d.kind == "stopbar"}
