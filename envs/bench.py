@@ -2,8 +2,8 @@
 
 Both sides simulate the same net, routes, detectors, outputs, seed and horizon. The env side is timed
 from ``reset()`` to the end of the horizon (imports and process start excluded), each run in a fresh process
-(as each plain sumo run is); the whole-process ratio times that process, imports included. Best of ``repeats`` on each side,
-interleaved; the CPU-time ratio beside it is steadier on a shared machine. The env runs a trivial
+(as each plain sumo run is); the whole-process ratio times that process, imports included. Best of ``repeats``
+on each side, interleaved; the CPU-time ratio beside it is steadier on a shared machine. The env runs a trivial
 policy: the network's own fixed program followed through the core (:func:`_trivial_actions`). The plain sumo
 side shows, second by second, the signal states the env showed (recorded in an untimed env run first,
 :func:`record_signal_plan`), so both sides carry exactly the same traffic: the two delays reported beside the

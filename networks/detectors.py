@@ -10,8 +10,9 @@ For each traffic light, every incoming lane that feeds a vehicle link gets
 and every outgoing lane of its vehicle links gets an exit zone (``exit``, E2) over its first
 min(100 m, lane length). An approach lane shorter than :data:`MIN_APPROACH_M` (a SUMO edge split a few metres
 before the stop line, common in OSM imports) cannot hold them: they are placed along the road upstream of it, as
-far as the road continues without a junction of its own (``Detector.placement``; see :func:`_along_the_road`). Ids are ``{tl}__sb__{lane}``, ``{tl}__adv__{lane}``, ``{tl}__rad__{lane}`` and
-``{tl}__exit__{lane}``: unique within a network and the same on every run.
+far as the road continues without a junction of its own (``Detector.placement``; see :func:`_along_the_road`).
+Ids are ``{tl}__sb__{lane}``, ``{tl}__adv__{lane}``, ``{tl}__rad__{lane}`` and ``{tl}__exit__{lane}``: unique
+within a network and the same on every run.
 
 >>> dets = place_detectors("C", [(0, "in_0", "out_0"), (1, "in_0", "left_0")],
 ...                        {"in_0": LaneGeometry(300.0, 13.89), "out_0": LaneGeometry(60.0, 13.89),

@@ -378,6 +378,9 @@ def test_max_pressure_serves_a_phase_whose_vehicle_waited_the_longest_wait():
     assert served and 60 <= served[0] <= 60 + 5 + 6 and len(served) >= 2
     assert all(length >= 5 for _, _, length in runs[:-1])  # the wait ends a green only once it may end
     assert MaxPressurePolicy().max_wait_s == 120.0
+    # an intersection without any detector (found by the property tests): nobody is seen waiting, nothing breaks
+    bare = dataclasses.replace(inter, detectors=())
+    assert {p for p, _, _ in greens(run(MaxPressurePolicy(max_wait_s=60.0), bare, 300), bare)}
     with pytest.raises(ValueError, match="longest wait"):
         MaxPressurePolicy(max_wait_s=0.0)
 

@@ -112,7 +112,8 @@ def test_detectors_of_short_approach_lanes_sit_on_the_road_upstream_and_see_the_
     assert len({(k, d.lane) for k, _, d in moved}) == 21
     assert load_intersection_file(write_intersection_file(inters, tmp_path / "ingolstadt7.yaml")) == inters
     network = full.with_horizon(None, full.scenario(None).begin_s + 900.0)
-    sim = SignalSimulation(network, network.scenario(None), 0, policies={i.id: make_policy("maxpressure") for i in inters})
+    sim = SignalSimulation(network, network.scenario(None), 0,
+                           policies={i.id: make_policy("maxpressure") for i in inters})
     stood = {(k, i): 0 for k, i, d in moved if d.kind == "stopbar"}
     try:
         while not sim.done:

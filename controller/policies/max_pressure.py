@@ -193,7 +193,7 @@ class MaxPressurePolicy(Policy):
 
     def _longest_waiting(self, view: SignalView) -> int | None:
         """The phase (not the current one) with a vehicle standing ``max_wait_s`` or more, longest first; or None."""
-        since = np.where(self._waits_on, self.standing_since[None, :], np.inf).min(axis=1)
+        since = np.where(self._waits_on, self.standing_since[None, :], np.inf).min(axis=1, initial=np.inf)
         waited = view.readings.time_s - since
         waited[view.phase] = -np.inf
         best = int(np.argmax(waited))
