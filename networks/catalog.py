@@ -103,8 +103,9 @@ class NetworkSpec:
         """
         key = self.default_scenario if name is None else name
         if key not in self.scenarios:
+            several = "; several scenarios go to evaluate --scenarios" if "," in key else ""
             raise InputError(f"network {self.name!r}: unknown scenario {key!r} "
-                             f"(known: {', '.join(sorted(self.scenarios)) or 'none'})")
+                             f"(known: {', '.join(sorted(self.scenarios)) or 'none'}{several})")
         return self.scenarios[key]
 
     def with_horizon(self, begin_s: float | None = None, end_s: float | None = None,

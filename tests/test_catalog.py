@@ -86,6 +86,8 @@ def test_unknown_network_and_scenario():
         load_network("atlantis")
     with pytest.raises(InputError, match="unknown scenario 'rush'"):
         load_network("grid").scenario("rush")
+    with pytest.raises(InputError, match="several scenarios go to evaluate --scenarios"):  # evaluate --scenario a,b
+        load_network("miraflores").scenario("am-peak,pm-peak")
 
 
 def _folder(tmp_path: Path, yaml_text: str) -> Path:
