@@ -4,8 +4,9 @@ yellow.
 
 The tracks feed the same :class:`controller.radar.RadarWatch` and :class:`controller.dilemma_zone.DilemmaZoneGuard`
 the live daemon uses. The dilemma count is a measurement, not an input: at every yellow onset it looks at every
-vehicle on the lanes whose movement just turned yellow (inside the radar zone or not) and counts those between
-2.5 and 5.5 s from the stop bar.
+vehicle on the lanes whose movement just turned yellow (inside the radar zone or not; on an approach lane too short
+to hold its detectors, the vehicles in its radar zone on the road upstream) and counts those between 2.5 and 5.5 s
+from the stop bar.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class SumoRadar:
         lanes |= {l.from_lane for i in intersections for l in i.links if l.kind == "vehicle"}
         self._length = {lane: api.lane.getLength(lane) for lane in lanes}
         self._edge = {lane: api.lane.getEdgeID(lane) for lane in lanes}
+        #: per intersection, approach lane -> its radar zone, where the zone extends upstream of a short lane
+        self._road_zone = [{d.lane: d.id for d in i.detectors if d.kind == "radar" and d.placement}
+                           for i in intersections]
         self._ids: dict[str, int] = {}
         self._previous = [i.all_red_state() for i in intersections]
         self._lanes_of = [{i: l.from_lane for i, l in enumerate(inter.links) if l.kind == "vehicle"}
@@ -85,7 +89,16 @@ class SumoRadar:
                 self.onsets += 1
             for lane in lanes:
                 length = self._length[lane]
-                for vid in self.api.lane.getLastStepVehicleIDs(lane):
-                    if s.caught(length - v.getLanePosition(vid), v.getSpeed(vid)):
+                road = self._road_zone[k].get(lane)
+                if road is None:
+                    for vid in self.api.lane.getLastStepVehicleIDs(lane):
+                        if s.caught(length - v.getLanePosition(vid), v.getSpeed(vid)):
+                            self.caught += 1
+                    continue
+                # a short approach lane: the vehicles on the road upstream of it, by their distance along the route
+                for vid in self.api.lanearea.getLastStepVehicleIDs(road):
+                    distance = (length - v.getLanePosition(vid) if v.getLaneID(vid) == lane
+                                else v.getDrivingDistance(vid, self._edge[lane], length))
+                    if distance >= 0 and s.caught(distance, v.getSpeed(vid)):
                         self.caught += 1
             self._previous[k] = state

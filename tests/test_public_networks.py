@@ -113,14 +113,21 @@ def test_detectors_of_short_approach_lanes_sit_on_the_road_upstream_and_see_the_
     assert load_intersection_file(write_intersection_file(inters, tmp_path / "ingolstadt7.yaml")) == inters
     network = full.with_horizon(None, full.scenario(None).begin_s + 900.0)
     sim = SignalSimulation(network, network.scenario(None), 0,
-                           policies={i.id: make_policy("maxpressure") for i in inters})
+                           policies={i.id: make_policy("maxpressure") for i in inters}, dilemma_zone="count")
     stood = {(k, i): 0 for k, i, d in moved if d.kind == "stopbar"}
+    zones = {(k, i): d.length_m for k, i, d in moved if d.kind == "radar"}
+    ranges = []
     try:
         while not sim.done:
             sim.advance()
             for k, i in stood:
                 stood[k, i] += bool(sim.readings[k].occupied[i])
+            for k, tracks in enumerate(sim.radar.tracks()):
+                ranges += [(t.range_m, zones[k, t.channel]) for t in tracks if (k, t.channel) in zones]
         assert sim.violations() == 0
+        # radar on those zones: the range along the road to the stop line, never past it, never beyond the zone
+        assert len(ranges) > 1000 and all(0 <= r <= length + 10.0 for r, length in ranges)
+        assert sum(w.dropped for w in sim.radar.watches) == 0
     finally:
         sim.cleanup()
     # on the 0.9 m stubs none ever did; now all but one (a lane nobody used in these 15 minutes) see vehicles standing
