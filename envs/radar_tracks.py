@@ -59,17 +59,22 @@ class SumoRadar:
         for zones in self._zones:
             tracks = []
             for channel, det, lane, along_road in zones:
-                length = self._length[lane]
                 for vid in self.api.lanearea.getLastStepVehicleIDs(det):
-                    if not along_road or v.getLaneID(vid) == lane:
-                        distance = length - v.getLanePosition(vid)
-                    else:
-                        distance = v.getDrivingDistance(vid, self._edge[lane], length)
-                        if distance < 0:  # past the stop line (or SUMO's invalid value: not heading there)
-                            continue
-                    tracks.append(Track(channel, self._track_id(vid), distance, v.getSpeed(vid)))
+                    distance = self._to_stop_line(vid, lane, along_road)
+                    if distance is not None:
+                        tracks.append(Track(channel, self._track_id(vid), distance, v.getSpeed(vid)))
             out.append(tracks)
         return out
+
+    def _to_stop_line(self, vid: str, lane: str, along_road: bool) -> float | None:
+        """Metres from vehicle ``vid`` to the stop line of approach ``lane``: lane length - position on it, or,
+        ``along_road`` (a zone extending upstream of a short lane), along its route from wherever it is; None for
+        one already past the stop line (SUMO keeps a vehicle whose back is still in the zone)."""
+        v = self.api.vehicle
+        if not along_road or v.getLaneID(vid) == lane:
+            return self._length[lane] - v.getLanePosition(vid)
+        distance = v.getDrivingDistance(vid, self._edge[lane], self._length[lane])
+        return distance if distance >= 0 else None  # negative: SUMO's invalid value, the lane is behind it
 
     def screened(self, time_s: float) -> list[list[Track]]:
         """Per intersection, this step's plausible tracks (implausible ones dropped and counted)."""
@@ -88,17 +93,12 @@ class SumoRadar:
             if lanes:
                 self.onsets += 1
             for lane in lanes:
-                length = self._length[lane]
+                # a short approach lane: the vehicles in its radar zone on the road upstream of it
                 road = self._road_zone[k].get(lane)
-                if road is None:
-                    for vid in self.api.lane.getLastStepVehicleIDs(lane):
-                        if s.caught(length - v.getLanePosition(vid), v.getSpeed(vid)):
-                            self.caught += 1
-                    continue
-                # a short approach lane: the vehicles on the road upstream of it, by their distance along the route
-                for vid in self.api.lanearea.getLastStepVehicleIDs(road):
-                    distance = (length - v.getLanePosition(vid) if v.getLaneID(vid) == lane
-                                else v.getDrivingDistance(vid, self._edge[lane], length))
-                    if distance >= 0 and s.caught(distance, v.getSpeed(vid)):
+                vehicles = (self.api.lanearea.getLastStepVehicleIDs(road) if road is not None
+                            else self.api.lane.getLastStepVehicleIDs(lane))
+                for vid in vehicles:
+                    distance = self._to_stop_line(vid, lane, road is not None)
+                    if distance is not None and s.caught(distance, v.getSpeed(vid)):
                         self.caught += 1
             self._previous[k] = state

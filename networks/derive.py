@@ -141,12 +141,14 @@ class _Net:
     by_from_lane: dict[str, list[_Conn]] = field(default_factory=dict)
     junction_of: dict[str, str] = field(default_factory=dict)
     next_via: dict[str, str] = field(default_factory=dict)
-    by_to_lane: dict[str, list[_Conn]] = field(default_factory=dict)  # normal connections, built when first needed
+    by_to_lane: dict[str, list[_Conn]] = field(default_factory=dict)  # connections from normal (not internal) lanes
 
     def index(self) -> None:
         """Build the lookups derivation needs (once per net)."""
         for conn in self.conns:
             self.by_from_lane.setdefault(conn.from_lane, []).append(conn)
+            if not conn.from_edge.startswith(":"):
+                self.by_to_lane.setdefault(conn.to_lane, []).append(conn)
             if conn.via and conn.from_edge.startswith(":"):
                 self.next_via[conn.from_lane] = conn.via
         for junction in self.junctions.values():
@@ -586,10 +588,6 @@ def _road_upstream(net: _Net, lane: str, needed_m: float) -> tuple[tuple[str, fl
     between it and the lane downstream. It continues while the lane has exactly one lane feeding it, through a
     connection no traffic light controls, and that lane leads nowhere but into the same edge (a split of lanes is
     still one road; a junction where roads merge or part is where it ends)."""
-    if not net.by_to_lane:
-        for conn in net.conns:
-            if not conn.from_edge.startswith(":"):
-                net.by_to_lane.setdefault(conn.to_lane, []).append(conn)
     chain: list[tuple[str, float, float]] = []
     seen, total, current = {lane}, 0.0, lane
     while total < needed_m and len(chain) < 50:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from controller.intersection import Intersection
-from controller.policies.base import GapTimers, Interval, Policy, SignalView
+from controller.policies.base import GapTimers, Interval, Policy, SignalView, green_in
 from controller.timing import ceil_to_step
 
 #: Passage (gap) time, seconds: SUMO's default ``max-gap`` for actuated lights and a common NEMA setting.
@@ -85,8 +85,7 @@ class ActuatedPolicy(Policy):
         self._used = serves.any(axis=0)
         # links[i] as a mask over detectors: which detectors have a link green in phase i (any kind of link);
         # an actuation on such a detector while phase i is green is a vehicle being served, not a waiting one
-        self._green_in = np.array([[bool(p.greens & set(d.links)) for d in dets] for p in phases],
-                                  dtype=bool).reshape(len(phases), len(dets))
+        self._green_in = green_in(intersection)
         self._max_s = [max(ceil_to_step(p.max_green_s, step_s), ceil_to_step(p.min_green_s, step_s))
                        for p in phases]
         self.gaps = GapTimers(len(dets))

@@ -95,6 +95,17 @@ class GapTimers:
         return now_s - self.last_s[detectors].max(initial=-np.inf)
 
 
+def green_in(intersection: Intersection) -> np.ndarray:
+    """``[i, k]``: detector *k* has a link (of any kind) green in phase *i*; its vehicles are then being served, not
+    waiting.
+
+    :param intersection: the intersection.
+    """
+    phases, dets = intersection.phases, intersection.detectors
+    return np.array([[bool(p.greens & set(d.links)) for d in dets] for p in phases],
+                    dtype=bool).reshape(len(phases), len(dets))
+
+
 class Policy(ABC):
     """A signal-timing policy. One typed call, one return shape, for classical and learned policies alike."""
 

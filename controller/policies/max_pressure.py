@@ -48,7 +48,7 @@ from __future__ import annotations
 import numpy as np
 
 from controller.intersection import Intersection
-from controller.policies.base import GapTimers, Interval, Policy, SignalView
+from controller.policies.base import GapTimers, Interval, Policy, SignalView, green_in
 from controller.timing import ceil_to_step
 
 #: Space one queued vehicle takes, metres (a car plus the gap to the next; the usual jam-density value).
@@ -122,26 +122,22 @@ class MaxPressurePolicy(Policy):
         self._max_s = [max(ceil_to_step(p.max_green_s, step_s), ceil_to_step(p.min_green_s, step_s))
                        for p in phases]
         self.pressures = np.zeros(len(phases))
-        #: per phase, the stop-bar loops of its green vehicle movements (the discharge hold watches them)
-        self._stopbars = [np.array([k for k, d in enumerate(dets) if d.kind == "stopbar"
-                                    and any(vehicle[l] and l in p.greens for l in d.links)], dtype=np.int64)
-                          for p in phases]
-        self._gaps = GapTimers(n_dets)
-        # the wait is watched on the stop-bar loops of each phase's vehicle movements (a phase without one: its
-        # radar zones' halted vehicles): a vehicle standing there while none of its movements is green is waiting
-        stopbar = np.array([d.kind == "stopbar" for d in dets], dtype=bool)
-        radar = np.array([d.kind == "radar" for d in dets], dtype=bool)
+        # serves[i, k]: detector k sits on a lane of one of phase i's green vehicle movements
         serves = np.array([[any(vehicle[l] and l in p.greens for l in d.links) for d in dets] for p in phases],
                           dtype=bool).reshape(len(phases), n_dets)
-        #: waits_on[i, k]: detector k shows the vehicles waiting for phase i
+        stopbar = np.array([d.kind == "stopbar" for d in dets], dtype=bool)
+        radar = np.array([d.kind == "radar" for d in dets], dtype=bool)
+        #: per phase, the stop-bar loops of its green vehicle movements (the discharge hold watches them)
+        self._stopbars = [np.flatnonzero(row & stopbar) for row in serves]
+        self._gaps = GapTimers(n_dets)
+        #: waits_on[i, k]: detector k shows the vehicles waiting for phase i: its stop-bar loops (a phase without
+        #: one: its radar zones' halted vehicles), while none of the loop's movements is green
         self._waits_on = serves & stopbar[None, :]
         for i in range(len(phases)):
             if not self._waits_on[i].any():
                 self._waits_on[i] = serves[i] & radar
         self._watch_radar = radar
-        #: green_in[i, k]: detector k has a link green in phase i (its vehicles are being served then, not waiting)
-        self._green_in = np.array([[bool(p.greens & set(d.links)) for d in dets] for p in phases],
-                                  dtype=bool).reshape(len(phases), n_dets)
+        self._green_in = green_in(intersection)
         #: per detector, since when a vehicle has stood on it without a green, seconds (inf: none standing)
         self.standing_since = np.full(n_dets, np.inf)
 
