@@ -56,8 +56,10 @@ def _env_run(network: str, scenario: str | None, seed: int) -> tuple[float, floa
     :return: wall seconds, CPU seconds of this process, env steps.
     """
     from envs.gym_env import SignalEnv
+    from envs.sumo_backend import import_simulator
 
     env = SignalEnv(network, scenario)
+    import_simulator()  # imports are excluded from the timing (the env imports libsumo at its first reset)
     start, cpu = time.perf_counter(), time.process_time()
     env.reset(seed=seed)
     steps, truncated = 0, False
