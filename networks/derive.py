@@ -25,7 +25,8 @@ Every ``tlLogic`` of a ``.net.xml`` becomes one :class:`~controller.intersection
   program's change interval after it (``program_change_s``: the yellow and all-red phases before the next green),
   and the light the program's ``offset`` (plus any change listed before the first green): together the program's
   cycle and offset, which ``fixed`` keeps.
-* **detectors** - placed by :mod:`networks.detectors`.
+* **detectors** - the network's own, where its additional files declare loops or zones on a light's approaches
+  (:mod:`networks.declared_detectors`), else placed by :mod:`networks.detectors`.
 
 The result can be adjusted by an override file (JSON or YAML), and written/read as an intersection file
 (:func:`write_intersection_file` / :func:`load_intersection_file`) so field intersections without a
@@ -56,6 +57,7 @@ from typing import Any
 from controller.errors import InputError
 from controller.intersection import GREEN_CHARS, Detector, Intersection, Phase, SignalLink
 from controller.timing import WALK_S, pedestrian_clearance_s, red_clearance_s, yellow_change_s
+from networks.declared_detectors import DeclaredDetector, declared_for_light, read_declared
 from networks.detectors import MIN_APPROACH_M, RADAR_ZONE_M, LaneGeometry, place_detectors
 
 #: Minimum green (s) when the program gives none (or one below the hard floor of 4 s).
@@ -142,6 +144,8 @@ class _Net:
     junction_of: dict[str, str] = field(default_factory=dict)
     next_via: dict[str, str] = field(default_factory=dict)
     by_to_lane: dict[str, list[_Conn]] = field(default_factory=dict)  # connections from normal (not internal) lanes
+    declared: list[DeclaredDetector] = field(default_factory=list)  # detectors the additional files declare
+    declared_lengths: dict[str, float] = field(default_factory=dict)  # length of each lane they name, metres
 
     def index(self) -> None:
         """Build the lookups derivation needs (once per net)."""
@@ -578,7 +582,10 @@ def _derive_one(net: _Net, net_file: Path, tl: str, program: list[_PhaseDef], co
     for _, lane, _ in movements:  # approach lanes too short for their detectors: the road upstream of them
         if lane in net.lanes and net.lanes[lane].length < MIN_APPROACH_M:
             geometry[lane] = replace(geometry[lane], upstream=_road_upstream(net, lane, RADAR_ZONE_M))
-    detectors = place_detectors(tl, movements, geometry)
+    # the network's own detectors where it declares some on this light's approaches, else the automatic set
+    detectors = declared_for_light(tl, movements, net.declared_lengths, net.declared)
+    if detectors is None:
+        detectors = place_detectors(tl, movements, geometry)
     return _make(where, tl, links, phases, compat, detectors, major, offset_s + lead_s)
 
 
@@ -636,6 +643,9 @@ def derive_intersections(net_file: Path, override_file: Path | None = None,
     net_file = Path(net_file)
     net = _parse_net(net_file)
     source = {}  # light -> the additional file its program came from
+    net.declared = read_declared(program_files)
+    net.declared_lengths = {lane: net.lanes[lane].length for det in net.declared for lane in det.lanes
+                            if lane in net.lanes}
     for path in program_files:
         programs, offsets = _parse_programs(Path(path))
         net.programs.update(programs)

@@ -178,6 +178,13 @@ def _along_the_road(tl_id: str, lane: str, links: tuple[int, ...], geo: LaneGeom
                      tuple(reversed(segments)))]
 
 
+def _exact(x: float) -> str:
+    """A position as written: two decimals when that is the number exactly (every position placed here), else every
+    digit (a network's own detector, declared again exactly where SUMO puts the original)."""
+    short = f"{x:.2f}"
+    return short if float(short) == x else repr(x)
+
+
 def detector_additional_xml(intersections: Sequence[Intersection], period_s: float = PERIOD_S) -> str:
     """The SUMO additional-file text declaring every detector of ``intersections``.
 
@@ -202,12 +209,12 @@ def detector_additional_xml(intersections: Sequence[Intersection], period_s: flo
             if det.placement:  # along the road upstream of a short approach lane
                 first, last = det.placement[0], det.placement[-1]
                 if det.kind in ("stopbar", "advance"):
-                    lines.append(f'    <inductionLoop id={ident} lane={quoteattr(first[0])} pos="{first[1]:.2f}" '
+                    lines.append(f'    <inductionLoop id={ident} lane={quoteattr(first[0])} pos="{_exact(first[1])}" '
                                  f'{common}/>')
                 else:
                     names = quoteattr(" ".join(seg[0] for seg in det.placement))
-                    lines.append(f'    <laneAreaDetector id={ident} lanes={names} pos="{first[1]:.2f}" '
-                                 f'endPos="{last[2]:.2f}" {common}/>')
+                    lines.append(f'    <laneAreaDetector id={ident} lanes={names} pos="{_exact(first[1])}" '
+                                 f'endPos="{_exact(last[2])}" {common}/>')
             elif det.kind in ("stopbar", "advance"):
                 pos = -det.distance_m if det.distance_m > 0 else 0.0
                 lines.append(f'    <inductionLoop id={ident} lane={lane} pos="{pos:.2f}" {common}/>')

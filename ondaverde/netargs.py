@@ -66,4 +66,18 @@ def resolve_network(args: argparse.Namespace) -> tuple[NetworkSpec, str]:
             raise InputError(f"{args.intersections}: intersection override file not found")
         network = dataclasses.replace(network, override_file=args.intersections)
     scenario = network.scenario(args.scenario).name
+    _note_undetected(network)
     return network, scenario
+
+
+def _note_undetected(network: NetworkSpec) -> None:
+    """Tell the user, in one line on stderr, when some vehicle phases have no detector (only a network's own detector
+    layout or an intersection file leaves such phases)."""
+    import sys
+
+    from envs.simulation import intersections_of
+    from networks.declared_detectors import undetected_note
+
+    note = undetected_note(intersections_of(network))
+    if note:
+        print(note, file=sys.stderr)

@@ -236,6 +236,23 @@ def test_actuated_skips_a_phase_without_a_call():
     assert all(p != 1 for p, _, _ in runs)
 
 
+def test_actuated_holds_a_phase_without_detectors_to_max_green():
+    """Semi-actuated: the major street (no detectors) is on max recall and gets its maximum green each cycle; the
+    detected side street is served on call and gaps out."""
+    inter = two_phase_intersection(max_green_s=30.0)
+    semi = dataclasses.replace(inter, detectors=tuple(d for d in inter.detectors if d.links[0] in (2, 3)))
+    side = semi.detectors.index(next(d for d in semi.detectors if d.id == "sb2"))
+    policy = ActuatedPolicy()
+    runs = greens(run(policy, semi, 120, presence(side, 10, 12)), semi)
+    assert list(policy.max_recall) == [True, False]
+    assert runs == [(0, 2, 30), (1, 37, 5), (0, 47, 73)]  # max green, the side street (min green), then rest
+    # with no side-street call at all it rests in the major green
+    assert greens(run(ActuatedPolicy(), semi, 120), semi) == [(0, 2, 118)]
+    # a phase with detectors that never call is skipped, as before (the full layout, nothing on the major street)
+    full = greens(run(ActuatedPolicy(), inter, 120, presence(det(2, SB), 10, 12)), inter)
+    assert full[0] == (0, 2, 8)  # long gapped out: the change starts at the call (t = 10)
+
+
 def test_actuated_rests_in_green_without_a_conflicting_call():
     inter = two_phase_intersection()
     states = run(ActuatedPolicy(), inter, 38)  # no traffic at all; max green is 40 s
