@@ -148,9 +148,8 @@ def test_a_malformed_declared_detector_is_one_line(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1 and "'near' is not a number" in proc.stderr
 
 
-SEMI_ACTUATED = "<additional>\n" + "".join(
-    f'    <inductionLoop id="{d}{k}_{kind}" lane="{d}_app_{k}" pos="{pos}" period="60" file="NUL"/>\n'
-    for d in ("north", "south") for k in range(3) for kind, pos in (("sb", -2), ("adv", -40))) + "</additional>\n"
+#: the committed example (README, "Detectors of your own"): loops on the north and south approaches only
+SEMI_ACTUATED = (ROOT / "networks" / "single" / "semi-actuated.add.xml").read_text()
 
 
 @pytest.mark.sumo
