@@ -208,7 +208,8 @@ def _segments(det: DeclaredDetector, lane_lengths: Mapping[str, float]) -> list[
 def undetected_phases(intersections: Sequence) -> list[tuple[str, int, str]]:
     """Phases with vehicle movements that no approach detector (loop or radar zone) watches: ``(light id, phase
     number, phase name)``. Only a network's own detectors leave such phases (the automatic set watches every
-    approach lane); actuated control holds them on max recall, max-pressure cannot weigh them.
+    approach lane); actuated and max-pressure hold them on max recall (their maximum green), a learned policy
+    sees nothing of them.
 
     :param intersections: derived intersections.
     """
@@ -230,5 +231,5 @@ def undetected_note(intersections: Sequence) -> str | None:
     tl, number, name = missing[0]
     lights = len({m[0] for m in missing})
     return (f"note: {len(missing)} phase(s) at {lights} light(s) have no detector (first: light "
-            f"{tl!r} phase {number}{f' {name!r}' if name else ''}): actuated holds them on max recall; max-pressure "
-            f"and rl cannot see their demand")
+            f"{tl!r} phase {number}{f' {name!r}' if name else ''}): actuated and max-pressure hold them on max recall; "
+            f"rl cannot see their demand")

@@ -175,3 +175,9 @@ def test_a_semi_actuated_layout_is_named_and_its_major_street_held_on_max_recall
 
     record = json.loads(proc.stdout)
     assert record["delay"] < 120 and record["teleports"] == 0  # min recall on the major street gave ~400 s
+    # max-pressure too: a phase it cannot weigh is served on max recall (it was starved: ~580 s over 30 min)
+    proc = subprocess.run([sys.executable, "-m", "ondaverde", "simulate", "--network", str(cfg), "--controller",
+                           "maxpressure", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    assert record["delay"] < 120 and record["teleports"] == 0

@@ -253,6 +253,32 @@ def test_actuated_holds_a_phase_without_detectors_to_max_green():
     assert full[0] == (0, 2, 8)  # long gapped out: the change starts at the call (t = 10)
 
 
+def test_max_pressure_serves_a_phase_without_detectors_on_max_recall():
+    """A phase no detector watches has no pressure: without the rule it would never be served again. It is taken to
+    have a vehicle waiting since its last green (served after max_wait_s at the latest) and held to max green."""
+    inter = two_phase_intersection(max_green_s=30.0)
+    semi = dataclasses.replace(inter, detectors=tuple(d for d in inter.detectors if d.links[0] in (2, 3)))
+    sb2 = next(k for k, d in enumerate(semi.detectors) if d.id == "sb2")
+    rad2 = next(k for k, d in enumerate(semi.detectors) if d.id == "rad2")
+
+    def queue(t, readings):  # east-west: a standing queue of 8 that keeps its stop bar occupied
+        readings.occupied[sb2] = True
+        readings.count[rad2] = 8.0
+
+    policy = MaxPressurePolicy(max_wait_s=60.0)
+    runs = greens(run(policy, semi, 300, queue), semi)
+    assert list(policy.blind) == [True, False]
+    north_south = [(t, n) for p, t, n in runs if p == 0]
+    assert north_south[0] == (2, 30) and len(north_south) >= 3  # its maximum green, again and again
+    assert all(n == 30 for _, n in north_south[:-1])
+    # east-west keeps its queue, so its green runs to max green; north-south comes back once red for 60 s at most
+    starts = [t for t, _ in north_south]
+    assert all(b - a <= 30 + 5 + 60 + 5 + 1 for a, b in zip(starts, starts[1:]))
+    # Varaiya's policy as published has no such rule: north-south gets what east-west's max-out forces, min green
+    published = greens(run(VaraiyaMaxPressurePolicy(), semi, 300, queue), semi)
+    assert [n for p, _, n in published if p == 0][:-1] == [5] * (len([p for p, _, _ in published if p == 0]) - 1)
+
+
 def test_actuated_rests_in_green_without_a_conflicting_call():
     inter = two_phase_intersection()
     states = run(ActuatedPolicy(), inter, 38)  # no traffic at all; max green is 40 s

@@ -40,6 +40,12 @@ of the loop's movements was green, that phase is served next, as soon as the cur
 ahead of pressure and of the discharge hold; the longest standing first. A loop that clears (the vehicle left, e.g.
 turning permissively in another phase) ends the wait. ``maxpressure-varaiya`` has no such bound.
 
+**Blind phases.** A phase whose vehicle movements no detector watches (a network's own layout that detects the side
+street only) has no pressure to weigh: it would never be served. It is treated as actuated control treats it (max
+recall): taken to have a vehicle waiting since its last green, so it is served once it has been red ``max_wait_s``,
+and then held to its maximum green. ``maxpressure-varaiya`` has no such rule (such a phase gets only what a max-out
+of another phase forces, at its minimum green).
+
 The policy must be asked every step when it relies on loop counts (they cover the step just ended).
 """
 
@@ -140,6 +146,17 @@ class MaxPressurePolicy(Policy):
         self._green_in = green_in(intersection)
         #: per detector, since when a vehicle has stood on it without a green, seconds (inf: none standing)
         self.standing_since = np.full(n_dets, np.inf)
+        # blind phases: vehicle movements (a link index no connection uses has no lane: none) that no zone or loop
+        # estimate covers
+        watched = self.w_in.any(axis=1)
+        for lane in self._loops:
+            watched[lane.links] = True
+        real = [lk.kind == "vehicle" and bool(lk.from_lane) for lk in links]
+        #: blind[i]: phase i has vehicle movements and no detector watching any of them
+        self.blind = np.array([any(real[l] for l in p.greens) and not any(watched[l] for l in p.greens if real[l])
+                               for p in phases], dtype=bool)
+        #: per phase, when its last green ended, seconds (None until the first decision: then "since the start")
+        self._green_at: np.ndarray | None = None
 
     @staticmethod
     def _loop_queues(intersection: Intersection, vehicle: np.ndarray, covered: np.ndarray) -> list[_LoopQueue]:
@@ -190,6 +207,8 @@ class MaxPressurePolicy(Policy):
     def _longest_waiting(self, view: SignalView) -> int | None:
         """The phase (not the current one) with a vehicle standing ``max_wait_s`` or more, longest first; or None."""
         since = np.where(self._waits_on, self.standing_since[None, :], np.inf).min(axis=1, initial=np.inf)
+        if self.blind.any():  # a blind phase: taken to have had a vehicle waiting since its last green
+            since = np.where(self.blind, np.minimum(since, self._green_at), since)
         waited = view.readings.time_s - since
         waited[view.phase] = -np.inf
         best = int(np.argmax(waited))
@@ -200,15 +219,21 @@ class MaxPressurePolicy(Policy):
         readings = view.readings
         self._gaps.actuated(np.asarray(readings.occupied, dtype=bool), readings.time_s)
         self._update_waits(view)
+        if self._green_at is None:
+            self._green_at = np.full(len(self.pressures), readings.time_s)
         if view.interval is not Interval.GREEN:
             return view.next_phase
         p = view.phase
+        self._green_at[p] = readings.time_s
         if not view.min_green_done:
             return p
         starved = self._longest_waiting(view)
         if starved is not None:
             return starved
-        if view.green_elapsed_s + _EPS >= self._max_s[p]:
+        maxing_out = view.green_elapsed_s + _EPS >= self._max_s[p]
+        if self.blind[p] and not maxing_out and self.max_wait_s < np.inf:  # (not in Varaiya's policy as published)
+            return p  # max recall: nothing tells how many wait, so the whole maximum green
+        if maxing_out:
             # the machine ends this green now whatever we ask: choose where it goes rather than take the next in list
             others = self.pressures.copy()
             others[p] = -np.inf
