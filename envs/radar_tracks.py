@@ -53,8 +53,9 @@ class SumoRadar:
         """Per intersection, this step's tracks: every vehicle in each radar zone, range = lane length - position.
 
         A zone that extends upstream of a short approach lane (``Detector.placement``) gives the distance along the
-        vehicle's route to the stop line, and leaves out a vehicle already past it (SUMO counts a vehicle whose
-        back is still in the zone)."""
+        vehicle's route to the stop line. A vehicle already past the stop line is left out (SUMO counts a vehicle
+        whose back is still in the zone; its position on the junction's internal lane is no range to this stop
+        line)."""
         v, out = self.api.vehicle, []
         for zones in self._zones:
             tracks = []
@@ -71,8 +72,10 @@ class SumoRadar:
         ``along_road`` (a zone extending upstream of a short lane), along its route from wherever it is; None for
         one already past the stop line (SUMO keeps a vehicle whose back is still in the zone)."""
         v = self.api.vehicle
-        if not along_road or v.getLaneID(vid) == lane:
+        if v.getLaneID(vid) == lane:
             return self._length[lane] - v.getLanePosition(vid)
+        if not along_road:  # a zone on the approach lane alone: its front is past the stop line (on the junction)
+            return None
         distance = v.getDrivingDistance(vid, self._edge[lane], self._length[lane])
         return distance if distance >= 0 else None  # negative: SUMO's invalid value, the lane is behind it
 

@@ -185,3 +185,34 @@ def test_a_bad_radar_setting_is_listed_with_its_path():
     ok = parse_config({**config, "intersections": [{**config["intersections"][0], "radar": "127.0.0.1:15030",
                                                     "radar_unit": 2}]})
     assert ok.intersections[0].radar == ("127.0.0.1", 15030) and ok.intersections[0].radar_unit == 2
+
+
+@pytest.mark.sumo
+def test_a_vehicle_past_the_stop_line_is_no_track_of_its_approach_zone():
+    """SUMO keeps a vehicle in a zone while its back is in it; once its front is past the stop line (on the
+    junction's internal lane) it is no track of that approach: its position there is no range to this stop line (it
+    was read as one, giving about the lane's length)."""
+    from envs.simulation import SignalSimulation
+    from networks.catalog import load_network
+
+    net = load_network("single")
+    sc = net.scenario("base")
+    sim = SignalSimulation(net, sc, 0, policies={"C": make_policy("actuated")}, dilemma_zone="count")
+    try:
+        api, radar = sim.backend.api, sim.radar
+        zone_lane = {d.id: d.lane for d in sim.intersections[0].detectors if d.kind == "radar"}
+        straddling = tracks = 0
+        while sim.time_s < sc.begin_s + 900:
+            sim.advance()
+            in_zones = {vid: lane for det, lane in zone_lane.items()
+                        for vid in api.lanearea.getLastStepVehicleIDs(det)}
+            straddling += sum(api.vehicle.getLaneID(vid) != lane for vid, lane in in_zones.items())
+            for track in radar.tracks()[0]:
+                tracks += 1
+                det = sim.intersections[0].detectors[track.channel]
+                vid = next(v for v, k in radar._ids.items() if k == track.track_id)
+                assert api.vehicle.getLaneID(vid) == det.lane, (vid, track)
+                assert track.range_m == pytest.approx(api.lane.getLength(det.lane) - api.vehicle.getLanePosition(vid))
+        assert straddling > 50 and tracks > 1000  # the case occurs, and tracks are still reported
+    finally:
+        sim.cleanup()
