@@ -122,14 +122,9 @@ def declared_for_light(tl_id: str, movements: Iterable[tuple[int, str, str]], la
     :return: per approach lane (sorted): its stop-bar loop, advance loops (nearest first), radar zones; then the
         exit zones, by lane; None when no declared detector is on an approach lane.
     """
-    from networks.detectors import detector_id
+    from networks.detectors import detector_id, links_by_lane
 
-    feeds: dict[str, set[int]] = {}
-    fed_by: dict[str, set[int]] = {}
-    for index, from_lane, to_lane in movements:
-        feeds.setdefault(from_lane, set()).add(index)
-        if to_lane:
-            fed_by.setdefault(to_lane, set()).add(index)
+    feeds, fed_by = links_by_lane(movements, lane_lengths)
     loops: dict[str, list[tuple[float, DeclaredDetector]]] = {}
     zones: dict[str, list[Detector]] = {}
     exits: dict[str, list[Detector]] = {}

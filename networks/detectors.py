@@ -91,6 +91,25 @@ def detector_id(tl_id: str, kind: str, lane: str) -> str:
     return f"{tl_id}__{short}__{lane}"
 
 
+def links_by_lane(movements: Iterable[tuple[int, str, str]], lanes: Iterable[str]) -> tuple[dict[str, set[int]],
+                                                                                          dict[str, set[int]]]:
+    """A light's approach lanes and the lanes its movements enter, each with its link indices.
+
+    :param movements: the light's vehicle connections as ``(link index, from lane, to lane)``.
+    :param lanes: the lanes that may hold detectors (others are left out).
+    :return: (approach lane -> links leaving it, entered lane -> links entering it).
+    """
+    lanes = set(lanes)
+    feeds: dict[str, set[int]] = {}
+    fed_by: dict[str, set[int]] = {}
+    for index, from_lane, to_lane in movements:
+        if from_lane in lanes:
+            feeds.setdefault(from_lane, set()).add(index)
+        if to_lane and to_lane in lanes:
+            fed_by.setdefault(to_lane, set()).add(index)
+    return feeds, fed_by
+
+
 def place_detectors(tl_id: str, movements: Iterable[tuple[int, str, str]],
                     lanes: Mapping[str, LaneGeometry]) -> tuple[Detector, ...]:
     """Place stop-bar, advance, radar and exit detectors for one traffic light.
@@ -102,13 +121,7 @@ def place_detectors(tl_id: str, movements: Iterable[tuple[int, str, str]],
     :return: detectors ordered by incoming lane (stop-bar, advance, radar for each), then exit zones;
         lanes sorted by id.
     """
-    feeds: dict[str, set[int]] = {}
-    fed_by: dict[str, set[int]] = {}
-    for index, from_lane, to_lane in movements:
-        if from_lane in lanes:
-            feeds.setdefault(from_lane, set()).add(index)
-        if to_lane and to_lane in lanes:
-            fed_by.setdefault(to_lane, set()).add(index)
+    feeds, fed_by = links_by_lane(movements, lanes)
     out: list[Detector] = []
     for lane in sorted(feeds):
         geo = lanes[lane]
