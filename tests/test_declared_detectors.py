@@ -181,3 +181,48 @@ def test_a_semi_actuated_layout_is_named_and_its_major_street_held_on_max_recall
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
     assert record["delay"] < 120 and record["teleports"] == 0
+
+
+@pytest.mark.sumo
+def test_detectors_written_by_sumos_own_tools_are_used(tmp_path):
+    """A layout nobody here wrote: SUMO's generateTLSE1Detectors.py (loops 2 m before every stop line) and
+    generateTLSE2Detectors.py (100 m zones ending 0.1 m before it) on the grid. Every approach lane of every light
+    gets exactly those (stop bar and radar), nothing automatic, no undetected phase; actuated and max-pressure run
+    on them."""
+    import json
+    import os
+
+    from networks.declared_detectors import undetected_phases
+    from networks.sumo_home import sumo_home
+
+    grid = load_network("grid")
+    shutil.copy(grid.net_file, tmp_path / "grid.net.xml")
+    shutil.copy(grid.scenario().route_files[0], tmp_path / "base.rou.xml")
+    tools = sumo_home() / "tools" / "output"
+    env = {**os.environ, "SUMO_HOME": str(sumo_home())}
+    for script, args in (("generateTLSE1Detectors.py", ["-d", "2", "-o", "e1.add.xml", "-r", "e1out.xml"]),
+                         ("generateTLSE2Detectors.py", ["-l", "100", "-d", "0.1", "-o", "e2.add.xml", "-r", "e2out.xml"])):
+        subprocess.run([sys.executable, str(tools / script), "-n", "grid.net.xml", *args], cwd=tmp_path, env=env,
+                       check=True, capture_output=True, timeout=120)
+    files = [tmp_path / "e1.add.xml", tmp_path / "e2.add.xml"]
+    inters = derive_intersections(tmp_path / "grid.net.xml", None, files)
+    assert len(inters) == 9 and undetected_phases(inters) == []
+    for inter in inters:
+        approaches = {l.from_lane for l in inter.links if l.kind == "vehicle" and l.from_lane}
+        kinds = {}
+        for d in inter.detectors:
+            if d.kind != "exit":
+                kinds.setdefault(d.lane, []).append((d.kind, round(d.distance_m, 1), d.length_m))
+        assert kinds == {lane: [("stopbar", 2.0, 0.0), ("radar", 0.1, 100.0)] for lane in approaches}, inter.id
+        assert all(d.id.split("__")[2].startswith(("e1det_", "e2det_")) for d in inter.detectors)
+    cfg = tmp_path / "tools.sumocfg"
+    cfg.write_text('<configuration><input><net-file value="grid.net.xml"/><route-files value="base.rou.xml"/>'
+                   '<additional-files value="e1.add.xml,e2.add.xml"/></input>'
+                   '<time><begin value="0"/><end value="900"/></time></configuration>')
+    proc = subprocess.run([sys.executable, "-m", "ondaverde", "evaluate", "--network", str(cfg), "--controllers",
+                           "fixed,actuated,maxpressure", "--seeds", "0", "--json"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "note:" not in proc.stderr
+    delay = {r["controller"]: r["delay"] for r in json.loads(proc.stdout)}
+    assert delay["actuated"] < delay["fixed"] and delay["maxpressure"] < delay["fixed"], delay
