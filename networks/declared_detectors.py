@@ -13,8 +13,9 @@ none keeps the automatic set. The kind of each follows from where it sits:
 Each is declared again under the project's id (``{tl}__{sb|adv|rad|exit}__{declared id}``) with the read
 interval as its aggregation period, exactly at the declared place (``Detector.placement``, to the last digit): the backend reads a loop's count over its last period,
 which the network's own period (often 60-900 s) would not give. The declared detector stays as the network wrote
-it, with its own output. Not used: E3 (entry-exit) detectors, instantaneous loops, detectors on lanes that neither
-approach nor leave a light, and a loop declared upstream of a short approach lane (on a lane no light controls).
+it, with its own output. Not used: E3 (entry-exit) detectors, instantaneous loops, detectors that see only some road
+users (``vTypes``, ``nextEdges``, ``detectPersons``), detectors on lanes that neither approach nor leave a light, and
+a loop declared upstream of a short approach lane (on a lane no light controls).
 
 >>> lanes = {"in_0": 200.0, "out_0": 120.0}
 >>> found = [DeclaredDetector("L1", "loop", ("in_0",), -3.0, -3.0), DeclaredDetector("L2", "loop", ("in_0",), 110.0, 110.0),
@@ -40,6 +41,9 @@ STOPBAR_REACH_M = 15.0
 
 _LOOP_TAGS = {"inductionLoop", "e1Detector"}
 _ZONE_TAGS = {"laneAreaDetector", "e2Detector"}
+#: attributes that make a detector see only some road users (a bus loop for transit priority, a loop counting
+#: vehicles bound for given edges, a person counter): not a detector of all traffic, so not used
+_SELECTIVE = {"vTypes", "nextEdges", "detectPersons"}
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ def read_declared(files: Iterable[Path]) -> list[DeclaredDetector]:
                 continue
         try:
             for _, elem in ET.iterparse(path, events=("end",)):
-                if elem.tag in _LOOP_TAGS or elem.tag in _ZONE_TAGS:
+                if (elem.tag in _LOOP_TAGS or elem.tag in _ZONE_TAGS) and not _SELECTIVE & set(elem.attrib):
                     found.append(_declared(elem, path))
                 elem.clear()
         except ET.ParseError as exc:

@@ -24,6 +24,7 @@ SINGLE_DECLARED = """<additional>
     <laneAreaDetector id="w_exit" lane="west_exit_0" pos="0" endPos="40" period="60" file="NUL"/>
     <inductionLoop id="n0_adv" lane="north_app_0" pos="-50" period="60" file="NUL"/>
     <instantInductionLoop id="n1_instant" lane="north_app_1" pos="-10" file="NUL"/>
+    <inductionLoop id="n1_bus" lane="north_app_1" pos="-30" vTypes="bus" period="60" file="NUL"/>
 </additional>
 """
 
@@ -53,7 +54,7 @@ def test_declared_loops_and_zones_replace_the_automatic_set(tmp_path):
         "C__rad__e1_queue": ("radar", "east_app_1", 20.0, 100.0),  # a zone ending 20 m before the line
         "C__adv__n0_adv": ("advance", "north_app_0", 50.0, 0.0),  # the nearest loop, but 50 m up: no stop bar
         "C__exit__w_exit": ("exit", "west_exit_0", 0.0, 40.0),
-    }  # the instantaneous loop is not a count detector: left out
+    }  # the instantaneous loop is not a count detector, the bus-only loop not one of all traffic: left out
     assert [d.id for d in c.detectors][:3] == ["C__sb__e0_stop", "C__adv__e0_adv", "C__adv__e0_far"]
     by_id = {d.id: d for d in c.detectors}
     assert set(by_id["C__exit__w_exit"].links) == {l.index for l in c.links if l.to_lane == "west_exit_0"}
