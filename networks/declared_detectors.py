@@ -27,6 +27,7 @@ a loop declared upstream of a short approach lane (on a lane no light controls).
 
 from __future__ import annotations
 
+import gzip
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -78,15 +79,20 @@ def read_declared(files: Iterable[Path]) -> list[DeclaredDetector]:
     found: list[DeclaredDetector] = []
     for path in files:
         path = Path(path)
-        with open(path, "rb") as fh:
-            if GENERATED_MARK.encode() in fh.read(512):
-                continue
         try:
-            for _, elem in ET.iterparse(path, events=("end",)):
-                if (elem.tag in _LOOP_TAGS or elem.tag in _ZONE_TAGS) and not _SELECTIVE & set(elem.attrib):
-                    found.append(_declared(elem, path))
-                elem.clear()
-        except ET.ParseError as exc:
+            with open(path, "rb") as fh:
+                gzipped = fh.read(2) == b"\x1f\x8b"
+            with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as fh:
+                if GENERATED_MARK.encode() in fh.read(512):
+                    continue
+                fh.seek(0)
+                for _, elem in ET.iterparse(fh, events=("end",)):
+                    if (elem.tag in _LOOP_TAGS or elem.tag in _ZONE_TAGS) and not _SELECTIVE & set(elem.attrib):
+                        found.append(_declared(elem, path))
+                    elem.clear()
+        except FileNotFoundError:
+            raise InputError(f"{path}: additional file not found") from None
+        except (ET.ParseError, EOFError, OSError) as exc:
             raise InputError(f"{path}: not a readable SUMO additional file (XML error: {exc})") from None
     return found
 

@@ -219,7 +219,7 @@ def detector_additional_xml(intersections: Sequence[Intersection], period_s: flo
             seen.add(det.id)
             ident, lane = quoteattr(det.id), quoteattr(det.lane)
             common = f'period="{period_s:g}" file="{NULL_FILE}"'
-            if det.placement:  # along the road upstream of a short approach lane
+            if det.placement:  # along the road upstream of a short approach lane, or a network's own, as declared
                 first, last = det.placement[0], det.placement[-1]
                 if det.kind in ("stopbar", "advance"):
                     lines.append(f'    <inductionLoop id={ident} lane={quoteattr(first[0])} pos="{_exact(first[1])}" '

@@ -147,6 +147,23 @@ def test_a_malformed_declared_detector_is_one_line(tmp_path):
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "'near' is not a number" in proc.stderr
+    for name, text, fragment in (("broken.add.xml", "<additional><inductionLoop id='x'", "not a readable"),
+                                 ("nolane.add.xml", "<additional><e1Detector id='x' pos='3'/></additional>", "no lane"),
+                                 ("noid.add.xml", "<additional><laneAreaDetector lane='east_app_0'/></additional>",
+                                  "without an id")):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(InputError, match=name.replace(".", r"\.")) as err:
+            derive_intersections(tmp_path / "single.net.xml", None, [tmp_path / name])
+        assert fragment in str(err.value)
+    with pytest.raises(InputError, match="gone.add.xml: additional file not found"):
+        derive_intersections(tmp_path / "single.net.xml", None, [tmp_path / "gone.add.xml"])
+    # a gzipped additional file is read as SUMO reads it
+    import gzip
+
+    with gzip.open(tmp_path / "declared.add.xml.gz", "wt") as fh:
+        fh.write(SINGLE_DECLARED)
+    [c] = derive_intersections(tmp_path / "single.net.xml", None, [tmp_path / "declared.add.xml.gz"])
+    assert "C__sb__e0_stop" in {d.id for d in c.detectors}
 
 
 #: the committed example (README, "Detectors of your own"): loops on the north and south approaches only
