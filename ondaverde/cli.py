@@ -215,10 +215,21 @@ def _add_run_commands(sub, controllers: str, add_network_args) -> None:
 
 
 def _add_network_commands(sub) -> None:
-    """``networks list|build|import-osm|calibrate``."""
+    """``networks list|show|build|import-osm|calibrate``."""
     p = sub.add_parser("networks", help="list bundled networks, import your own from OpenStreetMap")
     nsub = p.add_subparsers(dest="networks", required=True, metavar="WHAT")
     nsub.add_parser("list", help="the bundled networks and their scenarios")
+    from ondaverde.netargs import add_network_args
+
+    sh = nsub.add_parser("show", help="what the core derives from a network: lights, phases, timings, detectors",
+                         description="Derive the intersections of a network (bundled, a folder, a .sumocfg, or --net "
+                                     "with --routes) and print, per light, its phases with their timings and its "
+                                     "detectors by kind, saying whether they are the network's own (declared in its "
+                                     "additional files) or placed automatically. --write saves the full description "
+                                     "as an intersection file.")
+    add_network_args(sh)
+    sh.add_argument("--write", type=Path, default=None, metavar="FILE",
+                    help="also write the intersection file (JSON) to FILE")
     o = nsub.add_parser("import-osm", help="build a controllable network from an OSM extract",
                         description="Build a SUMO network from your OpenStreetMap extract with Lima speeds for "
                                     "untagged roads (avenues 50 km/h, streets 30 km/h, expressways 80 km/h), "
@@ -361,6 +372,8 @@ def cmd_networks(args: argparse.Namespace) -> int:
         return 0
     if args.networks == "build":
         return _build_network(args.name, args.out)
+    if args.networks == "show":
+        return _show_network(args)
     from networks.osm_import import import_osm, list_networks
 
     if args.networks == "list":
@@ -369,6 +382,21 @@ def cmd_networks(args: argparse.Namespace) -> int:
         return 0
     folder = import_osm(args.osm, args.name, (args.out or Path(".")) / args.name, seed=args.seed, end_s=args.end)
     print(f"network written to {folder}; try: ondaverde simulate --network {folder}")
+    return 0
+
+
+def _show_network(args: argparse.Namespace) -> int:
+    from envs.simulation import intersections_of
+    from networks.declared_detectors import format_layout
+    from networks.derive import write_intersection_file
+    from ondaverde.netargs import resolve_network
+
+    network, _ = resolve_network(args)
+    inters = intersections_of(network)
+    print(format_layout(inters, network.additional_files))
+    if args.write is not None:
+        path = write_intersection_file(inters, args.write, source=str(network.net_file))
+        print(f"intersection file written to {path}")
     return 0
 
 

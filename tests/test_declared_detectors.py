@@ -244,3 +244,25 @@ def test_detectors_written_by_sumos_own_tools_are_used(tmp_path):
     assert "note:" not in proc.stderr
     delay = {r["controller"]: r["delay"] for r in json.loads(proc.stdout)}
     assert delay["actuated"] < delay["fixed"] and delay["maxpressure"] < delay["fixed"], delay
+
+
+def test_networks_show_names_the_layout_and_writes_the_intersection_file(tmp_path):
+    from networks.derive import load_intersection_file
+
+    out = tmp_path / "semi.json"
+    proc = subprocess.run([sys.executable, "-m", "ondaverde", "networks", "show", "--network",
+                           str(ROOT / "networks" / "single" / "semi-actuated.sumocfg"), "--write", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == ("light C: 4 phases, 16 vehicle links, 0 crosswalks; detectors (the network's own): "
+                        "6 stopbar, 6 advance")
+    assert sum("NO DETECTOR" in l for l in lines) == 2 and sum(", major" in l for l in lines) == 1
+    [c] = load_intersection_file(out)
+    [derived] = derive_intersections(ROOT / "networks" / "single" / "single.net.xml", None,
+                                     [ROOT / "networks" / "single" / "semi-actuated.add.xml"])
+    assert c == derived
+    auto = subprocess.run([sys.executable, "-m", "ondaverde", "networks", "show", "--network", "single"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert auto.returncode == 0 and "detectors (automatic): 12 stopbar, 12 advance, 12 radar, 8 exit" in auto.stdout
+    assert "NO DETECTOR" not in auto.stdout and not auto.stderr.strip()

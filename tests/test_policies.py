@@ -253,10 +253,11 @@ def test_actuated_holds_a_phase_without_detectors_to_max_green():
     assert full[0] == (0, 2, 8)  # long gapped out: the change starts at the call (t = 10)
 
 
-def test_max_pressure_serves_a_phase_without_detectors_on_max_recall():
-    """A phase no detector watches has no pressure: without the rule it would never be served again. It is taken to
-    have a vehicle waiting since its last green (served after max_wait_s at the latest) and held to max green."""
-    inter = two_phase_intersection(max_green_s=30.0)
+def test_max_pressure_serves_phases_without_detectors_on_recall():
+    """A phase no detector watches has no pressure: without the rule it would hardly be served again. The major one
+    (an undetected main street) is always called, as if its pressure were infinite, and held to max green (max
+    recall); another one (a turning phase nobody detects) is served at its minimum green once red max_wait_s."""
+    inter = two_phase_intersection(max_green_s=30.0)  # major phase 0: north-south
     semi = dataclasses.replace(inter, detectors=tuple(d for d in inter.detectors if d.links[0] in (2, 3)))
     sb2 = next(k for k, d in enumerate(semi.detectors) if d.id == "sb2")
     rad2 = next(k for k, d in enumerate(semi.detectors) if d.id == "rad2")
@@ -268,15 +269,27 @@ def test_max_pressure_serves_a_phase_without_detectors_on_max_recall():
     policy = MaxPressurePolicy(max_wait_s=60.0)
     runs = greens(run(policy, semi, 300, queue), semi)
     assert list(policy.blind) == [True, False]
-    north_south = [(t, n) for p, t, n in runs if p == 0]
-    assert north_south[0] == (2, 30) and len(north_south) >= 3  # its maximum green, again and again
-    assert all(n == 30 for _, n in north_south[:-1])
-    # east-west keeps its queue, so its green runs to max green; north-south comes back once red for 60 s at most
-    starts = [t for t, _ in north_south]
-    assert all(b - a <= 30 + 5 + 60 + 5 + 1 for a, b in zip(starts, starts[1:]))
+    assert [p for p, _, _ in runs] == [0, 1] * (len(runs) // 2) + [0] * (len(runs) % 2)  # back after every green
+    assert all(n == 30 for p, _, n in runs[:-1] if p == 0)  # its maximum green each time
     # Varaiya's policy as published has no such rule: north-south gets what east-west's max-out forces, min green
     published = greens(run(VaraiyaMaxPressurePolicy(), semi, 300, queue), semi)
     assert [n for p, _, n in published if p == 0][:-1] == [5] * (len([p for p, _, _ in published if p == 0]) - 1)
+
+    # three phases, the middle one (not major) undetected: its minimum green once it has been red max_wait_s
+    three = exclusive_intersection(3, max_green_s=20.0)
+    blind_middle = dataclasses.replace(three, detectors=tuple(d for d in three.detectors if d.links != (1,)))
+    busy = [k for k, d in enumerate(blind_middle.detectors) if d.kind == "stopbar"]
+
+    def both_queues(t, readings):
+        readings.occupied[busy] = True
+        readings.count[busy] = 1.0
+
+    policy = MaxPressurePolicy(max_wait_s=60.0)
+    runs = greens(run(policy, blind_middle, 400, both_queues), blind_middle)
+    assert list(policy.blind) == [False, True, False]
+    middle = [(t, n) for p, t, n in runs if p == 1]
+    assert middle and all(n == 5 for _, n in middle)
+    assert middle[0][0] >= 60 and all(b - a <= 60 + 20 + 2 * 5 + 5 for (a, _), (b, _) in zip(middle, middle[1:]))
 
 
 def test_actuated_rests_in_green_without_a_conflicting_call():

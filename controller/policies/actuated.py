@@ -21,9 +21,10 @@ requests to the phase machine (which owns min green, max green and every clearan
 
 Detector → phase: a stop-bar or advance loop serves a phase when one of its links is a vehicle link
 green in that phase; exit zones are never used. A phase with no such loop uses its radar zones as
-presence detectors. A phase with no detector at all is on recall: always called; one with vehicle movements
-holds its green to max green (NEMA max recall, a non-actuated phase: the major street of a semi-actuated
-layout, where only the side street is detected), one that serves crosswalks alone ends at min green.
+presence detectors. A phase with no detector at all is on recall: always called. The major phase then holds
+its green to max green (NEMA max recall, a non-actuated phase: the main street of a semi-actuated layout, where only
+the side street is detected; it rests there when nobody else calls); any other (a turning phase nobody detects, a
+crosswalk-only phase) ends at min green (minimum recall).
 
 The policy must be asked every step: presence is read from the step just ended.
 """
@@ -84,10 +85,10 @@ class ActuatedPolicy(Policy):
                 extends[i] = serves[i]
         self.extends = extends
         self.recall = ~serves.any(axis=1)  # phases without detectors are always called
-        #: phases with vehicle movements and no detector: held to max green (max recall)
+        #: the major phase when it has vehicle movements and no detector: held to max green (max recall)
         # (a link index no connection uses has no lane: a phase of such links alone has no traffic to hold for)
         moving = [any(intersection.links[l].from_lane for l in g) for g in vehicle_greens]
-        self.max_recall = self.recall & np.array(moving, dtype=bool)
+        self.max_recall = self.recall & np.array(moving, dtype=bool) & (np.arange(len(phases)) == intersection.major_phase)
         self._used = serves.any(axis=0)
         # links[i] as a mask over detectors: which detectors have a link green in phase i (any kind of link);
         # an actuation on such a detector while phase i is green is a vehicle being served, not a waiting one

@@ -42,9 +42,12 @@ turning permissively in another phase) ends the wait. ``maxpressure-varaiya`` ha
 
 **Blind phases.** A phase whose vehicle movements no detector watches (a network's own layout that detects the side
 street only) has no pressure to weigh: it would never be served. It is treated as actuated control treats it (max
-recall): taken to have a vehicle waiting since its last green, so it is served once it has been red ``max_wait_s``,
-and then held to its maximum green. ``maxpressure-varaiya`` has no such rule (such a phase gets only what a max-out
-of another phase forces, at its minimum green).
+recall): the major phase (the undetected main street of a semi-actuated layout) is always called, as if its
+pressure were infinite, so it comes back whenever another green ends (a gap-out after the discharge hold, a max-out)
+and is held to its maximum green (max recall); another blind phase (a turning phase nobody detects) is taken to have a
+vehicle waiting since its last green, so it is served once it has been red ``max_wait_s``, for its minimum green.
+``maxpressure-varaiya`` has no such rule (a blind phase gets only what a max-out of another phase forces, at its
+minimum green).
 
 The policy must be asked every step when it relies on loop counts (they cover the step just ended).
 """
@@ -155,6 +158,9 @@ class MaxPressurePolicy(Policy):
         #: blind[i]: phase i has vehicle movements and no detector watching any of them
         self.blind = np.array([any(real[l] for l in p.greens) and not any(watched[l] for l in p.greens if real[l])
                                for p in phases], dtype=bool)
+        #: the major phase, when blind, is held to its maximum green (max recall); another blind phase gets its minimum
+        self._hold_blind = self.blind & (np.arange(len(phases)) == intersection.major_phase)
+        self._recalled = self._hold_blind if self.max_wait_s < np.inf else np.zeros_like(self.blind)
         #: per phase, when its last green ended, seconds (None until the first decision: then "since the start")
         self._green_at: np.ndarray | None = None
 
@@ -227,21 +233,24 @@ class MaxPressurePolicy(Policy):
         self._green_at[p] = readings.time_s
         if not view.min_green_done:
             return p
+        maxing_out = view.green_elapsed_s + _EPS >= self._max_s[p]
+        if self._recalled[p] and not maxing_out:
+            return p  # max recall: nothing tells how many wait, so the whole maximum green
         starved = self._longest_waiting(view)
         if starved is not None:
             return starved
-        maxing_out = view.green_elapsed_s + _EPS >= self._max_s[p]
-        if self.blind[p] and not maxing_out and self.max_wait_s < np.inf:  # (not in Varaiya's policy as published)
-            return p  # max recall: nothing tells how many wait, so the whole maximum green
+        pressures = self.pressures
+        if self._recalled.any():  # an undetected main street is always called: it comes back after every other green
+            pressures = np.where(self._recalled, np.inf, pressures)
         if maxing_out:
             # the machine ends this green now whatever we ask: choose where it goes rather than take the next in list
-            others = self.pressures.copy()
+            others = pressures.copy()
             others[p] = -np.inf
             return int(np.argmax(others))
         if self._gaps.gap_s(self._stopbars[p], readings.time_s) + _EPS < self.gap_s:
             return p  # its queue is still discharging over the stop bar
-        best = int(np.argmax(self.pressures))
-        return best if self.pressures[best] > self.pressures[p] + _EPS else p
+        best = int(np.argmax(pressures))
+        return best if pressures[best] > pressures[p] + _EPS else p
 
 
 class VaraiyaMaxPressurePolicy(MaxPressurePolicy):
