@@ -268,13 +268,13 @@ class FieldCabinet:
 
     def preempt_state(self, number: int) -> int:
         """NTCIP 1202 preemptState of preempt ``number``: 2 not active, 3 not active with call, 4 entry started,
-        5 track service, 7 dwell, 9 exit started."""
+        5 track service, 6 dwell, 8 exit started (7 linkActive and 9 maxPresence are not reported)."""
         p = self.controller.modes.preemption
         if p is None or number not in p.plans:
             return 2
         if p.active is not None and p.active.number == number:
-            return {PreemptStage.ENTRY: 4, PreemptStage.TRACK: 5, PreemptStage.DWELL: 7,
-                    PreemptStage.EXIT: 9}.get(p.stage, 2)
+            return {PreemptStage.ENTRY: 4, PreemptStage.TRACK: 5, PreemptStage.DWELL: 6,
+                    PreemptStage.EXIT: 8}.get(p.stage, 2)
         called = number in self.preempt_inputs or (self.remote and number in self.commands.preempt)
         return 3 if called else 2
 

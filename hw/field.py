@@ -24,7 +24,9 @@ class FieldInputs:
     :param heartbeat_echo: the last heartbeat the cabinet took.
     :param in_fault: the cabinet's safety layer latched flash.
     :param unit: further unit status by name, as the protocol gives it (NTCIP: ``alarm1``, ``alarm2``,
-        ``short_alarm`` bytes, ``preempt_state`` of preempt 1, ``pattern`` = coordPatternStatus).
+        ``short_alarm`` bytes, ``preempt_state`` of preempt 1, ``pattern`` = coordPatternStatus; both protocols:
+        ``preempt_inputs``, the preempts called at the cabinet itself, and ``preempt_active``, a mask of those being
+        served, bit *k - 1* = preempt *k*).
     """
 
     status: PhaseStatus

@@ -25,6 +25,8 @@ _STATUS = (O.STATUS_GREENS + (1,), O.STATUS_YELLOWS + (1,), O.STATUS_REDS + (1,)
            O.STATUS_PHASE_NEXTS + (1,), O.UNIT_FLASH_STATUS, O.UNIT_CONTROL_STATUS, O.SHORT_ALARM_STATUS,
            O.GLOBAL_TIME, O.VOLUME_OCCUPANCY_SEQUENCE, O.UNIT_ALARM_STATUS1, O.UNIT_ALARM_STATUS2,
            O.PREEMPT_STATE + (1,), O.COORD_PATTERN_STATUS)
+#: preempts whose preemptState is read every cycle, at most (the virtual controller and the Modbus map have 8)
+MAX_PREEMPTS_READ = 8
 #: variable bindings per request (keeps every PDU small)
 _CHUNK = 40
 
@@ -62,7 +64,9 @@ class NtcipAdapter:
         self.backup_time_s: float | None = None
         self._running: np.ndarray | None = None
         self._sequence: int | None = None
-        self._preempt_written = False  # preemptControlState.1 was last written active
+        self._preempt_written: frozenset[int] = frozenset()  # preempts whose preemptControlState was last written 1
+        #: preempts the controller has (maxPreempts, read at connect; at most 8 are read), 1 when it does not say
+        self.preempts = 1
         self._loops = None if loop_detectors is None else np.asarray(loop_detectors, dtype=bool)
         #: resolved variable bindings, reused: pysnmp resolves every new one against its MIB tree (~1 ms each)
         self._bindings: dict[tuple, object] = {}
@@ -110,6 +114,13 @@ class NtcipAdapter:
             raise FieldError(f"ntcip {self.host}:{self.port}: unitBackupTime {backup} s is too short to re-send the "
                              f"control objects every {self.period_s:g} s within it")
         self._running, self._sequence = None, None
+        try:
+            (most,) = await self._get([O.MAX_PREEMPTS], "read of maxPreempts")
+            self.preempts = max(1, min(int(most), MAX_PREEMPTS_READ))
+        except _Failure as exc:
+            if exc.reason not in ("NoSuchObject", "NoSuchInstance"):
+                raise
+            self.preempts = 1  # a controller that does not say: preempt 1, whose state is read with the status
         await self._set({O.VOLUME_OCCUPANCY_PERIOD: self.volume_period_s}, "write of volumeOccupancyPeriod")
 
     async def close(self) -> None:
@@ -187,11 +198,13 @@ class NtcipAdapter:
         """
         n = min(n_detectors, MAX_DETECTORS)
         groups = (n + 7) // 8
-        values = await self._get(list(_STATUS) + [O.DETECTOR_ACTIVE + (g + 1,) for g in range(groups)],
+        more = [O.PREEMPT_STATE + (k,) for k in range(2, self.preempts + 1)]
+        values = await self._get(list(_STATUS) + more + [O.DETECTOR_ACTIVE + (g + 1,) for g in range(groups)],
                                  "read of status")
         (greens, yellows, reds, walks, clears, dont_walks, ons, nexts, flash, control, alarms, clock,
          sequence, alarm1, alarm2, preempt, pattern) = values[:len(_STATUS)]
-        active = values[len(_STATUS):]
+        preempt_states = {1: preempt, **{k + 2: v for k, v in enumerate(values[len(_STATUS):len(_STATUS) + len(more)])}}
+        active = values[len(_STATUS) + len(more):]
         where = f"ntcip {self.host}:{self.port}"
         for name, v in (("greens", greens), ("yellows", yellows), ("reds", reds), ("walks", walks),
                         ("ped clears", clears), ("don't walks", dont_walks), ("phase ons", ons), ("phase nexts", nexts)):
@@ -220,8 +233,16 @@ class NtcipAdapter:
         loops = self._loops[:n] if self._loops is not None and len(self._loops) >= n else np.ones(n, dtype=bool)
         counts = np.where(loops, self._running, self._volume)
         status = PhaseStatus(greens, yellows, reds, walks, clears, dont_walks, ons, nexts, flash, control, clock)
+        for number, state in preempt_states.items():
+            if not 1 <= state <= 9:
+                raise FieldError(f"{where}: preemptState.{number} = {state} is not an NTCIP code")
+        # preemptState: 3 a call not (yet) served, 4 entry, 5 track, 6 dwell, 7 link active, 8 exit, 9 max presence
         unit_status = {"alarm1": alarm1, "alarm2": alarm2, "short_alarm": alarms, "preempt_state": preempt,
-                       "pattern": pattern}
+                       "pattern": pattern,
+                       # a call this adapter did not command: the cabinet's own preempt input
+                       "preempt_inputs": frozenset(n for n, st in preempt_states.items()
+                                                   if 3 <= st <= 7 and n not in self._preempt_written),
+                       "preempt_active": sum(1 << (n - 1) for n, st in preempt_states.items() if 4 <= st <= 9)}
         return FieldInputs(status, presence, counts, np.zeros(n), self._occupancy.copy(), 0,
                            bool(alarms & 0x80) or flash == 5, unit_status)
 
@@ -240,13 +261,16 @@ class NtcipAdapter:
                   O.SYSTEM_PATTERN_CONTROL: O.PATTERN_FLASH if commands.flash else 0}
         if any(v > 255 for v in values.values()):
             raise FieldError(f"ntcip {self.host}:{self.port}: a commanded phase is above 8")
-        # preemptControlState.1 rides along only while preemption is or was just commanded (a controller without
+        # a preempt's preemptControlState rides along only while it is or was just commanded (a controller without
         # preempt objects is never sent one)
-        preempt = 1 in commands.preempt
-        if preempt or self._preempt_written:
-            values[O.PREEMPT_CONTROL_STATE + (1,)] = int(preempt)
+        preempts = frozenset(commands.preempt)
+        for n in sorted(preempts | self._preempt_written):
+            if not 1 <= n <= self.preempts:
+                raise FieldError(f"ntcip {self.host}:{self.port}: preempt {n} commanded, the controller has "
+                                 f"{self.preempts} (maxPreempts)")
+            values[O.PREEMPT_CONTROL_STATE + (n,)] = int(n in preempts)
         await self._set(values, "write of phase control")
-        self._preempt_written = preempt
+        self._preempt_written = preempts
 
 
     async def command_pattern(self, pattern: int) -> None:

@@ -55,6 +55,39 @@ def test_snmpget_reads_consistent_phase_and_unit_status(agent):
     assert max_phases == 8 and flash == 2 and control in (2, 4)
 
 
+def test_preempts_one_to_eight_are_called_and_reported_through_snmpset_and_snmpget():
+    """The virtual controller has 8 preempts (maxPreempts), each called by its preemptControlState and reported in
+    its preemptState with the MIB's codes: 4 entry, 6 dwell, 8 exit, 2 not active. Preempt 3 dwells in phase 3."""
+    port = free_port()
+    with virtual_controller(port, "--protocol", "ntcip", "--network", "single", "--time-scale", "10", "--preempt"):
+        agent = f"127.0.0.1:{port}"
+        assert _int(_tool("snmpget", "-v2c", "-c", "public", agent, O.dotted(O.MAX_PREEMPTS)).stdout) == 8
+        walk = _tool("snmpwalk", "-v2c", "-c", "public", agent, O.dotted(O.PREEMPT_STATE)).stdout.splitlines()
+        assert [int(l.split(" = ")[0].rsplit(".", 1)[1]) for l in walk] == list(range(1, 9))
+        control = O.dotted(O.PREEMPT_CONTROL_STATE + (3,))
+        state = O.dotted(O.PREEMPT_STATE + (3,))
+        assert _tool("snmpset", "-v2c", "-c", "private", agent, control, "i", "1").returncode == 0
+        seen: list[int] = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and 6 not in seen:
+            _tool("snmpset", "-v2c", "-c", "private", agent, control, "i", "1")  # within the backup time
+            seen.append(_int(_tool("snmpget", "-v2c", "-c", "public", agent, state).stdout))
+            time.sleep(0.1)
+        assert 6 in seen and set(seen) <= {2, 3, 4, 5, 6}, seen
+        greens = _int(_tool("snmpget", "-v2c", "-c", "public", agent, O.dotted(O.STATUS_GREENS + (1,))).stdout)
+        assert greens == 1 << 2  # phase 3 (bit 2) dwells
+        assert _int(_tool("snmpget", "-v2c", "-c", "public", agent, O.dotted(O.PREEMPT_STATE + (1,))).stdout) == 2
+        assert _tool("snmpset", "-v2c", "-c", "private", agent, control, "i", "0").returncode == 0
+        deadline = time.monotonic() + 20
+        after: list[int] = []
+        while time.monotonic() < deadline and (not after or after[-1] != 2):
+            after.append(_int(_tool("snmpget", "-v2c", "-c", "public", agent, state).stdout))
+            time.sleep(0.1)
+        assert after[-1] == 2 and set(after) <= {2, 6, 8}, after
+        too_big = _tool("snmpset", "-v2c", "-c", "private", agent, control, "i", "2")
+        assert too_big.returncode != 0 and "wrongValue" in too_big.stderr + too_big.stdout
+
+
 def test_snmpwalk_lists_the_asc_objects_and_global_time(agent):
     proc = _tool("snmpwalk", "-v2c", "-c", "public", agent, O.dotted(O.DEVICES))
     assert proc.returncode == 0, proc.stderr
@@ -186,7 +219,9 @@ def test_adapter_reads_and_commands_snmpd(snmpd, version):
     assert inputs.presence.tolist() == [True, False, True]
     assert inputs.counts.tolist() == [4, 0, 7]  # loops: running count; the zone: its vehicles
     assert inputs.occupancy.tolist() == [0.5, 0.0, 0.0]  # 255 is a detector fault code, not an occupancy
-    assert inputs.unit == {"alarm1": 0x10, "alarm2": 0, "short_alarm": 0, "preempt_state": 2, "pattern": 254}
+    assert inputs.unit == {"alarm1": 0x10, "alarm2": 0, "short_alarm": 0, "preempt_state": 2, "pattern": 254,
+                           "preempt_inputs": frozenset(), "preempt_active": 0}
+    assert adapter.preempts == 1  # this agent has no maxPreempts: preempt 1 only
     got = _tool("snmpget", "-v2c", "-c", "public", where, O.dotted(O.CONTROL_HOLD + (1,)),
                 O.dotted(O.CONTROL_VEH_CALL + (1,)), O.dotted(O.VOLUME_OCCUPANCY_PERIOD),
                 O.dotted(O.SYSTEM_PATTERN_CONTROL), O.dotted(O.COORD_OPERATIONAL_MODE),

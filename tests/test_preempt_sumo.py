@@ -93,9 +93,11 @@ def test_emergency_vehicle_is_preempted_through_the_modbus_virtual_controller(tm
     assert codes[:2] == [102, 105] and 107 in codes and codes.index(104) < codes.index(111), codes
 
 
-def test_the_daemons_preempt_command_starts_the_cabinets_preemption_over_modbus(tmp_path):
-    """No SUMO: the central system calls preempt 3 over Modbus (coil), the virtual cabinet's own core runs the sequence
-    (reported in its preempt status register), the daemon's core mirrors it and logs it; released, it exits."""
+@pytest.mark.parametrize("protocol", ["modbus", "ntcip"])
+def test_the_daemons_preempt_command_starts_the_cabinets_preemption(tmp_path, protocol):
+    """No SUMO: the central system calls preempt 3 (Modbus: its coil; NTCIP: preemptControlState.3), the virtual
+    cabinet's own core runs the sequence (reported in its preempt status register / preemptState.3), the daemon's core
+    mirrors it and logs it; released, it exits. (Until 7 December 2026 NTCIP carried preempt 1 only.)"""
     import asyncio
 
     from hw.daemon import Daemon
@@ -106,7 +108,7 @@ def test_the_daemons_preempt_command_starts_the_cabinets_preemption_over_modbus(
     light = "C"
     port = free_port()
     config = parse_config({"network": "single", "cycle_s": 0.1, "event_log": str(tmp_path / "e.sqlite"),
-                           "intersections": [{"id": light, "backend": "modbus", "address": f"127.0.0.1:{port}",
+                           "intersections": [{"id": light, "backend": protocol, "address": f"127.0.0.1:{port}",
                                               "preemption": {"min_dwell_s": 5}}]})
     (plan,) = [p for p in config.intersections[0].preemption if p.number == 3]
     daemon = Daemon(config, log=lambda m: None)
@@ -131,7 +133,7 @@ def test_the_daemons_preempt_command_starts_the_cabinets_preemption_over_modbus(
         await asyncio.gather(daemon.run(stop, handle_signals=False), script())
         return active, greens
 
-    with virtual_controller(port, "--network", "single", "--time-scale", "10", "--preempt"):
+    with virtual_controller(port, "--protocol", protocol, "--network", "single", "--time-scale", "10", "--preempt"):
         active, greens = asyncio.run(scenario())
     assert 1 << 2 in active[:-1] and active[-1] == 0  # preempt 3 served by the cabinet, then over
     assert 1 << plan.dwell_phase in greens  # the dwell phase was green at the cabinet
