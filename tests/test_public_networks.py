@@ -136,3 +136,51 @@ def test_detectors_of_short_approach_lanes_sit_on_the_road_upstream_and_see_the_
                        progress=False)
     delay = {r["controller"]: r["delay"] for r in records}
     assert delay["maxpressure"] < delay["actuated"] < 0.5 * delay["fixed"], delay
+
+
+#: SUMO's own example scenarios (tools/game of the eclipse-sumo wheel) whose signal programs show foes green together
+GAME_REFUSED = {"fkk_in": "gneJ21", "fokr_bs_demo": "'38'"}
+
+
+def test_sumos_own_example_scenarios_derive_or_are_refused_in_one_line_naming_the_conflict():
+    """Every traffic-light scenario SUMO ships as an example (tools/game): the core derives it, or, where a program
+    phase shows links green together that the junction marks as foes neither of which yields (a right and a left turn
+    merging into one lane; two crossing streams), refuses it in one line naming the file, the light and the links."""
+    from controller.errors import InputError
+    from networks.sumo_home import sumo_home
+
+    configs = sorted((sumo_home() / "tools" / "game").glob("*.sumocfg"))
+    assert len(configs) >= 10
+    derived, refused = [], {}
+    for cfg in configs:
+        try:
+            network = network_from_sumocfg(cfg)
+        except InputError:
+            continue  # a configuration without a net or routes of its own
+        try:
+            inters = intersections_of(network)
+        except InputError as exc:
+            refused[cfg.stem] = str(exc)
+            continue
+        if inters:
+            derived.append(cfg.stem)
+    assert {"cross", "corridor", "grid6", "square", "A10KW"} <= set(derived)
+    for name, light in GAME_REFUSED.items():
+        message = refused.pop(name)
+        assert "\n" not in message and light in message and "shows conflicting links" in message, message
+    assert all("no traffic lights" in m for m in refused.values()), refused  # rail_demo: no signals at all
+
+
+def test_sumos_cross_example_runs_under_every_core_controller_without_a_fault():
+    from networks.sumo_home import sumo_home
+
+    network = network_from_sumocfg(sumo_home() / "tools" / "game" / "cross.sumocfg", end_s=900)
+    for name in ("fixed", "actuated", "maxpressure"):
+        sim = SignalSimulation(network, network.scenario(), 0,
+                               policies={i.id: make_policy(name) for i in intersections_of(network)})
+        try:
+            sim.run_to_end()
+            assert sim.violations() == 0
+            assert sim.close().throughput > 0
+        finally:
+            sim.cleanup()
