@@ -141,13 +141,16 @@ def _sumo_command(network: str, scenario: str | None, seed: int, work: Path,
     return run.command()
 
 
-def bench_env(network: str | None = None, scenario: str | None = None, seed: int = 0, repeats: int = 3) -> dict:
+def bench_env(network: str | None = None, scenario: str | None = None, seed: int = 0, repeats: int = 3,
+              side_by_side: bool = False) -> dict:
     """Measure the env against plain sumo; returns ratio, process_ratio, env_wall_s, sumo_wall_s, steps_per_s.
 
     :param network: network name or folder (default: the largest bundled one).
     :param scenario: scenario name (default: the network's default).
     :param seed: SUMO seed.
     :param repeats: repetitions per side; the fastest is kept (least disturbed by other load).
+    :param side_by_side: run each env run and its plain sumo run at the same time, one per core, so a slow spell of
+        the machine hits both alike; the ratio is then the median of the pairs' ratios (``pair_ratios``).
     """
     network = network or largest_bundled_network()
     load_network(network).scenario(scenario)  # fail early, with a clear message, on a bad name
@@ -161,6 +164,9 @@ def bench_env(network: str | None = None, scenario: str | None = None, seed: int
         result = Path(tmp) / "env-run.json"  # a file, not stdout: SUMO writes there too
         code = ("import json, pathlib; from envs.bench import _env_run; "
                 f"pathlib.Path({str(result)!r}).write_text(json.dumps(_env_run({network!r}, {scenario!r}, {seed})))")
+        if side_by_side:
+            return _side_by_side(cmd, code, result, max(1, repeats), network, env_delay,
+                                 lambda: _delay_of(network, scenario, Path(tmp)))
         for _ in range(max(1, repeats)):  # interleaved, so a slow spell of the machine hits both sides
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
@@ -182,6 +188,34 @@ def bench_env(network: str | None = None, scenario: str | None = None, seed: int
             "env_delay_s": env_delay, "sumo_delay_s": sumo_delay}
 
 
+def _side_by_side(cmd: list[str], code: str, result: Path, pairs: int, network: str, env_delay: float,
+                  sumo_delay) -> dict:
+    """``pairs`` times: the env run (its own process) and the plain sumo process started together, one per core;
+    each pair's ratio is its env wall time over its sumo wall time (process start included on the sumo side, as in
+    :func:`bench_env`); the ratio reported is their median."""
+    import statistics
+
+    ratios, env_walls, sumo_walls, steps = [], [], [], 0
+    for _ in range(pairs):
+        t = time.perf_counter()
+        env = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL)
+        sumo = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if sumo.wait():
+            env.kill()
+            raise subprocess.CalledProcessError(sumo.returncode, cmd)
+        sumo_walls.append(time.perf_counter() - t)
+        if env.wait():
+            raise subprocess.CalledProcessError(env.returncode, "the env run")
+        wall, _, steps = json.loads(result.read_text())
+        env_walls.append(wall)
+        ratios.append(wall / sumo_walls[-1])
+    ratio = statistics.median(ratios)
+    return {"ratio": ratio, "pair_ratios": ratios, "env_wall_s": statistics.median(env_walls),
+            "sumo_wall_s": statistics.median(sumo_walls), "steps_per_s": steps / statistics.median(env_walls),
+            "network": network, "env_steps": steps, "repeats": pairs, "side_by_side": True,
+            "env_delay_s": env_delay, "sumo_delay_s": sumo_delay()}
+
+
 def _delay_of(network: str, scenario: str | None, work: Path) -> float:
     """The plain sumo side's delay (seconds per vehicle), from the tripinfo it wrote in ``work``."""
     from envs.metrics import read_metrics
@@ -192,6 +226,12 @@ def _delay_of(network: str, scenario: str | None, work: Path) -> float:
 
 def format_bench(r: dict) -> str:
     """Human-readable bench result."""
+    if r.get("side_by_side"):
+        pairs = ", ".join(f"{x:.2f}x" for x in r["pair_ratios"])
+        return (f"network {r['network']}: env and plain sumo side by side, {r['repeats']} pairs: {pairs} -> median "
+                f"ratio {r['ratio']:.2f}x (env {r['env_wall_s']:.2f} s, plain sumo {r['sumo_wall_s']:.2f} s, medians), "
+                f"{r['steps_per_s']:.0f} env steps/s; same signals, same traffic: delay {r['env_delay_s']:.2f} s in "
+                f"the env, {r['sumo_delay_s']:.2f} s in sumo")
     return (f"network {r['network']}: env {r['env_wall_s']:.2f} s vs plain sumo {r['sumo_wall_s']:.2f} s "
             f"(best of {r['repeats']}) -> ratio {r['ratio']:.2f}x (CPU time {r['cpu_ratio']:.2f}x, "
             f"whole process {r['process_ratio']:.2f}x), {r['steps_per_s']:.0f} env steps/s ({r['env_steps']} steps); "

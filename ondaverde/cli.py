@@ -281,6 +281,9 @@ def _add_bench_commands(sub) -> None:
                                     "per second and both sides' delay (equal when the traffic is the same).")
     _add_bench_target(b)
     b.add_argument("--repeats", type=_count, default=3, help="timed repetitions; the best of each is kept (default: 3)")
+    b.add_argument("--side-by-side", action="store_true",
+                   help="run each env run and its plain sumo run at the same time, one per core (a slow spell of "
+                        "the machine then hits both alike); report the median of the --repeats pairs' ratios")
     b.add_argument("--json", action="store_true", help="print the result as JSON")
     r = bsub.add_parser("reads", help="detector reads: subscriptions vs direct getters vs none",
                         description="Three plain libsumo runs of the same hour: no detector reads, every "
@@ -433,7 +436,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 f"(+{result['subscriptions_extra_s']:.2f}), direct getters {result['direct_s']:.2f} s "
                 f"(+{result['direct_extra_s']:.2f})")
     else:
-        result = bench_env(args.network, args.scenario, args.seed, args.repeats)
+        result = bench_env(args.network, args.scenario, args.seed, args.repeats, args.side_by_side)
         text = format_bench(result)
     print(json.dumps(result) if args.json else text)
     return 0

@@ -27,6 +27,17 @@ def test_bench_env_reports_every_documented_key():
     assert result["env_delay_s"] > 0
 
 
+def test_bench_env_side_by_side_reports_the_median_of_its_pairs():
+    proc = subprocess.run([sys.executable, "-m", "ondaverde", "bench", "env", "--network", "single", "--repeats",
+                           "3", "--side-by-side", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["side_by_side"] and len(result["pair_ratios"]) == 3 and result["env_steps"] == 720
+    assert result["ratio"] == pytest.approx(sorted(result["pair_ratios"])[1])
+    assert all(r > 0 for r in result["pair_ratios"])
+    assert result["env_delay_s"] == pytest.approx(result["sumo_delay_s"], abs=1e-9)
+
+
 def test_trivial_policy_runs_the_program_greens_in_order():
     from envs.gym_env import SignalEnv
     from networks.catalog import load_network
