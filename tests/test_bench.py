@@ -34,7 +34,7 @@ def test_bench_env_side_by_side_reports_the_median_of_its_pairs():
     result = json.loads(proc.stdout)
     assert result["side_by_side"] and len(result["pair_ratios"]) == 3 and result["env_steps"] == 720
     assert result["ratio"] == pytest.approx(sorted(result["pair_ratios"])[1])
-    assert all(r > 0 for r in result["pair_ratios"])
+    assert all(r > 0 for r in result["pair_ratios"]) and result["process_ratio"] > 0
     assert result["env_delay_s"] == pytest.approx(result["sumo_delay_s"], abs=1e-9)
 
 
