@@ -7,7 +7,8 @@ on each side, interleaved; the CPU-time ratio beside it is steadier on a shared 
 policy: the network's own fixed program followed through the core (:func:`_trivial_actions`). The plain sumo
 side shows, second by second, the signal states the env showed (recorded in an untimed env run first,
 :func:`record_signal_plan`), so both sides carry exactly the same traffic: the two delays reported beside the
-ratio are equal, and the ratio measures the env, not a difference in congestion.
+ratio are equal, and the ratio measures the env, not a difference in congestion. With ``side_by_side`` each env run
+and its plain sumo run start together, one per core, and the median of the pairs' ratios is reported.
 """
 
 from __future__ import annotations
