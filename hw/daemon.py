@@ -474,6 +474,10 @@ class Daemon:
         preemption = central.controller.modes.preemption if central is not None else None
         if preemption is None or number not in preemption.plans:
             return "404 Not Found", "text/plain", f"no preempt {number} configured at {light!r}\n"
+        most = getattr(central.link.adapter, "preempts", None)  # NTCIP: the controller's maxPreempts, once connected
+        if most is not None and central.link.adapter.connected and number > most and parts[3] == "on":
+            return ("409 Conflict", "text/plain",
+                    f"preempt {number} at {light!r}: its controller has {most} preempt(s) (NTCIP maxPreempts)\n")
         self.command_preempt(light, number, parts[3] == "on")
         return "200 OK", "application/json", json.dumps({"id": light, "preempt": number,
                                                           "called": parts[3] == "on"}) + "\n"

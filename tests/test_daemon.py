@@ -200,3 +200,24 @@ def test_scheduled_night_flash_reaches_the_field_and_ends(tmp_path):
     db = sqlite3.connect(tmp_path / "e.sqlite")
     flash_events = [row[0] for row in db.execute("SELECT param FROM events WHERE code = 173 ORDER BY timestamp")]
     assert flash_events == [3, 2]
+
+
+def test_a_preempt_the_ntcip_controller_does_not_have_is_refused_on_the_status_endpoint(tmp_path):
+    """A call of preempt 3 on a controller whose maxPreempts is 2 would make every write of its commands fail: the
+    status endpoint refuses it with 409 and says why; a preempt it has is taken, and a release is always taken."""
+    from hw.daemon import Daemon
+    from hw.daemon_config import parse_config
+
+    config = parse_config({"network": "single", "event_log": str(tmp_path / "e.sqlite"),
+                           "intersections": [{"id": "C", "backend": "ntcip", "address": "127.0.0.1:9",
+                                              "preemption": {"min_dwell_s": 5}}]})
+    daemon = Daemon(config, log=lambda m: None)
+    adapter = daemon.centrals[0].link.adapter
+    adapter.engine, adapter.preempts = object(), 2  # as connected to a controller with maxPreempts 2
+    status, _, body = daemon._command("/preempt/C/3/on", "127.0.0.1")
+    assert status.startswith("409") and "has 2 preempt(s)" in body
+    assert daemon.centrals[0].preempt_commands == set()
+    assert daemon._command("/preempt/C/1/on", "127.0.0.1")[0].startswith("200")
+    assert daemon._command("/preempt/C/3/off", "127.0.0.1")[0].startswith("200")
+    assert daemon.centrals[0].preempt_commands == {1}
+    adapter.engine = None
