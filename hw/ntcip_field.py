@@ -30,6 +30,7 @@ from hw.cabinet import FieldCabinet, PhaseCommands, phases_of
 MAX_DETECTORS = 64
 #: preempts 1-8 (maxPreempts), as the Modbus map's preempt coils and inputs: preempt k dwells in phase k
 PREEMPTS = 8
+_PREEMPT_NUMBERS = range(1, PREEMPTS + 1)
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ class NtcipFieldAgent:
         s.define(O.SYSTEM_PATTERN_CONTROL, 0, writable=True)
         s.define(O.GLOBAL_TIME, 0, span=(0, 2**32 - 1))
         s.define(O.MAX_PREEMPTS, PREEMPTS)
-        for n in range(1, PREEMPTS + 1):
+        for n in _PREEMPT_NUMBERS:
             s.define(O.PREEMPT_STATE + (n,), 2)
             s.define(O.PREEMPT_CONTROL_STATE + (n,), 0, writable=True, span=(0, 1))
         self._publish(None)
@@ -174,7 +175,7 @@ class NtcipFieldAgent:
         """A SET was committed: control objects restart the backup timer; unitBackupTime takes effect."""
         self.writes += 1
         controls = ({col + (1,) for col in O.PHASE_CONTROLS} | {O.SYSTEM_PATTERN_CONTROL}
-                    | {O.PREEMPT_CONTROL_STATE + (n,) for n in range(1, PREEMPTS + 1)})
+                    | {O.PREEMPT_CONTROL_STATE + (n,) for n in _PREEMPT_NUMBERS})
         if O.UNIT_BACKUP_TIME in oids:  # NTCIP: 0 turns the backup timer off
             seconds = self.store.get(O.UNIT_BACKUP_TIME)
             self.cabinet.backup_time_s = float(seconds) if seconds > 0 else math.inf
@@ -194,7 +195,7 @@ class NtcipFieldAgent:
                                       phases_of(s.get(O.CONTROL_VEH_CALL + (1,))),
                                       phases_of(s.get(O.CONTROL_PED_CALL + (1,))),
                                       phases_of(s.get(O.CONTROL_OMIT + (1,))), flash,
-                                      frozenset(n for n in range(1, PREEMPTS + 1)
+                                      frozenset(n for n in _PREEMPT_NUMBERS
                                                 if s.get(O.PREEMPT_CONTROL_STATE + (n,)))))
         was_green = cab.status().greens
         state = cab.step(readings)
@@ -202,7 +203,7 @@ class NtcipFieldAgent:
             for col in O.PHASE_CONTROLS:
                 s.set(col + (1,), 0)
             s.set(O.SYSTEM_PATTERN_CONTROL, 0)
-            for n in range(1, PREEMPTS + 1):
+            for n in _PREEMPT_NUMBERS:
                 s.set(O.PREEMPT_CONTROL_STATE + (n,), 0)
         ended = was_green & ~cab.status().greens
         s.set(O.CONTROL_FORCE_OFF + (1,), s.get(O.CONTROL_FORCE_OFF + (1,)) & ~ended)
@@ -221,7 +222,7 @@ class NtcipFieldAgent:
         s.set(O.UNIT_FLASH_STATUS, st.flash_status)
         s.set(O.SHORT_ALARM_STATUS, 0x80 if self.cabinet.controller.monitor.in_flash else 0)  # bit 7: critical
         s.set(O.COORD_PATTERN_STATUS, O.PATTERN_FLASH if st.flash_status != 2 else O.PATTERN_FREE)
-        for n in range(1, PREEMPTS + 1):
+        for n in _PREEMPT_NUMBERS:
             s.set(O.PREEMPT_STATE + (n,), self.cabinet.preempt_state(n))
         if readings is None:
             return

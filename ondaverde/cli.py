@@ -390,7 +390,7 @@ def cmd_networks(args: argparse.Namespace) -> int:
 
 def _show_network(args: argparse.Namespace) -> int:
     from envs.simulation import intersections_of
-    from networks.declared_detectors import format_layout
+    from networks.layout_report import format_layout
     from networks.derive import write_intersection_file
     from ondaverde.netargs import resolve_network
 

@@ -76,7 +76,7 @@ def _note_undetected(network: NetworkSpec) -> None:
     import sys
 
     from envs.simulation import intersections_of
-    from networks.declared_detectors import undetected_note
+    from networks.layout_report import undetected_note
 
     note = undetected_note(intersections_of(network))
     if note:

@@ -176,7 +176,7 @@ def test_a_semi_actuated_layout_is_named_and_its_major_street_held_on_max_recall
     actuated holds those on max recall instead of giving the major street its minimum green every cycle."""
     cfg = _single_with(tmp_path, SEMI_ACTUATED, end_s=900)
     [c] = derive_intersections(tmp_path / "single.net.xml", None, [tmp_path / "declared.add.xml"])
-    from networks.declared_detectors import undetected_phases
+    from networks.layout_report import undetected_phases
 
     undetected = undetected_phases([c])
     assert undetected and {tl for tl, _, _ in undetected} == {"C"}
@@ -210,7 +210,7 @@ def test_detectors_written_by_sumos_own_tools_are_used(tmp_path):
     import json
     import os
 
-    from networks.declared_detectors import undetected_phases
+    from networks.layout_report import undetected_phases
     from networks.sumo_home import sumo_home
 
     grid = load_network("grid")

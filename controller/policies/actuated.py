@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from controller.intersection import Intersection
-from controller.policies.base import GapTimers, Interval, Policy, SignalView, green_in
+from controller.policies.base import GapTimers, Interval, Policy, SignalView, green_in, undetected_phases
 from controller.timing import ceil_to_step
 
 #: Passage (gap) time, seconds: SUMO's default ``max-gap`` for actuated lights and a common NEMA setting.
@@ -85,10 +85,8 @@ class ActuatedPolicy(Policy):
                 extends[i] = serves[i]
         self.extends = extends
         self.recall = ~serves.any(axis=1)  # phases without detectors are always called
-        #: the major phase when it has vehicle movements and no detector: held to max green (max recall)
-        # (a link index no connection uses has no lane: a phase of such links alone has no traffic to hold for)
-        moving = [any(intersection.links[l].from_lane for l in g) for g in vehicle_greens]
-        self.max_recall = self.recall & np.array(moving, dtype=bool) & (np.arange(len(phases)) == intersection.major_phase)
+        #: the major phase when no detector watches its vehicle movements: held to max green (max recall)
+        self.max_recall = undetected_phases(intersection) & (np.arange(len(phases)) == intersection.major_phase)
         self._used = serves.any(axis=0)
         # links[i] as a mask over detectors: which detectors have a link green in phase i (any kind of link);
         # an actuation on such a detector while phase i is green is a vehicle being served, not a waiting one

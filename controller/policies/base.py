@@ -106,6 +106,20 @@ def green_in(intersection: Intersection) -> np.ndarray:
                     dtype=bool).reshape(len(phases), len(dets))
 
 
+def undetected_phases(intersection: Intersection) -> np.ndarray:
+    """``[i]``: phase *i* has vehicle movements and no approach detector (stop-bar or advance loop, radar zone) on any
+    of them: no detector tells whether anyone waits for it. Only a network's own partial layout (or an intersection
+    file) leaves such phases; the automatic set watches every approach lane. A link index no connection uses has no
+    lane and is no movement.
+
+    :param intersection: the intersection.
+    """
+    links = intersection.links
+    watched = {l for d in intersection.detectors if d.kind != "exit" for l in d.links}
+    moving = [{l for l in p.greens if links[l].kind == "vehicle" and links[l].from_lane} for p in intersection.phases]
+    return np.array([bool(m) and not m & watched for m in moving], dtype=bool)
+
+
 class Policy(ABC):
     """A signal-timing policy. One typed call, one return shape, for classical and learned policies alike."""
 

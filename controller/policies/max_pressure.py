@@ -57,7 +57,7 @@ from __future__ import annotations
 import numpy as np
 
 from controller.intersection import Intersection
-from controller.policies.base import GapTimers, Interval, Policy, SignalView, green_in
+from controller.policies.base import GapTimers, Interval, Policy, SignalView, green_in, undetected_phases
 from controller.timing import ceil_to_step
 
 #: Space one queued vehicle takes, metres (a car plus the gap to the next; the usual jam-density value).
@@ -149,18 +149,12 @@ class MaxPressurePolicy(Policy):
         self._green_in = green_in(intersection)
         #: per detector, since when a vehicle has stood on it without a green, seconds (inf: none standing)
         self.standing_since = np.full(n_dets, np.inf)
-        # blind phases: vehicle movements (a link index no connection uses has no lane: none) that no zone or loop
-        # estimate covers
-        watched = self.w_in.any(axis=1)
-        for lane in self._loops:
-            watched[lane.links] = True
-        real = [lk.kind == "vehicle" and bool(lk.from_lane) for lk in links]
-        #: blind[i]: phase i has vehicle movements and no detector watching any of them
-        self.blind = np.array([any(real[l] for l in p.greens) and not any(watched[l] for l in p.greens if real[l])
-                               for p in phases], dtype=bool)
-        #: the major phase, when blind, is held to its maximum green (max recall); another blind phase gets its minimum
-        self._hold_blind = self.blind & (np.arange(len(phases)) == intersection.major_phase)
-        self._recalled = self._hold_blind if self.max_wait_s < np.inf else np.zeros_like(self.blind)
+        #: blind[i]: phase i has vehicle movements and no detector watching any of them (no pressure to weigh)
+        self.blind = undetected_phases(intersection)
+        self._any_blind = bool(self.blind.any())
+        #: the major phase, when blind, is always called and held to its maximum green (max recall; not in Varaiya's)
+        self._recalled = self.blind & (np.arange(len(phases)) == intersection.major_phase) & (self.max_wait_s < np.inf)
+        self._any_recalled = bool(self._recalled.any())
         #: per phase, when its last green ended, seconds (None until the first decision: then "since the start")
         self._green_at: np.ndarray | None = None
 
@@ -213,7 +207,7 @@ class MaxPressurePolicy(Policy):
     def _longest_waiting(self, view: SignalView) -> int | None:
         """The phase (not the current one) with a vehicle standing ``max_wait_s`` or more, longest first; or None."""
         since = np.where(self._waits_on, self.standing_since[None, :], np.inf).min(axis=1, initial=np.inf)
-        if self.blind.any():  # a blind phase: taken to have had a vehicle waiting since its last green
+        if self._any_blind:  # a blind phase: taken to have had a vehicle waiting since its last green
             since = np.where(self.blind, np.minimum(since, self._green_at), since)
         waited = view.readings.time_s - since
         waited[view.phase] = -np.inf
@@ -240,7 +234,7 @@ class MaxPressurePolicy(Policy):
         if starved is not None:
             return starved
         pressures = self.pressures
-        if self._recalled.any():  # an undetected main street is always called: it comes back after every other green
+        if self._any_recalled:  # an undetected main street is always called: it comes back after every other green
             pressures = np.where(self._recalled, np.inf, pressures)
         if maxing_out:
             # the machine ends this green now whatever we ask: choose where it goes rather than take the next in list
