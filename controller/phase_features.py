@@ -8,6 +8,8 @@ numpy: the training environment and the policy at the curb compute the very same
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from controller.errors import InputError
@@ -16,17 +18,58 @@ from controller.policies.base import DetectorReadings
 
 #: Phase slots of the layout; an intersection with more green phases cannot use it.
 MAX_PHASES = 8
-#: Features per phase slot, in order.
+#: Features per phase slot of the first layout, in order.
 PHASE_FEATURES = ("valid", "current", "target", "green_elapsed", "queue", "vehicles", "stopbar_occupancy",
                   "advance_flow", "exit_vehicles")
 #: Features of the whole intersection, before the slots.
 HEAD_FEATURES = ("may_end_green", "in_clearance")
-#: Size of the feature vector.
-SIZE = len(HEAD_FEATURES) + MAX_PHASES * len(PHASE_FEATURES)
 #: Vehicle spacing in a standing queue, metres (zone capacity = zone length / spacing).
 JAM_SPACING_M = 7.5
 #: Advance-loop flow that reads as 1.0, vehicles per second per loop (one vehicle every 2 s).
 FLOW_SCALE_VPS = 0.5
+#: Time since a phase was last served that reads as 1.0, seconds.
+RED_ELAPSED_SCALE_S = 120.0
+
+
+@dataclass(frozen=True)
+class FeatureLayout:
+    """A named, versioned feature layout: what each number of the vector means. A policy file names the layout
+    it was trained on, and the core builds exactly that vector for it.
+
+    :param name: layout name, as stored in policy files.
+    :param phase_features: features per phase slot, in order.
+    :param head: features of the whole intersection, before the slots.
+    """
+
+    name: str
+    phase_features: tuple[str, ...]
+    head: tuple[str, ...] = HEAD_FEATURES
+
+    @property
+    def size(self) -> int:
+        """Length of the feature vector."""
+        return len(self.head) + MAX_PHASES * len(self.phase_features)
+
+    def description(self) -> dict:
+        """The layout as stored in a policy file."""
+        return {"name": self.name, "size": self.size, "max_phases": MAX_PHASES, "head": list(self.head),
+                "phase_features": list(self.phase_features)}
+
+    def column(self, slot: int, feature: str) -> int:
+        """Index in the vector of ``feature`` of phase slot ``slot``."""
+        return len(self.head) + slot * len(self.phase_features) + self.phase_features.index(feature)
+
+
+#: The first layout (policies trained before December 2026).
+LAYOUT_V1 = FeatureLayout("phase-features-v1", PHASE_FEATURES)
+#: v1 plus, per phase, the time since it was last served (green or clearing it; ÷ :data:`RED_ELAPSED_SCALE_S`)
+#: and the longest radar queue on its lanes that not every phase serves (÷ zone capacity): a mean over a
+#: phase's zones dilutes one long queue among the lanes it shares with other phases (a roundabout's ring).
+LAYOUT_V2 = FeatureLayout("phase-features-v2", PHASE_FEATURES + ("red_elapsed", "queue_max"))
+#: Layouts by name.
+LAYOUTS = {layout.name: layout for layout in (LAYOUT_V1, LAYOUT_V2)}
+#: The layout new training runs use.
+DEFAULT_LAYOUT = LAYOUT_V2
 
 
 class PhaseFeatures:
@@ -35,13 +78,17 @@ class PhaseFeatures:
     Per phase slot: valid, current, target (during a change), green elapsed / max green, then from the detectors
     on the lanes the phase serves: radar queue and vehicles (each ÷ zone capacity, mean over the zones), stop-bar
     occupancy (mean), advance-loop flow (vehicles per second ÷ :data:`FLOW_SCALE_VPS`, mean) and vehicles on its
-    exit lanes (÷ capacity, mean). All clipped to [0, 1].
+    exit lanes (÷ capacity, mean); :data:`LAYOUT_V2` adds the seconds since the phase was last served
+    (÷ :data:`RED_ELAPSED_SCALE_S`; counted from the first vector, at which every phase reads 0) and its longest
+    queue. All clipped to [0, 1]. The time since service is remembered between calls: build one object per
+    intersection and run, and call it at every decision.
 
     :param intersection: the intersection.
+    :param layout: the feature layout.
     :raises InputError: for an intersection with more than :data:`MAX_PHASES` phases.
     """
 
-    def __init__(self, intersection: Intersection) -> None:
+    def __init__(self, intersection: Intersection, layout: FeatureLayout = DEFAULT_LAYOUT) -> None:
         phases, dets = intersection.phases, intersection.detectors
         if len(phases) > MAX_PHASES:
             raise InputError(f"traffic light {intersection.id!r} has {len(phases)} phases; the shared layout "
@@ -65,10 +112,24 @@ class PhaseFeatures:
         self._w_flow = weights("advance") / FLOW_SCALE_VPS
         self._w_exit = weights("exit") / capacity
         self._max_green = np.array([p.max_green_s for p in phases])
+        self.layout = layout
+        if LAYOUTS.get(layout.name) != layout:
+            raise InputError(f"unknown feature layout {layout.name!r}; known: {', '.join(LAYOUTS)}")
+        self._v2 = layout == LAYOUT_V2
+        serves = weights("radar") > 0
+        shared = serves.sum(axis=0) >= max(len(phases), 2)  # zones every phase serves tell no phase apart
+        self._queue_max_mask = serves & ~shared
+        self._inv_capacity = 1.0 / capacity
+        self._served_s = np.zeros(MAX_PHASES)
+        self._started = False
+
+    def reset(self) -> None:
+        """Forget the service history (a new run)."""
+        self._started = False
 
     def __call__(self, phase: int, target: int | None, in_green: bool, green_elapsed_s: float,
                  may_end_green: bool, readings: DetectorReadings, counted_s: float) -> np.ndarray:
-        """The feature vector (float32, length :data:`SIZE`).
+        """The feature vector (float32, length ``layout.size``).
 
         :param phase: index of the phase green now (or being left).
         :param target: index of the phase being changed to (None or ``phase`` in green).
@@ -78,7 +139,7 @@ class PhaseFeatures:
         :param readings: detector data; loop counts and occupancies cover the last ``counted_s`` seconds.
         :param counted_s: seconds the loop counts cover (to turn counts into flows).
         """
-        slots = np.zeros((MAX_PHASES, len(PHASE_FEATURES)))
+        slots = np.zeros((MAX_PHASES, len(self.layout.phase_features)))
         slots[: self.n_phases, 0] = 1.0
         slots[phase, 1] = 1.0
         if not in_green and target is not None:
@@ -89,7 +150,16 @@ class PhaseFeatures:
         slots[:, 6] = self._w_stopbar @ readings.occupancy
         slots[:, 7] = (self._w_flow @ readings.count) / max(counted_s, 1e-9)
         slots[:, 8] = self._w_exit @ readings.count
-        out = np.empty(SIZE, dtype=np.float32)
+        if self._v2:
+            now = readings.time_s
+            if not self._started:
+                self._served_s[:] = now
+                self._started = True
+            self._served_s[phase] = now  # green, or clearing it
+            slots[: self.n_phases, 9] = (now - self._served_s[: self.n_phases]) / RED_ELAPSED_SCALE_S
+            if self._queue_max_mask.any():
+                slots[:, 10] = np.where(self._queue_max_mask, readings.halting * self._inv_capacity, 0.0).max(axis=1)
+        out = np.empty(self.layout.size, dtype=np.float32)
         out[0] = float(may_end_green)
         out[1] = float(not in_green)
         out[len(HEAD_FEATURES):] = np.clip(slots, 0.0, 1.0).ravel()

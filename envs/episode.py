@@ -82,6 +82,8 @@ class Episodes:
         self.rewards = dict(zip(self.agent_index, functions))
         for r in self.rewards.values():
             r()  # prime difference-based rewards
+        for o in self.observe.values():
+            o.reset()
 
     def decide(self, actions: dict[str, int]) -> None:
         """Pass the agents' phase requests to the core and run ``delta_time_s`` seconds."""

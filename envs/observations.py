@@ -34,6 +34,9 @@ class ObservationFunction(ABC):
     def __call__(self, controller: SignalController, readings: DetectorReadings) -> np.ndarray:
         """The observation now."""
 
+    def reset(self) -> None:
+        """A new episode starts (override if the function remembers anything between calls)."""
+
     @classmethod
     def batch(cls, functions: list["ObservationFunction"], controllers: list[SignalController],
               readings: list[DetectorReadings]) -> list[np.ndarray]:

@@ -1,5 +1,5 @@
-"""The ``phases`` observation: the core's fixed per-phase feature layout (``controller/phase_features.py``), so
-one policy can be shared by intersections of any shape."""
+"""The ``phases`` observations: the core's fixed per-phase feature layouts (``controller/phase_features.py``), so
+one policy can be shared by intersections of any shape (``phases``: the current layout, ``phases-v1``: the first)."""
 
 from __future__ import annotations
 
@@ -7,23 +7,28 @@ import numpy as np
 from gymnasium import spaces
 
 from controller.intersection import Intersection
-from controller.phase_features import SIZE, PhaseFeatures
+from controller.phase_features import LAYOUT_V1, LAYOUT_V2, FeatureLayout, PhaseFeatures
 from controller.policies.base import DetectorReadings, Interval
 from controller.signal_controller import SignalController
 from envs.observations import OBSERVATIONS, ObservationFunction
 
 
 class PhaseObservation(ObservationFunction):
-    """:class:`controller.phase_features.PhaseFeatures` of the intersection, detectors read every decision."""
+    """:class:`controller.phase_features.PhaseFeatures` of the intersection (layout :data:`LAYOUT_V2`), detectors
+    read every decision."""
 
     name = "phases"
+    layout: FeatureLayout = LAYOUT_V2
 
     def __init__(self, intersection: Intersection, delta_time_s: float) -> None:
         super().__init__(intersection, delta_time_s)
-        self.features = PhaseFeatures(intersection)
+        self.features = PhaseFeatures(intersection, self.layout)
 
     def space(self) -> spaces.Box:
-        return spaces.Box(0.0, 1.0, shape=(SIZE,), dtype=np.float32)
+        return spaces.Box(0.0, 1.0, shape=(self.layout.size,), dtype=np.float32)
+
+    def reset(self) -> None:
+        self.features.reset()
 
     def __call__(self, controller: SignalController, readings: DetectorReadings) -> np.ndarray:
         m = controller.machine
@@ -31,4 +36,14 @@ class PhaseObservation(ObservationFunction):
                              m.may_end_green(), readings, self.delta_time_s)
 
 
-OBSERVATIONS[PhaseObservation.name] = PhaseObservation
+class PhaseObservationV1(PhaseObservation):
+    """The first layout (:data:`LAYOUT_V1`): what policies trained before December 2026 saw."""
+
+    name = "phases-v1"
+    layout = LAYOUT_V1
+
+
+#: The observation that builds each feature layout, by layout name.
+OBSERVATION_OF_LAYOUT = {cls.layout.name: cls.name for cls in (PhaseObservation, PhaseObservationV1)}
+for _cls in (PhaseObservation, PhaseObservationV1):
+    OBSERVATIONS[_cls.name] = _cls

@@ -142,6 +142,10 @@ def _add_train_command(sub) -> None:
     p.add_argument("--reward", default="diff-waiting-time",
                    help="training reward: diff-waiting-time, queue, pressure, queue-neighbours (own queue plus half of each "
                         "adjacent light's), or one a plug-in registered (default: diff-waiting-time)")
+    p.add_argument("--features", default="phase-features-v2", metavar="LAYOUT",
+                   help="what the policy observes: phase-features-v2 (per phase: queues, occupancy, flows, time "
+                        "since last served, longest queue) or phase-features-v1 (the committed policy's, without the "
+                        "last two) (default: phase-features-v2)")
     p.add_argument("--learning-rate", type=float, default=5e-4,
                    help="optimiser step size; with --resume it replaces the run's (default: 0.0005)")
     p.add_argument("--clip-range", type=float, default=0.2,
@@ -458,7 +462,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                          demand_scale=args.demand_scale, eval_every_steps=args.eval_every, out=out,
                          max_minutes=args.max_minutes, warm_start=args.warm_start,
                          warm_start_episodes=args.warm_start_episodes, warm_start_rounds=args.warm_start_rounds,
-                         reward=args.reward, delta_time_s=args.decision_interval,
+                         reward=args.reward, delta_time_s=args.decision_interval, features=args.features,
                          learning_rate=args.learning_rate, clip_range=args.clip_range, ent_coef=args.ent_coef)
     summary = train(config, resume=args.resume)
     final, best = summary["final"], summary["best"]

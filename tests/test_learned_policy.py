@@ -11,7 +11,7 @@ import torch
 from gymnasium import spaces
 
 from controller.errors import InputError
-from controller.phase_features import MAX_PHASES, SIZE, PhaseFeatures
+from controller.phase_features import DEFAULT_LAYOUT, LAYOUT_V1, LAYOUTS, MAX_PHASES, PhaseFeatures
 from controller.policies.base import DetectorReadings
 from controller.policies.learned import LearnedPolicy, PolicyFile
 from controller.signal_controller import SignalController
@@ -20,7 +20,7 @@ from training.export import export_policy
 
 
 class _Features(gym.Env):
-    observation_space = spaces.Box(0.0, 1.0, (SIZE,), np.float32)
+    observation_space = spaces.Box(0.0, 1.0, (DEFAULT_LAYOUT.size,), np.float32)
     action_space = spaces.Discrete(MAX_PHASES)
 
     def reset(self, *, seed=None, options=None):
@@ -52,7 +52,7 @@ def test_exported_policy_computes_the_trained_network_without_torch(model, tmp_p
     inter = two_phase_intersection()
     path = export_policy(model, tmp_path / "p.npz", [inter], 5.0)
     loaded = PolicyFile(path)
-    obs = np.random.default_rng(0).random((50, SIZE)).astype(np.float32)
+    obs = np.random.default_rng(0).random((50, DEFAULT_LAYOUT.size)).astype(np.float32)
     assert np.allclose(loaded.logits(obs), _torch_logits(model, obs), atol=1e-5)
     # the greedy action of the file is the model's own deterministic action
     actions, _ = model.predict(obs, deterministic=True)
@@ -66,7 +66,7 @@ def test_a_masked_policy_chooses_among_the_lights_own_phases_as_in_training(tmp_
     inter = two_phase_intersection()
     loaded = PolicyFile(export_policy(model, tmp_path / "p.npz", [inter], 5.0))
     assert loaded.action_mask
-    obs = np.random.default_rng(1).random((200, SIZE)).astype(np.float32)
+    obs = np.random.default_rng(1).random((200, DEFAULT_LAYOUT.size)).astype(np.float32)
     masks = np.zeros((200, MAX_PHASES), dtype=bool)
     masks[:, : len(inter.phases)] = True
     actions, _ = model.predict(obs, deterministic=True, action_masks=masks)
@@ -105,7 +105,7 @@ def test_bad_policy_files_give_one_line_errors(model, tmp_path):
     with np.load(path) as data:
         arrays = {k: data[k] for k in data.files}
     meta = json.loads(str(arrays["meta"]))
-    meta["layout"]["size"] = SIZE + 1
+    meta["layout"]["size"] = DEFAULT_LAYOUT.size + 1
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez(tmp_path / "old.npz", **arrays)
     with pytest.raises(InputError, match="layout"):
@@ -133,12 +133,31 @@ def test_learned_policy_decides_every_interval_and_only_its_own_phases(model, tm
     assert not ctrl.monitor.in_flash
 
 
-def test_features_are_the_same_size_for_every_intersection():
+@pytest.mark.parametrize("layout", list(LAYOUTS.values()), ids=list(LAYOUTS))
+def test_features_are_the_same_size_for_every_intersection(layout):
     for inter in (two_phase_intersection(), crossroads_with_crosswalks()):
-        f = PhaseFeatures(inter)
+        f = PhaseFeatures(inter, layout)
         n = len(inter.detectors)
         r = DetectorReadings(0.0, np.zeros(n, bool), np.ones(n), np.ones(n), np.ones(n) * 0.5, np.ones(n))
         x = f(0, None, True, 3.0, False, r, 5.0)
-        assert x.shape == (SIZE,) and x.dtype == np.float32
+        assert x.shape == (layout.size,) and x.dtype == np.float32
         assert 0.0 <= x.min() and x.max() <= 1.0
         assert x[2:].reshape(MAX_PHASES, -1)[:, 0].sum() == len(inter.phases)  # the valid flags
+
+
+def test_a_policy_of_the_first_layout_still_loads_and_decides_on_its_own_features(tmp_path):
+    from sb3_contrib import MaskablePPO
+
+    class _V1(_Features):
+        observation_space = spaces.Box(0.0, 1.0, (LAYOUT_V1.size,), np.float32)
+
+    model = MaskablePPO("MlpPolicy", _V1(), policy_kwargs={"net_arch": [16, 8]}, seed=4, device="cpu")
+    inter = two_phase_intersection()
+    loaded = PolicyFile(export_policy(model, tmp_path / "v1.npz", [inter], 5.0, layout=LAYOUT_V1))
+    assert loaded.layout is LAYOUT_V1
+    policy = LearnedPolicy(loaded)
+    ctrl = SignalController(inter, policy)
+    n = len(inter.detectors)
+    for t in range(30):
+        ctrl.step(DetectorReadings(float(t), np.zeros(n, bool), np.zeros(n), np.zeros(n), np.zeros(n), -np.ones(n)))
+    assert policy.features.layout is LAYOUT_V1 and 0 <= policy._choice < len(inter.phases)

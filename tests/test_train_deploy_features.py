@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from controller.phase_features import FLOW_SCALE_VPS, HEAD_FEATURES, MAX_PHASES, PHASE_FEATURES
+from controller.phase_features import FLOW_SCALE_VPS, LAYOUTS, MAX_PHASES
 from controller.policies.base import Policy, SignalView
 from controller.policies.learned import IntervalFeatures
 
@@ -21,13 +21,14 @@ class _ScriptedLearner(Policy):
 
     name = "scripted"
 
-    def __init__(self, script: list[int]) -> None:
+    def __init__(self, script: list[int], layout) -> None:
         self.script = script
+        self.layout = layout
         self.seen: list[np.ndarray] = []
 
     def reset(self, intersection, step_s: float) -> None:
         super().reset(intersection, step_s)
-        self.interval_features = IntervalFeatures(intersection, step_s, DELTA_S)
+        self.interval_features = IntervalFeatures(intersection, step_s, DELTA_S, self.layout)
 
     def decide(self, view: SignalView) -> int:
         features = self.interval_features.update(view)
@@ -36,9 +37,11 @@ class _ScriptedLearner(Policy):
         return self.script[min(len(self.seen), len(self.script)) - 1]
 
 
+@pytest.mark.parametrize("layout", list(LAYOUTS.values()), ids=list(LAYOUTS))
 @pytest.mark.parametrize("network", ["single", "grid"])
-def test_the_training_observation_is_the_feature_vector_the_deployed_policy_computes(network):
+def test_the_training_observation_is_the_feature_vector_the_deployed_policy_computes(network, layout):
     from envs.episode import Episodes
+    from envs.phase_observation import OBSERVATION_OF_LAYOUT
     from envs.simulation import SignalSimulation, intersections_of
     from networks.catalog import load_network
 
@@ -47,7 +50,12 @@ def test_the_training_observation_is_the_feature_vector_the_deployed_policy_comp
     inters = intersections_of(spec)
     scripts = {i.id: [int(p) for p in rng.integers(0, len(i.phases), DECISIONS)] for i in inters}
 
-    episodes = Episodes(spec, observation="phases", reward="queue", delta_time_s=DELTA_S)
+    episodes = Episodes(spec, observation=OBSERVATION_OF_LAYOUT[layout.name], reward="queue", delta_time_s=DELTA_S)
+    # an earlier episode first: what an observation remembers (when each phase was last served) starts afresh
+    episodes.start(5)
+    for k in range(60):
+        episodes.decide({a: (k // 3) % len(inters[episodes.agent_index[a]].phases) for a in episodes.agents})
+        episodes.observations()
     episodes.start(11)
     trained = [np.stack(episodes.observations())]
     for k in range(DECISIONS - 1):
@@ -55,7 +63,7 @@ def test_the_training_observation_is_the_feature_vector_the_deployed_policy_comp
         trained.append(np.stack(episodes.observations()))
     episodes.close()
 
-    learners = {i.id: _ScriptedLearner(scripts[i.id]) for i in inters}
+    learners = {i.id: _ScriptedLearner(scripts[i.id], layout) for i in inters}
     sim = SignalSimulation(spec, spec.scenario(None), 11, policies=learners)
     while min(len(p.seen) for p in learners.values()) < DECISIONS:
         sim.advance()
@@ -68,8 +76,7 @@ def test_the_training_observation_is_the_feature_vector_the_deployed_policy_comp
         # detector features vary over the run (the comparison is not between two empty vectors)
         assert np.ptp(training[:, 2:], axis=0).max() > 0
         # everything but the advance-loop flow is the very same number
-        flow = [len(HEAD_FEATURES) + slot * len(PHASE_FEATURES) + PHASE_FEATURES.index("advance_flow")
-                for slot in range(MAX_PHASES)]
+        flow = [layout.column(slot, "advance_flow") for slot in range(MAX_PHASES)]
         others = np.setdiff1d(np.arange(deployed.shape[1]), flow)
         bad = np.argwhere(~np.isclose(deployed[:, others], training[:, others], atol=1e-6))
         assert bad.size == 0, f"{inter.id}: first differences (decision, feature) {bad[:5].tolist()}"

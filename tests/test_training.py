@@ -42,6 +42,7 @@ def test_a_run_folder_holds_config_versions_logs_checkpoint_and_policies(run):
     assert overrides["not_a_phase_of_the_light"] == 0  # PPO is masked to each light's own phases
     assert summary["violations"] == 0
     assert PolicyFile(out / "policy-final.npz").meta["network"] == "single"
+    assert PolicyFile(out / "policy-final.npz").layout.name == config.features == "phase-features-v2"
 
 
 def test_the_trained_policy_runs_as_the_rl_controller(run):
@@ -80,7 +81,12 @@ def test_training_refuses_bad_input_with_one_line(run, tmp_path):
                         (("--network", "single", "--scenario", "base", "--reward", "smiles",
                           "--out", str(tmp_path / "d")), "smiles"),
                         (("--network", "single", "--scenario", "base", "--decision-interval", "2.5",
-                          "--out", str(tmp_path / "e")), "decision interval 2.5 s")]:
+                          "--out", str(tmp_path / "e")), "decision interval 2.5 s"),
+                        (("--network", "single", "--scenario", "base", "--features", "phase-features-v9",
+                          "--out", str(tmp_path / "f")), "unknown feature layout 'phase-features-v9'"),
+                        # a run is resumed with the features it observes (its network's input size is fixed)
+                        (("--network", "single", "--scenario", "base", "--features", "phase-features-v1",
+                          "--out", str(config.out), "--resume"), "resume it with --features phase-features-v2")]:
         proc = ondaverde("train", *args)
         assert proc.returncode == 2, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and words in proc.stderr, proc.stderr

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from controller.intersection import Intersection
-from controller.policies.learned import intersection_signature, layout_description
+from controller.phase_features import DEFAULT_LAYOUT, FeatureLayout
+from controller.policies.learned import intersection_signature
 
 
 def _actor_layers(model) -> tuple[list, str]:
@@ -29,7 +30,7 @@ def _actor_layers(model) -> tuple[list, str]:
 
 
 def export_policy(model, path: Path, intersections: list[Intersection], delta_time_s: float,
-                  extra: dict | None = None) -> Path:
+                  extra: dict | None = None, layout: FeatureLayout = DEFAULT_LAYOUT) -> Path:
     """Write ``path`` (``.npz``): the actor's weights, the observation layout, the decision interval and the
     signature of every intersection trained for.
 
@@ -38,9 +39,10 @@ def export_policy(model, path: Path, intersections: list[Intersection], delta_ti
     :param intersections: the intersections the policy was trained on.
     :param delta_time_s: seconds between decisions in training.
     :param extra: more metadata to keep (training configuration, results).
+    :param layout: the feature layout the policy was trained on.
     """
     linears, activation = _actor_layers(model)
-    meta = {"layout": layout_description(), "delta_time_s": delta_time_s, "activation": activation,
+    meta = {"layout": layout.description(), "delta_time_s": delta_time_s, "activation": activation,
             "layers": len(linears), "algo": type(model).__name__,
             # trained with action masking: only the light's own phase slots were ever chosen
             "action_mask": type(model).__name__.startswith("Maskable"),

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from controller.intersection import Intersection
-from controller.phase_features import HEAD_FEATURES, MAX_PHASES, PHASE_FEATURES, SIZE
+from controller.phase_features import DEFAULT_LAYOUT, LAYOUTS, MAX_PHASES, FeatureLayout
 from controller.policies.base import Policy, SignalView
 from controller.policies.learned import IntervalFeatures
 
@@ -32,10 +32,13 @@ class RecordingPolicy(Policy):
     :param teacher: the classical policy whose choices are recorded.
     :param delta_time_s: the learner's decision interval, seconds.
     :param driver: the policy that controls the light (None: the teacher).
+    :param layout: the learner's feature layout.
     """
 
-    def __init__(self, teacher: Policy, delta_time_s: float, driver: Policy | None = None) -> None:
+    def __init__(self, teacher: Policy, delta_time_s: float, driver: Policy | None = None,
+                 layout: FeatureLayout = DEFAULT_LAYOUT) -> None:
         self.teacher = teacher
+        self.layout = layout
         self.driver = driver
         self.delta_time_s = delta_time_s
         self.name = f"recording-{teacher.name}"
@@ -47,7 +50,7 @@ class RecordingPolicy(Policy):
         self.teacher.reset(intersection, step_s)
         if self.driver is not None:
             self.driver.reset(intersection, step_s)
-        self.interval_features = IntervalFeatures(intersection, step_s, self.delta_time_s)
+        self.interval_features = IntervalFeatures(intersection, step_s, self.delta_time_s, self.layout)
 
     def decide(self, view: SignalView) -> int:
         choice = self.teacher.decide(view)
@@ -62,7 +65,7 @@ class RecordingPolicy(Policy):
 class Demonstration:
     """One recorded teacher episode, every light's decisions stacked.
 
-    :param observations: (decisions, SIZE) phase features.
+    :param observations: (decisions, layout size) phase features.
     :param actions: (decisions,) the teacher's phase index.
     :param masks: (decisions, MAX_PHASES) the light's own phase slots.
     :param returns: (decisions,) discounted sum of the training reward from each decision on.
@@ -93,7 +96,8 @@ def discounted(rewards: np.ndarray, gamma: float) -> np.ndarray:
 
 
 def record_episode(network: str, scenario: str, teacher: str, seed: int, demand_scale: float,
-                   delta_time_s: float, reward: str, gamma: float, driver: Path | None = None) -> Demonstration:
+                   delta_time_s: float, reward: str, gamma: float, driver: Path | None = None,
+                   layout: str = DEFAULT_LAYOUT.name) -> Demonstration:
     """Run one episode with ``teacher`` at every light (through the core) and record it.
 
     :param network: network name or folder.
@@ -106,6 +110,7 @@ def record_episode(network: str, scenario: str, teacher: str, seed: int, demand_
     :param gamma: discount per decision for the returns.
     :param driver: a policy file that controls the lights while the teacher is recorded (None: the teacher
         controls them).
+    :param layout: name of the learner's feature layout.
     """
     from controller.policies.learned import LearnedPolicy, PolicyFile
     from controller.policies.registry import make_policy
@@ -116,8 +121,10 @@ def record_episode(network: str, scenario: str, teacher: str, seed: int, demand_
     spec = load_network(network)
     inters = intersections_of(spec)
     loaded = PolicyFile(driver) if driver is not None else None
+    features = LAYOUTS[layout]
     recorders = {i.id: RecordingPolicy(make_policy(teacher), delta_time_s,
-                                       LearnedPolicy(loaded) if loaded is not None else None) for i in inters}
+                                       LearnedPolicy(loaded) if loaded is not None else None, features)
+                 for i in inters}
     sim = SignalSimulation(spec, spec.scenario(scenario), seed, policies=recorders, demand_scale=demand_scale)
     try:
         reward_fns = make_rewards(reward, inters, sim.backend.fast)
@@ -138,7 +145,7 @@ def record_episode(network: str, scenario: str, teacher: str, seed: int, demand_
     for k, i in enumerate(inters):
         rec = recorders[i.id]
         n = min(len(rec.choices), len(rewards[k]))
-        obs.append(np.asarray(rec.features[:n], dtype=np.float32).reshape(n, SIZE))
+        obs.append(np.asarray(rec.features[:n], dtype=np.float32).reshape(n, features.size))
         acts.append(np.asarray(rec.choices[:n], dtype=np.int64))
         mask = np.zeros((n, MAX_PHASES), dtype=bool)
         mask[:, : len(i.phases)] = True
@@ -152,7 +159,7 @@ def record_episode(network: str, scenario: str, teacher: str, seed: int, demand_
 
 def record(network: str, scenarios: tuple[str, ...], teacher: str, seeds: list[int], demand_scales: list[float],
            delta_time_s: float, reward: str, gamma: float, jobs: int = 2,
-           driver: Path | None = None) -> list[Demonstration]:
+           driver: Path | None = None, layout: str = DEFAULT_LAYOUT.name) -> list[Demonstration]:
     """Record teacher episodes in parallel processes (one SUMO each); scenario k is ``scenarios[k % len]``.
 
     :param network: network name or folder.
@@ -165,8 +172,9 @@ def record(network: str, scenarios: tuple[str, ...], teacher: str, seeds: list[i
     :param gamma: discount per decision.
     :param jobs: parallel processes.
     :param driver: a policy file that controls the lights while the teacher is recorded (None: the teacher).
+    :param layout: name of the learner's feature layout.
     """
-    args = [(network, scenarios[k % len(scenarios)], teacher, s, d, delta_time_s, reward, gamma, driver)
+    args = [(network, scenarios[k % len(scenarios)], teacher, s, d, delta_time_s, reward, gamma, driver, layout)
             for k, (s, d) in enumerate(zip(seeds, demand_scales))]
     if jobs <= 1 or len(args) == 1:
         return [record_episode(*a) for a in args]
@@ -175,7 +183,7 @@ def record(network: str, scenarios: tuple[str, ...], teacher: str, seeds: list[i
 
 
 def fit(model, demos: list[Demonstration], epochs: int, batch_size: int = 512, value_weight: float = 0.5,
-        seed: int = 0) -> dict:
+        seed: int = 0, layout: FeatureLayout = DEFAULT_LAYOUT) -> dict:
     """Fit a MaskablePPO model's actor to the teacher's choices (masked cross-entropy) and its critic to the
     recorded returns, with the model's own optimiser.
 
@@ -185,6 +193,7 @@ def fit(model, demos: list[Demonstration], epochs: int, batch_size: int = 512, v
     :param batch_size: samples per gradient step.
     :param value_weight: weight of the critic's squared error against the cross-entropy.
     :param seed: shuffling seed.
+    :param layout: the feature layout of the recorded observations.
     :return: the fit's final accuracy (share of decisions where the actor's choice is the teacher's), its
         cross-entropy and the critic's explained variance, all on the training data; for scale, the accuracy of
         always asking for the current phase (``keep_accuracy``) and of always naming the teacher's most frequent
@@ -216,7 +225,7 @@ def fit(model, demos: list[Demonstration], epochs: int, batch_size: int = 512, v
         chosen, _ = model.predict(obs.numpy(), deterministic=True, action_masks=mask)
     values = values.flatten().numpy()
     labels = act.numpy()
-    current = obs.numpy()[:, len(HEAD_FEATURES):].reshape(n, MAX_PHASES, len(PHASE_FEATURES))[:, :, 1].argmax(axis=1)
+    current = obs.numpy()[:, [layout.column(k, "current") for k in range(MAX_PHASES)]].argmax(axis=1)
     explained = 1.0 - float(np.var(ret.numpy() - values) / max(np.var(ret.numpy()), 1e-12))
     return {"decisions": int(n), "accuracy": float(np.mean(chosen == labels)),
             "keep_accuracy": float(np.mean(current == labels)),

@@ -18,7 +18,7 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
-from controller.phase_features import MAX_PHASES, SIZE
+from controller.phase_features import DEFAULT_LAYOUT, LAYOUTS, MAX_PHASES
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class EpisodeDraw:
     :param base_seed: SUMO seeds of worker *w* are ``base_seed + 1000 * w + episode``.
     :param delta_time_s: seconds between decisions.
     :param reward: reward function name (``envs.rewards``).
+    :param layout: name of the feature layout the slots observe (``controller.phase_features.LAYOUTS``).
     """
 
     network: str
@@ -39,14 +40,17 @@ class EpisodeDraw:
     base_seed: int = 0
     delta_time_s: float = 5.0
     reward: str = "diff-waiting-time"
+    layout: str = DEFAULT_LAYOUT.name
 
 
 def _worker(conn, draw: EpisodeDraw, worker: int) -> None:
     """One SUMO process: answers ``reset``/``step``/``close`` from the parent (which runs the policy)."""
     from envs.episode import Episodes
+    from envs.phase_observation import OBSERVATION_OF_LAYOUT
 
     rng = np.random.default_rng(draw.base_seed * 7919 + worker)
-    episodes = Episodes(draw.network, draw.scenarios[0], delta_time_s=draw.delta_time_s, observation="phases",
+    episodes = Episodes(draw.network, draw.scenarios[0], delta_time_s=draw.delta_time_s,
+                        observation=OBSERVATION_OF_LAYOUT[draw.layout],
                         reward=draw.reward)
     agents = episodes.agents
     n_phases = np.array([len(episodes.intersections[episodes.agent_index[a]].phases) for a in agents])
@@ -129,7 +133,7 @@ class SharedSignalVecEnv(VecEnv):
         #: phase machine had to defer (min green, clearances)
         self.counters: list[dict] = [{} for _ in range(n_workers)]
         self._actions = None
-        super().__init__(n_workers * self.n_lights, spaces.Box(0.0, 1.0, (SIZE,), np.float32),
+        super().__init__(n_workers * self.n_lights, spaces.Box(0.0, 1.0, (LAYOUTS[draw.layout].size,), np.float32),
                          spaces.Discrete(MAX_PHASES))
 
     def _recv(self, conn):

@@ -39,6 +39,7 @@ class TrainConfig:
     :param demand_scale: (low, high) of the uniform per-episode demand scale.
     :param delta_time_s: seconds between decisions.
     :param reward: reward function name.
+    :param features: name of the feature layout the policy observes (``controller.phase_features.LAYOUTS``).
     :param net_arch: hidden layer sizes of the (small) MLP.
     :param learning_rate: optimiser step size.
     :param n_steps: PPO rollout length per slot, decisions (small: many slots fill a rollout quickly).
@@ -70,6 +71,7 @@ class TrainConfig:
     demand_scale: tuple[float, float] = (0.8, 1.2)
     delta_time_s: float = 5.0
     reward: str = "diff-waiting-time"
+    features: str = "phase-features-v2"
     net_arch: tuple[int, ...] = (64, 64)
     learning_rate: float = 5e-4
     n_steps: int = 64
@@ -93,8 +95,11 @@ class TrainConfig:
         if self.timesteps < 0 or (self.timesteps == 0 and not self.warm_start) or self.n_envs <= 0 \
                 or self.eval_every_steps <= 0:
             raise InputError("timesteps (0 only with a warm start), n-envs and eval-every must be positive")
+        from controller.phase_features import LAYOUTS
         from envs.rewards import REWARDS
 
+        if self.features not in LAYOUTS:
+            raise InputError(f"unknown feature layout {self.features!r}; choose from: {', '.join(LAYOUTS)}")
         if self.reward not in REWARDS:
             raise InputError(f"unknown reward {self.reward!r}; choose from: {', '.join(REWARDS)}")
         if self.warm_start:
@@ -173,6 +178,7 @@ def evaluate_policy_file(config: TrainConfig, policy: Path) -> dict:
 def _warm_start(config: TrainConfig, model, export, evaluations: Path) -> dict:
     """Record the teacher's episodes, fit the model to them, export and evaluate the result (``warm_start.json``,
     ``policy-warm-start.npz`` and a line of ``evaluations.jsonl`` at 0 decisions)."""
+    from controller.phase_features import LAYOUTS
     from training.imitation import fit, record
 
     start = time.perf_counter()
@@ -186,10 +192,10 @@ def _warm_start(config: TrainConfig, model, export, evaluations: Path) -> dict:
         t = time.perf_counter()
         new = record(config.network, tuple(config.scenarios), config.warm_start, seeds[r * n:(r + 1) * n],
                      scales[r * n:(r + 1) * n], config.delta_time_s, config.reward, config.gamma, jobs=config.n_envs,
-                     driver=policy if r else None)
+                     driver=policy if r else None, layout=config.features)
         recorded_s += time.perf_counter() - t
         demos += new
-        fitted = fit(model, demos, config.warm_start_epochs, seed=config.seed + r)
+        fitted = fit(model, demos, config.warm_start_epochs, seed=config.seed + r, layout=LAYOUTS[config.features])
         rounds.append({**fitted, "driver": "policy" if r else config.warm_start,
                        "driver_delay_s": [d.delay_s for d in new]})
         export(policy)
@@ -211,6 +217,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     from stable_baselines3.common.callbacks import BaseCallback
     from tqdm import tqdm
 
+    from controller.phase_features import LAYOUTS
     from envs.simulation import intersections_of
     from networks.catalog import load_network
     from training.export import export_policy
@@ -228,6 +235,14 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         raise InputError(f"{out}: run folder exists; pass --resume to continue it or choose another --out")
     if resume and not checkpoint.is_file():
         raise InputError(f"{checkpoint}: nothing to resume")
+    if resume and (out / "config.json").is_file():
+        try:  # runs from before the layouts were named observed the first one
+            trained_on = json.loads((out / "config.json").read_text()).get("features", "phase-features-v1")
+        except (ValueError, AttributeError):
+            raise InputError(f"{out / 'config.json'}: not a run configuration") from None
+        if trained_on != config.features:
+            raise InputError(f"{out}: the run observes feature layout {trained_on!r}; resume it with "
+                             f"--features {trained_on}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), default=str, indent=2) + "\n")
     (out / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
@@ -236,7 +251,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     source = (str(Path(config.network).expanduser().resolve()) if str(config.network).endswith(".sumocfg")
               else str(network.folder))
     draw = EpisodeDraw(source, tuple(config.scenarios), tuple(config.demand_scale), config.seed,
-                       config.delta_time_s, config.reward)
+                       config.delta_time_s, config.reward, config.features)
     env = SharedSignalVecEnv(draw, config.n_envs)
     model = _model(config, env, checkpoint if resume else None)
     evaluations = out / "evaluations.jsonl"
@@ -246,7 +261,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     def export(path: Path) -> Path:
         return export_policy(model, path, inters, config.delta_time_s,
                              {"network": network.name, "scenarios": list(config.scenarios),
-                              "timesteps": int(model.num_timesteps)})
+                              "timesteps": int(model.num_timesteps)}, layout=LAYOUTS[config.features])
 
     if config.warm_start and not resume:
         warm = _warm_start(config, model, export, evaluations)

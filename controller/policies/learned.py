@@ -15,11 +15,9 @@ import numpy as np
 
 from controller.errors import InputError
 from controller.intersection import Intersection
-from controller.phase_features import HEAD_FEATURES, MAX_PHASES, PHASE_FEATURES, SIZE, PhaseFeatures
+from controller.phase_features import DEFAULT_LAYOUT, LAYOUTS, FeatureLayout, PhaseFeatures
 from controller.policies.base import Interval, Policy, SignalView
 
-#: Name of the observation layout a policy file must declare.
-LAYOUT = "phase-features-v1"
 _ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0)}
 
 
@@ -27,12 +25,6 @@ def intersection_signature(intersection: Intersection) -> dict:
     """What must not change between training and use: phases (green links) and detectors (id, kind, links)."""
     return {"phases": [sorted(p.greens) for p in intersection.phases],
             "detectors": [[d.id, d.kind, sorted(d.links)] for d in intersection.detectors]}
-
-
-def layout_description() -> dict:
-    """The observation layout, as stored in a policy file."""
-    return {"name": LAYOUT, "size": SIZE, "max_phases": MAX_PHASES, "head": list(HEAD_FEATURES),
-            "phase_features": list(PHASE_FEATURES)}
 
 
 class PolicyFile:
@@ -52,9 +44,13 @@ class PolicyFile:
             raise InputError(f"{path}: policy file not found") from None
         except (OSError, KeyError, ValueError) as exc:
             raise InputError(f"{path}: not a policy file ({exc})") from None
-        if meta.get("layout") != layout_description():
-            raise InputError(f"{path}: observation layout {meta.get('layout', {}).get('name')!r} differs from this "
-                             f"version's {LAYOUT!r}")
+        stored = meta.get("layout") if isinstance(meta.get("layout"), dict) else {}
+        known = LAYOUTS.get(stored.get("name"))
+        if known is None or stored != known.description():
+            raise InputError(f"{path}: observation layout {stored.get('name')!r} is not one this version knows "
+                             f"({', '.join(LAYOUTS)})")
+        #: the feature layout the policy was trained on
+        self.layout: FeatureLayout = known
         self.path = path
         self.meta = meta
         self.delta_time_s = float(meta["delta_time_s"])
@@ -95,10 +91,12 @@ class IntervalFeatures:
     :param intersection: the intersection.
     :param step_s: controller step, seconds.
     :param delta_time_s: seconds between decisions.
+    :param layout: the feature layout.
     """
 
-    def __init__(self, intersection: Intersection, step_s: float, delta_time_s: float) -> None:
-        self.features = PhaseFeatures(intersection)
+    def __init__(self, intersection: Intersection, step_s: float, delta_time_s: float,
+                 layout: FeatureLayout = DEFAULT_LAYOUT) -> None:
+        self.features = PhaseFeatures(intersection, layout)
         self.step_s = step_s
         self.every = max(1, round(delta_time_s / step_s))
         self._steps = 0
@@ -142,7 +140,7 @@ class LearnedPolicy(Policy):
     def reset(self, intersection: Intersection, step_s: float) -> None:
         super().reset(intersection, step_s)
         self.file.check(intersection)
-        self.interval_features = IntervalFeatures(intersection, step_s, self.file.delta_time_s)
+        self.interval_features = IntervalFeatures(intersection, step_s, self.file.delta_time_s, self.file.layout)
         self.features = self.interval_features.features
         self._choice: int | None = None
 
