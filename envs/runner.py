@@ -120,7 +120,7 @@ class RunResult:
 
 def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed: int, gui: bool = False,
                 work_dir: Path | None = None, progress=None, policy_file: Path | None = None,
-                dilemma_zone: str | None = None, input_lag_s: int = 0) -> RunResult:
+                dilemma_zone: str | None = None, input_lag_s: int = 0, by_light: bool = False) -> RunResult:
     """Simulate ``scenario_name`` of ``network`` under ``controller`` with SUMO seed ``seed``.
 
     :param network: the network.
@@ -134,6 +134,8 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
     :param dilemma_zone: ``count`` or ``protect`` (see :class:`envs.simulation.SignalSimulation`), or None.
     :param input_lag_s: whole seconds between a detector reading and the controllers acting on it (a central
         system's latency; the live loop in lock step has 1); SUMO's own controllers read inside SUMO and take none.
+    :param by_light: add each light's share of the time loss to the metrics (``delay_by_light``, seconds per
+        scheduled vehicle; :mod:`envs.light_delay`).
     """
     check_controller(controller)
     name, (controller, preempt, tsp) = controller, split_controller(controller)
@@ -145,18 +147,19 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
     check_input_lag([name], input_lag_s)
     modes["input_lag_s"] = input_lag_s
     if controller in SUMO_REFERENCE_CONTROLLERS:
-        sim = SignalSimulation(network, scenario, seed, reference=controller, work_dir=work_dir, gui=gui)
+        sim = SignalSimulation(network, scenario, seed, reference=controller, work_dir=work_dir, gui=gui,
+                               light_delay=by_light)
     elif controller == LEARNED:
         loaded = PolicyFile(policy_file_for(network, policy_file))
         policies = {i.id: LearnedPolicy(loaded) for i in intersections_of(network)}
         for i in intersections_of(network):  # refuse a mismatch before SUMO starts
             loaded.check(i)
         sim = SignalSimulation(network, scenario, seed, policies=policies, work_dir=work_dir, gui=gui,
-                               dilemma_zone=dilemma_zone, **modes)
+                               dilemma_zone=dilemma_zone, light_delay=by_light, **modes)
     else:
         policies = {i.id: make_policy(controller) for i in intersections_of(network)}
         sim = SignalSimulation(network, scenario, seed, policies=policies, work_dir=work_dir, gui=gui,
-                               dilemma_zone=dilemma_zone, **modes)
+                               dilemma_zone=dilemma_zone, light_delay=by_light, **modes)
     try:
         sim.run_to_end(progress)
         # every emergency vehicle's delay and each bus line type's, to compare runs with and without the modes

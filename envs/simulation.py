@@ -21,6 +21,7 @@ from envs.sumo_backend import SumoBackend, SumoRun
 from envs.sumo_programs import SUMO_REFERENCE_CONTROLLERS, write_reference_program
 from networks.catalog import NetworkSpec, ScenarioSpec
 from networks.derive import derive_intersections
+from envs.light_delay import time_loss_by_light, write_edge_data_additional
 from networks.detectors import write_detector_additional
 
 
@@ -85,6 +86,8 @@ class SignalSimulation:
     :param measure_priority_vehicles: follow emergency vehicles and buses to measure their delay through each signal
         even with neither mode on (the comparison with and without them needs it); off for the learning
         environments, whose episodes are not reported this way (it costs a few per cent of the step time).
+    :param light_delay: have SUMO write edge data, so :meth:`close_with_priority_delays` adds each light's share
+        of the time loss (``delay_by_light``, :mod:`envs.light_delay`).
     """
 
     def __init__(self, network: NetworkSpec, scenario: ScenarioSpec, seed: int, policies=None,
@@ -93,7 +96,7 @@ class SignalSimulation:
                  demand_scale: float = 1.0, dilemma_zone: str | None = None, preempt: bool = False,
                  transit_priority: bool = False, measure_priority_vehicles: bool = True,
                  preempt_route_s: float | None = None, input_lag_s: int = 0,
-                 pedestrian_buttons: bool = False) -> None:
+                 pedestrian_buttons: bool = False, light_delay: bool = False) -> None:
         if dilemma_zone not in (None, "count", "protect"):
             raise InputError(f"dilemma zone {dilemma_zone!r} is not count or protect")
         # (checked before SUMO starts: libsumo holds one simulation per process, and a refused run must not keep it)
@@ -126,6 +129,9 @@ class SignalSimulation:
                                                       self.intersections))
         self.tripinfo = work_dir / "tripinfo.xml"
         self.statistics = work_dir / "statistics.xml"
+        self.edge_data = work_dir / "edgedata.xml" if light_delay else None
+        if self.edge_data is not None:
+            additional.append(write_edge_data_additional(work_dir / "edgedata.add.xml", self.edge_data))
         if demand_scale <= 0:
             raise InputError(f"demand scale {demand_scale} must be positive")
         scale = ("--scale", f"{demand_scale:g}") if demand_scale != 1.0 else ()
@@ -318,6 +324,8 @@ class SignalSimulation:
 
         metrics = self.close().to_dict()
         metrics.update(priority_delays(self.tripinfo, self._vtype_classes, self.scenario.begin_s, self.scenario.end_s))
+        if self.edge_data is not None:
+            metrics["delay_by_light"] = time_loss_by_light(self.edge_data, self.intersections, metrics["scheduled"])
         return metrics
 
     def cleanup(self) -> None:

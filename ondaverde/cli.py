@@ -157,6 +157,13 @@ def _add_train_command(sub) -> None:
                         "evaluated (default: no limit)")
 
 
+def _add_by_light(p: argparse.ArgumentParser) -> None:
+    """--by-light of simulate and evaluate."""
+    p.add_argument("--by-light", action="store_true",
+                   help="also show where the delay is: the time loss on each traffic light's approaches, seconds per "
+                        "scheduled vehicle, from SUMO's edge data output (in --json: delay_by_light)")
+
+
 def _add_input_lag(p: argparse.ArgumentParser) -> None:
     """--input-lag of simulate and evaluate."""
     p.add_argument("--input-lag", type=int, default=0, metavar="S",
@@ -185,6 +192,7 @@ def _add_run_commands(sub, controllers: str, add_network_args) -> None:
     p.add_argument("--policy", type=Path, default=None, metavar="NPZ",
                    help="trained policy file for the rl controller (default: the network folder's rl-policy.npz)")
     _add_input_lag(p)
+    _add_by_light(p)
     p.add_argument("--dilemma-zone", choices=["count", "protect"], default=None,
                    help="count: read SUMO radar tracks and report vehicles caught 2.5-5.5 s from the stop bar at "
                         "yellow onsets (dilemma_caught, yellow_onsets); protect: also hold greens while a tracked "
@@ -209,6 +217,7 @@ def _add_run_commands(sub, controllers: str, add_network_args) -> None:
     p.add_argument("--policy", type=Path, default=None, metavar="NPZ",
                    help="trained policy file for the rl controller (default: the network folder's rl-policy.npz)")
     _add_input_lag(p)
+    _add_by_light(p)
     p.add_argument("--through", choices=("core", "virtual"), default="core",
                    help="core: the core steps SUMO directly; virtual: every run goes through the whole live loop "
                         "(`ondaverde run --sumo`: SUMO <-> one virtual Modbus controller per light <-> the daemon, "
@@ -325,13 +334,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
               leave=False, disable=None) as bar:
         result = run_episode(network, scenario, args.controller, args.seed, gui=args.gui,
                              work_dir=args.keep_output, progress=bar.update, policy_file=args.policy,
-                             dilemma_zone=args.dilemma_zone, input_lag_s=args.input_lag)
+                             dilemma_zone=args.dilemma_zone, input_lag_s=args.input_lag, by_light=args.by_light)
     record = result.record()
     if args.json:
         print(json.dumps(record))
     else:
         for key, value in record.items():
+            if key == "delay_by_light":
+                continue
             print(f"{key:>14}: {value:.2f}" if isinstance(value, float) else f"{key:>14}: {value}")
+        if args.by_light:
+            from training.light_report import format_by_light
+
+            print(format_by_light([record]))
     return 0
 
 
@@ -345,7 +360,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     network, scenario = resolve_network(args)
     scenarios = args.scenarios or [scenario]
     records = evaluate(network, scenarios, args.controllers, args.seeds, args.jobs, policy_file=args.policy,
-                       through=args.through, input_lag_s=args.input_lag)
+                       through=args.through, input_lag_s=args.input_lag, by_light=args.by_light)
     rows = summarise(records)
     if args.json:
         print(json.dumps(records))
@@ -360,6 +375,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         report = format_report(records)
         if report:
             print(report)
+        if args.by_light:
+            from training.light_report import format_by_light
+
+            print(format_by_light(records))
     if args.plot is not None:
         plot_delay(rows, args.plot, f"{network.name}: delay by controller")
         print(f"plot written to {args.plot}", file=sys.stderr)

@@ -30,17 +30,18 @@ THROUGH = ("core", "virtual")
 
 
 def _one(args: tuple) -> dict:
-    network, scenario, controller, seed, policy_file, through, input_lag_s = args
+    network, scenario, controller, seed, policy_file, through, input_lag_s, by_light = args
     if through == "virtual":
         from training.loop_runs import loop_record
 
         return loop_record(network, scenario, controller, seed, policy_file)
-    return run_episode(network, scenario, controller, seed, policy_file=policy_file, input_lag_s=input_lag_s).record()
+    return run_episode(network, scenario, controller, seed, policy_file=policy_file, input_lag_s=input_lag_s,
+                       by_light=by_light).record()
 
 
 def evaluate(network: NetworkSpec, scenarios: list[str], controllers: list[str], seeds: list[int],
              jobs: int | None = None, progress: bool = True, policy_file: Path | None = None,
-             through: str = "core", input_lag_s: int = 0) -> list[dict]:
+             through: str = "core", input_lag_s: int = 0, by_light: bool = False) -> list[dict]:
     """Run every controller × scenario × seed; return one record per run (see RunResult.record).
 
     :param network: the network.
@@ -53,12 +54,15 @@ def evaluate(network: NetworkSpec, scenarios: list[str], controllers: list[str],
     :param through: ``core`` or ``virtual`` (see :data:`THROUGH`).
     :param input_lag_s: core runs: whole seconds between a detector reading and the controllers acting on it
         (the loop in lock step has 1 of its own: ``virtual`` takes no other).
+    :param by_light: core runs: add each light's share of the time loss to the records (``delay_by_light``).
     """
     if through not in THROUGH:
         raise InputError(f"unknown --through {through!r}; choose from: {', '.join(THROUGH)}")
     check_input_lag(controllers, input_lag_s)
     if input_lag_s and through == "virtual":
         raise InputError("--input-lag is for core runs: the loop's lag is its own (1 s in lock step)")
+    if by_light and through == "virtual":
+        raise InputError("--by-light is for core runs (--through core)")
     for c in controllers:
         check_controller(c)
         if split_controller(c)[0] == LEARNED:
@@ -70,7 +74,7 @@ def evaluate(network: NetworkSpec, scenarios: list[str], controllers: list[str],
     for s in scenarios:
         network.scenario(s)
     intersections_of(network)  # a net that cannot be controlled is refused before any run starts
-    tasks = [(network, s, c, seed, policy_file, through, input_lag_s)
+    tasks = [(network, s, c, seed, policy_file, through, input_lag_s, by_light)
              for s in scenarios for c in controllers for seed in seeds]
     return run_parallel(_one, tasks, jobs, progress)
 
