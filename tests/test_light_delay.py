@@ -58,7 +58,9 @@ def test_evaluate_by_light_prints_a_line_per_light_and_keeps_the_shares_in_json(
     table = format_by_light(records)
     lines = table.splitlines()
     assert lines[1].split() == ["light", "fixed", "actuated"]
-    assert [line.split()[0] for line in lines[3:]] == ["C", ELSEWHERE, "sum"]
+    assert [line.split()[0] for line in lines[3:6]] == ["C", ELSEWHERE, "sum"]
+    lowest = min(r["delay_by_light"]["C"] for r in records) + min(r["delay_by_light"][ELSEWHERE] for r in records)
+    assert lines[6].startswith(f"lowest of each line, summed: {lowest:.2f}")
     fixed, actuated = (r["delay_by_light"]["C"] for r in records)
     row = lines[3].split()
     assert row[1 + (actuated < fixed)].endswith("*") and not row[2 - (actuated < fixed)].endswith("*")

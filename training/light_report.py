@@ -25,7 +25,9 @@ def by_light_means(records: list[dict]) -> dict[str, dict[str, dict[str, float]]
 
 def format_by_light(records: list[dict]) -> str:
     """One table per scenario: a line per light (largest share under the first controller first, ``elsewhere``
-    and the sum last), a column per controller; ``*`` marks each line's lowest.
+    and the sum last), a column per controller; ``*`` marks each line's lowest. Below it, with several
+    controllers, the sum of the lowest share of each line: what the best controller at each light would give if
+    the lights did not affect each other (they do: a bound to read with care, not a result).
 
     :param records: evaluate's records, each with ``delay_by_light``.
     """
@@ -48,5 +50,9 @@ def format_by_light(records: list[dict]) -> str:
                  "  ".join("-" * w for w in widths)]
         lines += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
                   for row in cells]
+        if len(controllers) > 1:
+            lowest = sum(min(values) for _, values in rows[:-1])
+            lines.append(f"lowest of each line, summed: {lowest:.2f} (each light under its best controller, as if "
+                         f"the lights did not interact)")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
