@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
+from xml.sax.saxutils import quoteattr
 from pathlib import Path
 
 from controller.errors import InputError
@@ -26,8 +27,8 @@ def write_edge_data_additional(path: Path, output: Path) -> Path:
     :param path: the additional file to write.
     :param output: where SUMO writes the edge data.
     """
-    path.write_text(f'<additional>\n    <edgeData id="ondaverde-by-light" file="{output}" excludeEmpty="true"/>\n'
-                    f'</additional>\n')
+    path.write_text(f'<additional>\n    <edgeData id="ondaverde-by-light" file={quoteattr(str(output))} '
+                    f'excludeEmpty="true"/>\n</additional>\n')
     return path
 
 

@@ -17,11 +17,11 @@ from controller.signal_controller import SignalController
 from envs.priority_vehicles import SumoPriorityVehicles, configure as configure_priority
 from envs.radar_tracks import SumoRadar
 from envs.metrics import RunMetrics, read_metrics, read_vtype_classes, sumo_output_args
+from envs.light_delay import time_loss_by_light, write_edge_data_additional
 from envs.sumo_backend import SumoBackend, SumoRun
 from envs.sumo_programs import SUMO_REFERENCE_CONTROLLERS, write_reference_program
 from networks.catalog import NetworkSpec, ScenarioSpec
 from networks.derive import derive_intersections
-from envs.light_delay import time_loss_by_light, write_edge_data_additional
 from networks.detectors import write_detector_additional
 
 
