@@ -84,6 +84,8 @@ class PhaseStatus:
     :param control_status: NTCIP unitControlStatus (2 system control, 4 backup mode).
     :param clock_s: the cabinet's clock, whole seconds.
     :param preempt_active: preempts being served (entry to exit), bit *k - 1* = preempt *k*.
+    :param ped_calls: phases with a pedestrian call registered and not yet served (NTCIP
+        phaseStatusGroupPedCalls): the cabinet's push buttons.
     """
 
     greens: int = 0
@@ -98,6 +100,7 @@ class PhaseStatus:
     control_status: int = CONTROL_BACKUP
     clock_s: int = 0
     preempt_active: int = 0
+    ped_calls: int = 0
 
 
 @dataclass
@@ -168,6 +171,16 @@ class FieldCabinet:
     def set_preempt_inputs(self, numbers) -> None:
         """The cabinet's preempt inputs now on (1-based preempt numbers; others are off)."""
         self.preempt_inputs = frozenset(int(n) for n in numbers)
+
+    def press_pedestrian_buttons(self, phases) -> None:
+        """Pedestrian push buttons pressed now on the crosswalks of ``phases`` (indices): the cabinet registers the
+        calls itself, as a field controller does (its phase machine times the walk at the phase's next green), and
+        reports them (:attr:`PhaseStatus.ped_calls`) for the central system to see. Phases without crosswalks are
+        ignored."""
+        self.controller.call_pedestrians([p for p in phases if p in self._ped_phases])
+
+    #: the name the SUMO push-button model calls (:class:`envs.pedestrian_buttons.SumoPedestrianButtons`)
+    call_pedestrians = press_pedestrian_buttons
 
     def set_priority_inputs(self, phases) -> None:
         """The cabinet's transit priority detector inputs now on (1-based phase numbers; others are off)."""
@@ -264,7 +277,7 @@ class FieldCabinet:
                            ped_clears=clears, dont_walks=phase_mask(self._ped_phases) & ~(walks | clears),
                            phase_ons=1 << m.phase, phase_nexts=nexts, flash_status=FLASH_NOT,
                            control_status=self._control(), clock_s=int(self.time_s),
-                           preempt_active=self._preempt_mask())
+                           preempt_active=self._preempt_mask(), ped_calls=phase_mask(m.pedestrian_calls))
 
     def preempt_state(self, number: int) -> int:
         """NTCIP 1202 preemptState of preempt ``number``: 2 not active, 3 not active with call, 4 entry started,

@@ -114,6 +114,9 @@ class CentralIntersection:
         self.link, self.unit = link, unit
         self.heartbeat = 0
         self.last_clock: int | None = None
+        #: per phase: it serves a crosswalk (a pedestrian call reported for it is mirrored)
+        self._has_crosswalk = [any(intersection.links[i].kind == "pedestrian" for i in p.greens)
+                               for p in intersection.phases]
         #: the cabinet's seconds, unwrapped: its clock register counts modulo 65536 s (18 h 12 min), but the core's
         #: timers (gap, detector health, radar) need a time that never goes back
         self.elapsed_s = 0
@@ -195,6 +198,10 @@ class CentralIntersection:
             preemption.set_inputs(set(inputs.unit.get("preempt_inputs", ())) | self.preempt_commands)
         if self.controller.modes.priority is not None:
             self._follow_priority_inputs(frozenset(inputs.unit.get("priority_inputs", ())))
+        if inputs.status.ped_calls:  # the cabinet's push buttons: its machine times the walks, so does this core
+            ped = inputs.status.ped_calls
+            self.controller.call_pedestrians([p for p in range(len(self.intersection.phases)) if ped >> p & 1
+                                              and self._has_crosswalk[p]])
         catch_up = behind - 1 if 1 < behind <= MAX_CATCH_UP_S else 0
         for k in range(catch_up):
             self.controller.step(readings)

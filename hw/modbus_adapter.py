@@ -108,7 +108,7 @@ class ModbusAdapter:
         m = self.map
         names = ("greens", "yellows", "reds", "walks", "ped_clears", "dont_walks", "flash_status", "safety_state",
                  "last_fault", "heartbeat_echo", "control_status", "clock", "phase_ons", "phase_nexts",
-                 "preempt_status")
+                 "preempt_status", "ped_calls")
         first = min(getattr(m, name) for name in names)
         last = max(getattr(m, name) for name in names)
         regs = (await self._call("read of status registers", unit, "read_input_registers", first,
@@ -116,7 +116,8 @@ class ModbusAdapter:
         r = {name: regs[getattr(m, name) - first] for name in names}
         self._check(unit, r)
         status = PhaseStatus(r["greens"], r["yellows"], r["reds"], r["walks"], r["ped_clears"], r["dont_walks"],
-                             r["phase_ons"], r["phase_nexts"], r["flash_status"], r["control_status"], r["clock"])
+                             r["phase_ons"], r["phase_nexts"], r["flash_status"], r["control_status"], r["clock"],
+                             ped_calls=r["ped_calls"])
         n = n_detectors
         # detector, preempt and priority inputs in one read when they lie within one request's reach (the default
         # map: 0..82), else one read per block
@@ -158,7 +159,8 @@ class ModbusAdapter:
     def _check(self, unit: int, r: dict) -> None:
         """Refuse status values no cabinet reports (garbage on the line, a wrong map)."""
         where = f"modbus {self.host}:{self.port} unit {unit}"
-        for name in ("greens", "yellows", "reds", "walks", "ped_clears", "dont_walks", "phase_ons", "phase_nexts"):
+        for name in ("greens", "yellows", "reds", "walks", "ped_clears", "dont_walks", "phase_ons", "phase_nexts",
+                     "ped_calls"):
             if r[name] >> PHASES:
                 raise FieldError(f"{where}: {name} register {r[name]:#06x} names a phase above {PHASES}")
         if r["greens"] & r["yellows"] or r["greens"] & r["reds"] or r["yellows"] & r["reds"]:

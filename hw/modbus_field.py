@@ -142,7 +142,8 @@ class ModbusFieldServer:
                      m.safety_state: int(cab.controller.monitor.in_flash),
                      m.last_fault: int(bool(cab.controller.monitor.violations)),
                      m.heartbeat_echo: self._heartbeats[k] or 0, m.control_status: st.control_status,
-                     m.phase_ons: st.phase_ons, m.phase_nexts: st.phase_nexts, m.preempt_status: st.preempt_active}
+                     m.phase_ons: st.phase_ons, m.phase_nexts: st.phase_nexts, m.preempt_status: st.preempt_active,
+                     m.ped_calls: st.ped_calls}
         for address, value in registers.items():
             await s.async_setValues(unit, 4, address, [int(value)])
         await s.async_setValues(unit, 2, m.preempt_input, [n in cab.preempt_inputs for n in range(1, 9)])

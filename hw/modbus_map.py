@@ -36,7 +36,8 @@ class ModbusMap:
     (phase bitmasks), ``flash_status`` (NTCIP unitFlashStatus), ``safety_state`` (0 normal, 1 fault flash),
     ``last_fault`` (0 none, 1 conflict monitor), ``heartbeat_echo``, ``control_status`` (NTCIP unitControlStatus:
     2 system control, 4 backup mode), ``clock`` (cabinet seconds mod 65536), ``phase_ons``, ``phase_nexts``,
-    ``preempt_status`` (preempts being served, bit *k - 1* = preempt *k*),
+    ``preempt_status`` (preempts being served, bit *k - 1* = preempt *k*), ``ped_calls`` (phases with a pedestrian
+    push-button call registered and not yet served, as NTCIP phaseStatusGroupPedCalls),
     ``detector_count`` 64 registers (vehicles counted per channel, running, mod 65536), ``detector_queue`` 64
     (halted vehicles in a radar zone), ``detector_occupancy`` 64 (stop-bar occupancy of the last second, per mille).
     """
@@ -73,6 +74,7 @@ class ModbusMap:
     phase_ons: int = 12
     phase_nexts: int = 13
     preempt_status: int = 14
+    ped_calls: int = 15
     detector_count: int = 16
     detector_queue: int = 80
     detector_occupancy: int = 144
@@ -89,7 +91,7 @@ class ModbusMap:
               "holding_registers": ("heartbeat", "command", "pattern", "sequence"),
               "input_registers": ("greens", "yellows", "reds", "walks", "ped_clears", "dont_walks", "flash_status",
                                   "safety_state", "last_fault", "heartbeat_echo", "control_status", "clock",
-                                  "phase_ons", "phase_nexts", "preempt_status", "detector_count", "detector_queue",
+                                  "phase_ons", "phase_nexts", "preempt_status", "ped_calls", "detector_count", "detector_queue",
                                   "detector_occupancy")}
 
     def __post_init__(self) -> None:

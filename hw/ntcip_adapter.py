@@ -24,7 +24,7 @@ _STATUS = (O.STATUS_GREENS + (1,), O.STATUS_YELLOWS + (1,), O.STATUS_REDS + (1,)
            O.STATUS_PED_CLEARS + (1,), O.STATUS_DONT_WALKS + (1,), O.STATUS_PHASE_ONS + (1,),
            O.STATUS_PHASE_NEXTS + (1,), O.UNIT_FLASH_STATUS, O.UNIT_CONTROL_STATUS, O.SHORT_ALARM_STATUS,
            O.GLOBAL_TIME, O.VOLUME_OCCUPANCY_SEQUENCE, O.UNIT_ALARM_STATUS1, O.UNIT_ALARM_STATUS2,
-           O.PREEMPT_STATE + (1,), O.COORD_PATTERN_STATUS)
+           O.PREEMPT_STATE + (1,), O.COORD_PATTERN_STATUS, O.STATUS_PED_CALLS + (1,))
 #: preempts whose preemptState is read every cycle, at most (the virtual controller and the Modbus map have 8)
 MAX_PREEMPTS_READ = 8
 #: variable bindings per request (keeps every PDU small)
@@ -202,12 +202,13 @@ class NtcipAdapter:
         values = await self._get(list(_STATUS) + more + [O.DETECTOR_ACTIVE + (g + 1,) for g in range(groups)],
                                  "read of status")
         (greens, yellows, reds, walks, clears, dont_walks, ons, nexts, flash, control, alarms, clock,
-         sequence, alarm1, alarm2, preempt, pattern) = values[:len(_STATUS)]
+         sequence, alarm1, alarm2, preempt, pattern, ped_calls) = values[:len(_STATUS)]
         preempt_states = {1: preempt, **{k + 2: v for k, v in enumerate(values[len(_STATUS):len(_STATUS) + len(more)])}}
         active = values[len(_STATUS) + len(more):]
         where = f"ntcip {self.host}:{self.port}"
         for name, v in (("greens", greens), ("yellows", yellows), ("reds", reds), ("walks", walks),
-                        ("ped clears", clears), ("don't walks", dont_walks), ("phase ons", ons), ("phase nexts", nexts)):
+                        ("ped clears", clears), ("don't walks", dont_walks), ("phase ons", ons), ("phase nexts", nexts),
+                        ("ped calls", ped_calls)):
             if not 0 <= v <= 255:
                 raise FieldError(f"{where}: phase status group {name} = {v} is not an 8-bit group")
         if greens & yellows or greens & reds or yellows & reds:
@@ -232,7 +233,8 @@ class NtcipAdapter:
         # loops: the running count of the periods' volumes; zones: the vehicles in them at the last period's end
         loops = self._loops[:n] if self._loops is not None and len(self._loops) >= n else np.ones(n, dtype=bool)
         counts = np.where(loops, self._running, self._volume)
-        status = PhaseStatus(greens, yellows, reds, walks, clears, dont_walks, ons, nexts, flash, control, clock)
+        status = PhaseStatus(greens, yellows, reds, walks, clears, dont_walks, ons, nexts, flash, control, clock,
+                             ped_calls=ped_calls)
         for number, state in preempt_states.items():
             if not 1 <= state <= 9:
                 raise FieldError(f"{where}: preemptState.{number} = {state} is not an NTCIP code")

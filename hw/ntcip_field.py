@@ -215,7 +215,7 @@ class NtcipFieldAgent:
         for col, value in ((O.STATUS_REDS, st.reds), (O.STATUS_YELLOWS, st.yellows), (O.STATUS_GREENS, st.greens),
                            (O.STATUS_DONT_WALKS, st.dont_walks), (O.STATUS_PED_CLEARS, st.ped_clears),
                            (O.STATUS_WALKS, st.walks), (O.STATUS_PHASE_ONS, st.phase_ons),
-                           (O.STATUS_PHASE_NEXTS, st.phase_nexts)):
+                           (O.STATUS_PHASE_NEXTS, st.phase_nexts), (O.STATUS_PED_CALLS, st.ped_calls)):
             s.set(col + (1,), value)
         s.set(O.UNIT_CONTROL_STATUS, st.control_status)
         s.set(O.GLOBAL_TIME, st.clock_s)

@@ -18,7 +18,7 @@ def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, ti
                   events: str | None, night_flash: str | None = None, duration_s: float = 0.0,
                   preempt: bool = False, dilemma_zone: bool = False, lock_step_timeout_s: float = 10.0,
                   keep_output: str | None = None, tsp: bool = False, policy_file: str | None = None,
-                  preempt_route_s: float | None = None) -> dict:
+                  preempt_route_s: float | None = None, ped: bool = False) -> dict:
     """The daemon driving every light of ``network`` through virtual Modbus controllers coupled to SUMO.
 
     :param network: network name or folder.
@@ -33,6 +33,8 @@ def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, ti
     :param preempt: emergency-vehicle preemption at every light (cabinets and daemon).
     :param tsp: transit signal priority at every light: the cabinets report buses' check-ins on their priority
         detector inputs, the daemon's core runs the priority (default settings, condition ``always``).
+    :param ped: pedestrian push buttons at every signalised crosswalk: the cabinets register and report the
+        calls, the daemon's core mirrors them.
     :param dilemma_zone: the daemon reads radar tracks from the virtual radar and protects the dilemma zone.
     :param lock_step_timeout_s: in lock step, wall seconds a virtual controller waits for the daemon's answer.
     :param keep_output: folder for SUMO's tripinfo and statistics files, or None.
@@ -91,6 +93,8 @@ def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, ti
         args += ["--preempt-route", f"{preempt_route_s:g}"]
     if tsp:
         args.append("--tsp")
+    if ped:
+        args.append("--ped")
     if duration_s:
         args += ["--seconds", f"{duration_s:g}"]
     if keep_output:

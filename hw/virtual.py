@@ -48,6 +48,9 @@ class VirtualConfig:
         every signal on their route they would reach within this many seconds (None: the receivers only).
     :param tsp: with ``sumo``: a bus checked in on an approach (:mod:`envs.priority_vehicles`) turns that phase's
         transit priority detector input on; the central system runs the priority from the inputs it reads.
+    :param ped: with ``sumo``: pedestrian push buttons: a person waiting at a signalised crosswalk presses its
+        button (:mod:`envs.pedestrian_buttons`); the cabinet registers the call, times the walk at the phase's next
+        green and reports the call (phaseStatusGroupPedCalls; Modbus input register ``ped_calls``).
     :param radar_port: with ``sumo``: also serve the vehicles in each approach radar zone as radar tracks on this
         TCP port (Modbus, one device per intersection, ids 1, 2, ...; layout :mod:`hw.radar_feed`) and count
         vehicles caught in the dilemma zone at yellow onsets (0: no radar).
@@ -76,6 +79,7 @@ class VirtualConfig:
     preempt: bool = False
     preempt_route_s: float | None = None
     tsp: bool = False
+    ped: bool = False
     radar_port: int = 0
     lock_step: bool = False
     lock_step_timeout_s: float = 10.0
@@ -118,6 +122,11 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
         sim = SignalSimulation(network, network.scenario(config.scenario), config.seed, work_dir=work_dir,
                                preempt_route_s=config.preempt_route_s if config.preempt else None)
         index = {i.id: k for k, i in enumerate(sim.intersections)}
+    buttons = None
+    if sim is not None and config.ped:
+        from envs.pedestrian_buttons import SumoPedestrianButtons
+
+        buttons = SumoPedestrianButtons(sim.backend.api, cabinets)
     radar = radar_server = None
     if sim is not None and config.radar_port:
         from envs.radar_tracks import SumoRadar
@@ -156,6 +165,8 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
                         buses = sim.priority_vehicles.checked_in_phases()
                         for cab, inter in zip(cabinets, inters):
                             cab.set_priority_inputs(buses[index[inter.id]])
+                if buttons is not None:
+                    buttons.update()
             else:
                 readings = [DetectorReadings.empty(len(i.detectors), float(ticks)) for i in inters] if ticks else idle
             states = await tick(readings)
@@ -193,6 +204,7 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
                # times a cabinet's backup timer lapsed and it fell back to local timing
                "lost_control": sum(len(c.log.lost_control) for c in cabinets), "faults": sum(len(c.controller.monitor.violations) for c in cabinets),
                "delay": None if metrics is None else metrics["delay"],
+               **({"pedestrian_presses": buttons.presses} if buttons is not None else {}),
                # SUMO's whole record of the run (evaluate's metrics), None when stopped early
                "metrics": metrics,
                "preemptions": sum(e.code == 105 for c in cabinets for e in c.controller.events),

@@ -55,6 +55,10 @@ def add_virtual_controller_command(sub) -> None:
                    help="with --sumo: a bus within 150 m of the stop bar on an approach lane, with no stop left on it, "
                         "turns that phase's transit priority detector input on (Modbus discrete inputs 75-82); the "
                         "central system runs the priority (default: inputs stay off)")
+    p.add_argument("--ped", action="store_true",
+                   help="with --sumo: pedestrian push buttons: a person waiting at a signalised crosswalk presses its "
+                        "button; the cabinet registers the call and times the walk at the phase's next green, and "
+                        "reports it (Modbus input register 15, NTCIP phaseStatusGroupPedCalls) (default: no presses)")
     p.add_argument("--radar-port", type=int, default=0,
                    help="with --sumo: serve the vehicles in each approach radar zone as radar tracks over Modbus TCP "
                         "on this port (device k+1 = intersection k; layout hw/radar_feed.py) and count vehicles "
@@ -85,13 +89,15 @@ def cmd_virtual_controller(args: argparse.Namespace) -> int:
                            local_policy=args.local_policy, backup_time_s=args.backup_time,
                            intersections=tuple(args.intersection), modbus_map=args.modbus_map,
                            preempt=args.preempt, preempt_route_s=args.preempt_route, tsp=args.tsp,
-                           radar_port=args.radar_port, lock_step=args.lock_step,
+                           ped=args.ped, radar_port=args.radar_port, lock_step=args.lock_step,
                            lock_step_timeout_s=args.lock_step_timeout, work_dir=args.keep_output)
     if args.preempt_route is not None and not (args.preempt_route > 0 and args.preempt and args.sumo):
         raise InputError(f"--preempt-route {args.preempt_route} needs --preempt, --sumo and a positive number of "
                          "seconds")
     if args.tsp and not args.sumo:
         raise InputError("--tsp needs --sumo (the buses' check-ins come from SUMO)")
+    if args.ped and not args.sumo:
+        raise InputError("--ped needs --sumo (the persons pressing the buttons come from SUMO)")
     if not args.lock_step_timeout > 0:
         raise InputError(f"--lock-step-timeout {args.lock_step_timeout} s must be positive")
     try:

@@ -54,6 +54,9 @@ def add_run_command(sub) -> None:
                    help="with --sumo --preempt: each ambulance's route-aware (GPS) unit also calls every signal on its "
                         "route it would reach within S seconds at the speed limits, beyond the next signal too "
                         "(the Óvalo is left to its receivers) (default: the roadside receivers only)")
+    p.add_argument("--ped", action="store_true",
+                   help="with --sumo: pedestrian push buttons at every signalised crosswalk: the cabinets register "
+                        "the calls of waiting persons and report them, the daemon's core mirrors them")
     p.add_argument("--tsp", action="store_true",
                    help="with --sumo: transit signal priority at every light: a bus checked in on an approach turns "
                         "the cabinet's priority detector input on, the daemon reads it over Modbus and its core gives "
@@ -74,6 +77,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.sumo is None:
         if args.config is None:
             raise InputError("give a configuration file, or --sumo NETWORK for the software-in-the-loop run")
+        given = [flag for flag, on in (("--preempt", args.preempt), ("--tsp", args.tsp), ("--ped", args.ped)) if on]
+        if given:
+            raise InputError(f"{', '.join(given)} applies to --sumo runs; a daemon configuration sets preemption and "
+                             "transit priority per intersection, and push buttons are the cabinets' own inputs")
         daemon = Daemon(load_config(args.config))
         asyncio.run(daemon.run())
         print(f"stopped; {daemon.events_written} events in {daemon.config.event_log}")
@@ -82,7 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise InputError("give either a configuration file or --sumo, not both")
     summary = run_sumo_loop(args.sumo, args.scenario, args.seed, args.policy, args.time_scale, args.events,
                             night_flash=args.night_flash, duration_s=args.duration, preempt=args.preempt,
-                            tsp=args.tsp, preempt_route_s=args.preempt_route, dilemma_zone=args.dilemma_zone,
+                            tsp=args.tsp, ped=args.ped, preempt_route_s=args.preempt_route, dilemma_zone=args.dilemma_zone,
                             lock_step_timeout_s=args.lock_step_timeout,
                             keep_output=args.keep_output)
     if args.json:

@@ -153,3 +153,26 @@ def test_random_remote_commands_never_make_the_cabinet_show_an_unsafe_sequence(i
         judge.check(cab.step(_idle(inter, t)))
     assert not cab.controller.monitor.violations
     assert not judge.violations, judge.reason
+
+
+def test_a_push_button_call_is_registered_reported_and_served_with_a_walk_under_central_control():
+    inter = crossroads_with_crosswalks()  # phase 0 north-south (crosswalk link 2), phase 1 east-west (link 5)
+    cab = FieldCabinet(inter, make_policy("fixed"))
+    hold_ns = PhaseCommands(hold=frozenset({0}), vehicle_calls=frozenset({0}))
+    _run(cab, 20, hold_ns)
+    assert cab.status().greens == 0b01 and cab.status().ped_calls == 0
+    cab.press_pedestrian_buttons([1])
+    assert cab.status().ped_calls == 0b10  # reported at once, for the central system to mirror
+    _run(cab, 5, hold_ns)
+    assert cab.status().ped_calls == 0b10  # held: still waiting
+    states = _run(cab, 30, PhaseCommands(force_off=frozenset({0}), vehicle_calls=frozenset({1})))
+    served = [k for k, (_, st) in enumerate(states) if st.greens == 0b10]
+    assert served and states[served[0]][1].ped_calls == 0  # cleared when its phase turns green
+    assert states[served[0]][1].walks == 0b10  # ... and its crosswalk walks
+    assert not cab.controller.monitor.violations
+
+
+def test_a_push_button_on_a_phase_without_crosswalks_places_no_call():
+    cab = FieldCabinet(two_phase_intersection(), make_policy("fixed"))
+    cab.press_pedestrian_buttons([0, 1])
+    assert cab.status().ped_calls == 0

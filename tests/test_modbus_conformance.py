@@ -105,7 +105,7 @@ def third_party_server():
 def _status(bank, **values) -> None:
     regs = {"greens": 0b0001, "yellows": 0, "reds": 0b1110, "walks": 0, "ped_clears": 0, "dont_walks": 0,
             "flash_status": 2, "safety_state": 0, "last_fault": 0, "heartbeat_echo": 0, "control_status": 2,
-            "clock": 42, "phase_ons": 1, "phase_nexts": 0, **values}
+            "clock": 42, "phase_ons": 1, "phase_nexts": 0, "ped_calls": 0, **values}
     for name, value in regs.items():
         bank.set_input_registers(getattr(MAP, name), [value])
 
@@ -116,7 +116,7 @@ def _run(coro):
 
 def test_adapter_reads_and_commands_a_third_party_server(third_party_server):
     port, bank = third_party_server
-    _status(bank, greens=0b0100, reds=0b1011, clock=77)
+    _status(bank, greens=0b0100, reds=0b1011, clock=77, ped_calls=0b1000)
     bank.set_discrete_inputs(MAP.detector, [True, False, True])
     bank.set_input_registers(MAP.detector_count, [5, 0, 9])
     bank.set_input_registers(MAP.detector_occupancy, [250, 0, 1000])
@@ -131,6 +131,7 @@ def test_adapter_reads_and_commands_a_third_party_server(third_party_server):
 
     inputs = _run(go())
     assert inputs.status.greens == 0b0100 and inputs.status.clock_s == 77
+    assert inputs.status.ped_calls == 0b1000  # input register ped_calls: a push-button call on phase 4
     assert inputs.presence.tolist() == [True, False, True]
     assert inputs.counts.tolist() == [5, 0, 9] and np.allclose(inputs.occupancy, [0.25, 0.0, 1.0])
     assert bank.get_coils(MAP.hold, 8) == [False, False, True] + [False] * 5
@@ -144,6 +145,7 @@ def test_adapter_reads_and_commands_a_third_party_server(third_party_server):
     ({"flash_status": 99}, "flash status 99"),
     ({"control_status": 0}, "control status 0"),
     ({"safety_state": 3}, "safety state 3"),
+    ({"ped_calls": 0x100}, "ped_calls register 0x0100"),
 ])
 def test_adapter_refuses_values_no_cabinet_reports(third_party_server, garbage, words):
     port, bank = third_party_server

@@ -137,7 +137,8 @@ def test_control_objects_lapse_into_backup_mode_after_unit_backup_time(agent):
 def _state(overrides: dict | None = None) -> dict:
     values = {O.STATUS_GREENS + (1,): 0b0100, O.STATUS_YELLOWS + (1,): 0, O.STATUS_REDS + (1,): 0b1011,
               O.STATUS_WALKS + (1,): 0b0100, O.STATUS_PED_CLEARS + (1,): 0, O.STATUS_DONT_WALKS + (1,): 0b0001,
-              O.STATUS_PHASE_ONS + (1,): 0b0100, O.STATUS_PHASE_NEXTS + (1,): 0, O.UNIT_FLASH_STATUS: 2,
+              O.STATUS_PHASE_ONS + (1,): 0b0100, O.STATUS_PHASE_NEXTS + (1,): 0, O.STATUS_PED_CALLS + (1,): 0b0001,
+              O.UNIT_FLASH_STATUS: 2,
               O.UNIT_CONTROL_STATUS: 2, O.SHORT_ALARM_STATUS: 0, O.GLOBAL_TIME: 1000, O.VOLUME_OCCUPANCY_SEQUENCE: 3,
               O.UNIT_BACKUP_TIME: 5, O.DETECTOR_ACTIVE + (1,): 0b101, O.DETECTOR_VOLUME + (1,): 4,
               O.DETECTOR_VOLUME + (2,): 0, O.DETECTOR_VOLUME + (3,): 7, O.DETECTOR_OCCUPANCY + (1,): 100,
@@ -216,6 +217,7 @@ def test_adapter_reads_and_commands_snmpd(snmpd, version):
     assert adapter.backup_time_s == 5
     s = inputs.status
     assert (s.greens, s.reds, s.walks, s.dont_walks, s.clock_s, s.control_status) == (0b0100, 0b1011, 0b0100, 1, 1000, 2)
+    assert s.ped_calls == 0b0001  # phaseStatusGroupPedCalls: a push-button call on phase 1
     assert inputs.presence.tolist() == [True, False, True]
     assert inputs.counts.tolist() == [4, 0, 7]  # loops: running count; the zone: its vehicles
     assert inputs.occupancy.tolist() == [0.5, 0.0, 0.0]  # 255 is a detector fault code, not an occupancy
@@ -262,7 +264,8 @@ def test_a_backup_time_too_short_to_keep_alive_is_refused(snmpd):
 
 @pytest.mark.parametrize("garbage, words", [({O.UNIT_FLASH_STATUS: 0}, "not an NTCIP code"),
                                             ({O.STATUS_YELLOWS + (1,): 0b0100}, "two colours"),
-                                            ({O.STATUS_GREENS + (1,): 300}, "not an 8-bit group")])
+                                            ({O.STATUS_GREENS + (1,): 300}, "not an 8-bit group"),
+                                            ({O.STATUS_PED_CALLS + (1,): 256}, "ped calls = 256 is not an 8-bit")])
 def test_values_no_controller_reports_are_refused(snmpd, garbage, words):
     where = snmpd(_state(garbage))
     _fails(where, words)

@@ -38,9 +38,6 @@ def check_loop(network: NetworkSpec, controllers: list[str]) -> None:
         if split_controller(name)[0] in SUMO_REFERENCE_CONTROLLERS:
             raise InputError(f"controller {name!r} runs inside SUMO and cannot be driven through the virtual "
                              "controllers; leave it out with --through virtual")
-        if has_mode(name, "ped"):
-            raise InputError(f"controller {name!r}: the virtual controllers have no pedestrian push-button inputs "
-                             "yet; leave +ped out with --through virtual")
     loop_network_name(network)
 
 
@@ -61,13 +58,14 @@ def loop_record(network: NetworkSpec, scenario: str, controller: str, seed: int,
 
     base, preempt, tsp = split_controller(controller)
     summary = run_sumo_loop(loop_network_name(network), scenario, seed, base, None, None, preempt=preempt is not None,
-                            tsp=tsp, policy_file=str(policy_file) if policy_file is not None else None,
+                            tsp=tsp, ped=has_mode(controller, "ped"), policy_file=str(policy_file) if policy_file is not None else None,
                             preempt_route_s=GPS_PREEMPT_HORIZON_S if preempt == "gps" else None)
     metrics = summary.get("metrics")
     if metrics is None:
         raise RuntimeError(f"the loop run of {controller} on {scenario} seed {seed} ended without SUMO's metrics "
                            f"after {summary.get('seconds')} s")
-    counters = {k: summary[k] for k in ("unanswered", "lost_control", "preemptions", "tsp_services") if k in summary}
+    counters = {k: summary[k] for k in ("unanswered", "lost_control", "preemptions", "tsp_services",
+                                        "pedestrian_presses") if k in summary}
     # the daemon acts on each second's detector data in the next second (lock step): an input lag of 1 s
     record = RunResult(controller, network.name, scenario, seed, metrics, summary["faults"] + summary["core_faults"],
                        counters, summary["wall_s"], input_lag_s=1).record()
