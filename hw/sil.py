@@ -18,7 +18,8 @@ def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, ti
                   events: str | None, night_flash: str | None = None, duration_s: float = 0.0,
                   preempt: bool = False, dilemma_zone: bool = False, lock_step_timeout_s: float = 10.0,
                   keep_output: str | None = None, tsp: bool = False, policy_file: str | None = None,
-                  preempt_route_s: float | None = None, ped: bool = False) -> dict:
+                  preempt_route_s: float | None = None, ped: bool = False, begin_s: float | None = None,
+                  end_s: float | None = None) -> dict:
     """The daemon driving every light of ``network`` through virtual Modbus controllers coupled to SUMO.
 
     :param network: network name or folder.
@@ -35,6 +36,8 @@ def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, ti
         detector inputs, the daemon's core runs the priority (default settings, condition ``always``).
     :param ped: pedestrian push buttons at every signalised crosswalk: the cabinets register and report the
         calls, the daemon's core mirrors them.
+    :param begin_s: simulation begin, seconds (None: the scenario's).
+    :param end_s: simulation end, seconds (None: the scenario's).
     :param dilemma_zone: the daemon reads radar tracks from the virtual radar and protects the dilemma zone.
     :param lock_step_timeout_s: in lock step, wall seconds a virtual controller waits for the daemon's answer.
     :param keep_output: folder for SUMO's tripinfo and statistics files, or None.
@@ -57,6 +60,8 @@ def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, ti
     if not lock_step_timeout_s > 0:
         raise InputError(f"lock-step timeout {lock_step_timeout_s} s must be positive")
     spec = load_network(network)
+    if begin_s is not None or end_s is not None:
+        spec = spec.with_horizon(begin_s, end_s, only=[spec.scenario(scenario).name])
     scenario_spec = spec.scenario(scenario)
     scenario_name = scenario_spec.name
     if preempt_route_s is not None and not (preempt and preempt_route_s > 0):
@@ -95,6 +100,10 @@ def run_sumo_loop(network: str, scenario: str | None, seed: int, policy: str, ti
         args.append("--tsp")
     if ped:
         args.append("--ped")
+    if begin_s is not None:
+        args += ["--begin", repr(float(begin_s))]
+    if end_s is not None:
+        args += ["--end", repr(float(end_s))]
     if duration_s:
         args += ["--seconds", f"{duration_s:g}"]
     if keep_output:

@@ -60,6 +60,8 @@ class VirtualConfig:
         one (counted as ``unanswered``; the cabinet's backup timer, in cabinet seconds, then runs as in the field).
     :param first_answer_timeout_s: in lock step, wall seconds to wait for the very first answer (the central system
         may still be starting).
+    :param begin_s: with ``sumo``: simulation begin, seconds (None: the scenario's).
+    :param end_s: with ``sumo``: simulation end, seconds (None: the scenario's).
     :param work_dir: with ``sumo``: keep SUMO's tripinfo and statistics files in this folder (None: temporary).
     """
 
@@ -80,6 +82,8 @@ class VirtualConfig:
     preempt_route_s: float | None = None
     tsp: bool = False
     ped: bool = False
+    begin_s: float | None = None
+    end_s: float | None = None
     radar_port: int = 0
     lock_step: bool = False
     lock_step_timeout_s: float = 10.0
@@ -101,6 +105,8 @@ async def run_virtual(config: VirtualConfig, ready=None) -> dict:
     if config.time_scale <= 0:
         raise InputError(f"time scale {config.time_scale} must be positive")
     network = load_network(config.network)
+    if config.begin_s is not None or config.end_s is not None:
+        network = network.with_horizon(config.begin_s, config.end_s, only=[network.scenario(config.scenario).name])
     inters = intersections_of(network)
     if config.intersections:
         unknown = set(config.intersections) - {i.id for i in inters}

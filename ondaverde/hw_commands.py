@@ -33,6 +33,10 @@ def add_virtual_controller_command(sub) -> None:
                    help="couple to SUMO: the cabinets drive the simulation of --network (or of NETWORK)")
     p.add_argument("--scenario", default=None, help="demand scenario with --sumo (default: the network's)")
     p.add_argument("--seed", type=int, default=0, help="SUMO seed (default: 0)")
+    p.add_argument("--begin", type=float, default=None, help="with --sumo: simulation begin, seconds (default: the "
+                   "scenario's)")
+    p.add_argument("--end", type=float, default=None, help="with --sumo: simulation end, seconds (default: the "
+                   "scenario's)")
     p.add_argument("--time-scale", type=float, default=1.0,
                    help="cabinet seconds per wall second (default: 1, real time)")
     p.add_argument("--seconds", type=float, default=0.0,
@@ -89,13 +93,15 @@ def cmd_virtual_controller(args: argparse.Namespace) -> int:
                            local_policy=args.local_policy, backup_time_s=args.backup_time,
                            intersections=tuple(args.intersection), modbus_map=args.modbus_map,
                            preempt=args.preempt, preempt_route_s=args.preempt_route, tsp=args.tsp,
-                           ped=args.ped, radar_port=args.radar_port, lock_step=args.lock_step,
+                           ped=args.ped, radar_port=args.radar_port, begin_s=args.begin, end_s=args.end, lock_step=args.lock_step,
                            lock_step_timeout_s=args.lock_step_timeout, work_dir=args.keep_output)
     if args.preempt_route is not None and not (args.preempt_route > 0 and args.preempt and args.sumo):
         raise InputError(f"--preempt-route {args.preempt_route} needs --preempt, --sumo and a positive number of "
                          "seconds")
     if args.tsp and not args.sumo:
         raise InputError("--tsp needs --sumo (the buses' check-ins come from SUMO)")
+    if (args.begin is not None or args.end is not None) and not args.sumo:
+        raise InputError("--begin and --end need --sumo (they set the simulation's horizon)")
     if args.ped and not args.sumo:
         raise InputError("--ped needs --sumo (the persons pressing the buttons come from SUMO)")
     if not args.lock_step_timeout > 0:

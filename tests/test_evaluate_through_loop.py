@@ -36,6 +36,19 @@ def test_evaluate_through_the_virtual_controllers_records_and_reports_like_the_c
     assert "overall delay actuated -> actuated+tsp" in report and "azul" in report, report
 
 
+def test_a_horizon_set_on_the_command_line_runs_through_the_loop_too():
+    """--begin/--end reach the loop's processes, which load the network by name (until December 2026 they ran
+    the scenario's own horizon: 2,798 vehicles for the 209 of a 300 s run, silently)."""
+    from networks.catalog import load_network
+    from training.evaluate import evaluate
+
+    net = load_network("single").with_horizon(None, 300.0)
+    loop = evaluate(net, ["base"], ["actuated"], [0], jobs=1, progress=False, through="virtual")
+    lagged = evaluate(net, ["base"], ["actuated"], [0], jobs=1, progress=False, input_lag_s=1)
+    assert loop[0]["scheduled"] == lagged[0]["scheduled"] < 400
+    assert loop[0]["delay"] == pytest.approx(lagged[0]["delay"], abs=1e-9)
+
+
 def test_evaluate_through_the_loop_refuses_sumos_own_controllers_in_one_line():
     proc = subprocess.run([sys.executable, "-m", "ondaverde", "evaluate", "--network", "single", "--controllers",
                            "actuated,sumo-delay-based", "--through", "virtual"], capture_output=True, text=True)

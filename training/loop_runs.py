@@ -57,7 +57,11 @@ def loop_record(network: NetworkSpec, scenario: str, controller: str, seed: int,
     from hw.sil import run_sumo_loop
 
     base, preempt, tsp = split_controller(controller)
-    summary = run_sumo_loop(loop_network_name(network), scenario, seed, base, None, None, preempt=preempt is not None,
+    name = loop_network_name(network)
+    # the loop's processes load the network by name: a horizon set on this run (--begin/--end) travels with it
+    horizon = network.scenario(scenario)
+    summary = run_sumo_loop(name, scenario, seed, base, None, None, preempt=preempt is not None,
+                            begin_s=horizon.begin_s, end_s=horizon.end_s,
                             tsp=tsp, ped=has_mode(controller, "ped"), policy_file=str(policy_file) if policy_file is not None else None,
                             preempt_route_s=GPS_PREEMPT_HORIZON_S if preempt == "gps" else None)
     metrics = summary.get("metrics")
