@@ -79,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise InputError("give a configuration file, or --sumo NETWORK for the software-in-the-loop run")
         given = [flag for flag, on in (("--preempt", args.preempt), ("--tsp", args.tsp), ("--ped", args.ped)) if on]
         if given:
-            raise InputError(f"{', '.join(given)} applies to --sumo runs; a daemon configuration sets preemption and "
+            raise InputError(f"{' and '.join(given)} {'applies' if len(given) == 1 else 'apply'} to --sumo runs; a daemon configuration sets preemption and "
                              "transit priority per intersection, and push buttons are the cabinets' own inputs")
         daemon = Daemon(load_config(args.config))
         asyncio.run(daemon.run())

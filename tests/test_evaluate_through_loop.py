@@ -63,6 +63,10 @@ def test_evaluate_through_the_loop_refuses_sumos_own_controllers_in_one_line():
     (("run", "--sumo", "single", "--preempt", "--preempt-route", "-5"), "positive number of seconds"),
     (("virtual-controller", "--tsp"), "--tsp needs --sumo"),
     (("virtual-controller", "--preempt-route", "30"), "needs --preempt, --sumo"),
+    (("virtual-controller", "--ped"), "--ped needs --sumo"),
+    (("virtual-controller", "--end", "300"), "--begin and --end need --sumo"),
+    (("run", "daemon.yaml", "--ped"), "--ped applies to --sumo runs"),
+    (("run", "daemon.yaml", "--tsp", "--preempt"), "--preempt and --tsp apply to --sumo runs"),
 ])
 def test_priority_options_without_what_they_need_are_refused_in_one_line(args, words):
     proc = subprocess.run([sys.executable, "-m", "ondaverde", *args], capture_output=True, text=True, timeout=60)
