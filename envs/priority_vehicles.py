@@ -44,6 +44,7 @@ from controller.preemption import PreemptPlan, approach_phases
 from controller.signal_controller import SignalController
 from controller.transit_priority import TransitSettings
 from envs.metrics import SUMO_DEFAULT_VTYPE_CLASSES, iter_vehicle_records
+from envs.upstream import feeding_lanes, lanes_upstream
 
 #: emitter receivers' reach along the approach lane, metres (optical/radio emitters: typically 300+ m; the lane
 #: itself is the limit on city blocks)
@@ -258,26 +259,12 @@ class SumoPriorityVehicles:
     def _upstream_lanes(self, reach_m: float) -> dict[str, tuple[int, int, float]]:
         """Lanes feeding the approach lanes through junctions without signals, within ``reach_m`` of the stop bar."""
         lane_api = self.api.lane
-        feeding: dict[str, list[str]] = {}  # lane -> lanes with a connection into it
-        for lane in lane_api.getIDList():
-            if lane.startswith(":"):
-                continue
-            for link in lane_api.getLinks(lane):
-                feeding.setdefault(link[0], []).append(lane)
+        feeding = feeding_lanes(lane_api)
+        stop = set(self.lanes) | set(self.inside)  # a signal: the reach ends there
         found: dict[str, list[tuple[int, int, float]]] = {}
-        for lane, (k, phase, length) in self.lanes.items():
-            frontier = [(lane, reach_m - length)]
-            seen = {lane}
-            while frontier:
-                here, left = frontier.pop()
-                if left <= 0:
-                    continue
-                for up in feeding.get(here, ()):
-                    if up in self.lanes or up in self.inside or up in seen:  # a signal: the reach ends there
-                        continue
-                    seen.add(up)
-                    found.setdefault(up, []).append((k, phase, left))
-                    frontier.append((up, left - lane_api.getLength(up)))
+        for lane, (k, phase, _) in self.lanes.items():
+            for up, left in lanes_upstream(feeding, lane, reach_m, lane_api.getLength, stop):
+                found.setdefault(up, []).append((k, phase, left))
         out = {}
         for up, entries in found.items():
             phases = [(k, phase) for k, phase, _ in entries]

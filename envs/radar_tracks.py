@@ -4,9 +4,10 @@ yellow.
 
 The tracks feed the same :class:`controller.radar.RadarWatch` and :class:`controller.dilemma_zone.DilemmaZoneGuard`
 the live daemon uses. The dilemma count is a measurement, not an input: at every yellow onset it looks at every
-vehicle on the lanes whose movement just turned yellow (inside the radar zone or not; on an approach lane too short
-to hold its detectors, the vehicles in its radar zone on the road upstream) and counts those between 2.5 and 5.5 s
-from the stop bar.
+vehicle on the lanes whose movement just turned yellow, inside the radar zone or not, and on the road upstream of
+them through junctions without signals (a block shorter than the zone's reach, about 77 m at 50 km/h, puts the far
+end of the zone on the lane before the approach; there SUMO's ``getNextTLS`` tells which of the light's links a
+vehicle is heading for), and counts those between 2.5 and 5.5 s from the stop bar.
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from __future__ import annotations
 from controller.dilemma_zone import DilemmaZoneSettings
 from controller.intersection import Intersection
 from controller.radar import RadarWatch, Track
+from envs.upstream import feeding_lanes, lanes_upstream
+
+#: the upstream search for the dilemma count covers this multiple of an approach's speed limit × the zone's longest
+#: ETA (SUMO's drivers keep within 1.2-1.3 × the limit; an emergency vehicle may go faster)
+REACH_SPEED_FACTOR = 2.0
 
 
 class SumoRadar:
@@ -35,9 +41,13 @@ class SumoRadar:
         lanes |= {l.from_lane for i in intersections for l in i.links if l.kind == "vehicle"}
         self._length = {lane: api.lane.getLength(lane) for lane in lanes}
         self._edge = {lane: api.lane.getEdgeID(lane) for lane in lanes}
-        #: per intersection, approach lane -> its radar zone, where the zone extends upstream of a short lane
-        self._road_zone = [{d.lane: d.id for d in i.detectors if d.kind == "radar" and d.placement}
-                           for i in intersections]
+        approaches = {l.from_lane for i in intersections for l in i.links if l.kind == "vehicle"}
+        feeding = feeding_lanes(api.lane)
+        reach = {lane: self.settings.eta_max_s * REACH_SPEED_FACTOR * api.lane.getMaxSpeed(lane) for lane in approaches}
+        #: approach lane -> lanes upstream of it (no signal between) within the dilemma zone's reach
+        self._upstream = {lane: [up for up, _ in lanes_upstream(feeding, lane, reach[lane], api.lane.getLength,
+                                                                approaches)]
+                          for lane in approaches}
         self._ids: dict[str, int] = {}
         self._previous = [i.all_red_state() for i in intersections]
         self._lanes_of = [{i: l.from_lane for i, l in enumerate(inter.links) if l.kind == "vehicle"}
@@ -95,13 +105,20 @@ class SumoRadar:
                      if b == "y" and a in "Gg" and i in self._lanes_of[k]}
             if lanes:
                 self.onsets += 1
+            links = {i for i, (a, b) in enumerate(zip(before, state)) if b == "y" and a in "Gg"}
+            counted: set[str] = set()
             for lane in lanes:
-                # a short approach lane: the vehicles in its radar zone on the road upstream of it
-                road = self._road_zone[k].get(lane)
-                vehicles = (self.api.lanearea.getLastStepVehicleIDs(road) if road is not None
-                            else self.api.lane.getLastStepVehicleIDs(lane))
-                for vid in vehicles:
-                    distance = self._to_stop_line(vid, lane, road is not None)
-                    if distance is not None and s.caught(distance, v.getSpeed(vid)):
-                        self.caught += 1
+                for vid in self.api.lane.getLastStepVehicleIDs(lane):
+                    distance = self._length[lane] - v.getLanePosition(vid)
+                    if vid not in counted and s.caught(distance, v.getSpeed(vid)):
+                        counted.add(vid)
+                for up in self._upstream[lane]:
+                    for vid in self.api.lane.getLastStepVehicleIDs(up):
+                        if vid in counted:
+                            continue
+                        ahead = v.getNextTLS(vid)  # (tls, link index, metres to it, state) of the signals ahead
+                        if (ahead and ahead[0][0] == self.intersections[k].id and ahead[0][1] in links
+                                and s.caught(ahead[0][2], v.getSpeed(vid))):
+                            counted.add(vid)
+            self.caught += len(counted)
             self._previous[k] = state

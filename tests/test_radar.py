@@ -216,3 +216,67 @@ def test_a_vehicle_past_the_stop_line_is_no_track_of_its_approach_zone():
         assert straddling > 50 and tracks > 1000  # the case occurs, and tracks are still reported
     finally:
         sim.cleanup()
+
+
+@pytest.mark.sumo
+def test_the_dilemma_count_follows_a_short_block_upstream_to_the_vehicles_heading_for_the_yellow(tmp_path):
+    """A 40 m block (shorter than the zone's reach, about 77 m at 50 km/h) puts a vehicle 4 s from the stop line on
+    the lane before the approach, across an unsignalised junction. At a yellow onset it is counted when it heads
+    for a link turning yellow (it was not: the count looked at the approach lane only), and a vehicle as close
+    heading for a link that stays green is not."""
+    import subprocess
+
+    import traci
+
+    from envs.radar_tracks import SumoRadar
+    from networks.derive import derive_intersections
+    from networks.sumo_home import sumo_home
+
+    bin_dir = sumo_home() / "bin"
+    (tmp_path / "n.nod.xml").write_text(
+        '<nodes><node id="W" x="0" y="0"/><node id="M" x="200" y="0" type="priority"/>'
+        '<node id="C" x="240" y="0" type="traffic_light"/><node id="E" x="440" y="0"/>'
+        '<node id="N" x="240" y="200"/><node id="S" x="240" y="-200"/></nodes>')
+    (tmp_path / "n.edg.xml").write_text(
+        '<edges><edge id="WM" from="W" to="M" numLanes="1" speed="13.89"/>'
+        '<edge id="MC" from="M" to="C" numLanes="1" speed="13.89"/>'
+        '<edge id="CE" from="C" to="E" numLanes="1" speed="13.89"/><edge id="CN" from="C" to="N" numLanes="1" speed="13.89"/>'
+        '<edge id="SC" from="S" to="C" numLanes="1" speed="13.89"/></edges>')
+    net = tmp_path / "n.net.xml"
+    proc = subprocess.run([str(bin_dir / "netconvert"), "-n", str(tmp_path / "n.nod.xml"), "-e",
+                           str(tmp_path / "n.edg.xml"), "-o", str(net), "--no-turnarounds"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    (tmp_path / "r.rou.xml").write_text(
+        '<routes><vType id="t" sigma="0" speedDev="0"/>'
+        '<vehicle id="through" type="t" depart="0" departSpeed="max"><route edges="WM MC CE"/></vehicle>'
+        '<vehicle id="left" type="t" depart="1" departSpeed="max"><route edges="WM MC CN"/></vehicle></routes>')
+    inter = next(i for i in derive_intersections(net) if i.id == "C")
+    through = next(l.index for l in inter.links if l.from_lane == "MC_0" and l.to_lane == "CE_0")
+    traci.start([str(bin_dir / "sumo"), "-n", str(net), "-r", str(tmp_path / "r.rou.xml"), "--no-step-log",
+                 "--no-warnings"])
+    try:
+        radar = SumoRadar(traci, [inter])
+        green = "".join("G" if l.from_lane == "MC_0" else "r" for l in inter.links)
+        yellow = "".join("y" if i == through else c for i, c in enumerate(green))
+        radar.count_onsets([green])  # the approach turns green: no onset
+        settings = radar.settings
+
+        def ahead(vid):
+            tls, link, metres, _ = traci.vehicle.getNextTLS(vid)[0]
+            return link, metres, traci.vehicle.getSpeed(vid)
+
+        while True:
+            traci.simulationStep()
+            ids = traci.vehicle.getIDList()
+            if "left" in ids and ahead("through")[1] <= 60.0:
+                break
+        assert traci.vehicle.getLaneID("through") == "WM_0" and traci.vehicle.getLaneID("left") == "WM_0"
+        link, metres, speed = ahead("through")
+        assert link == through and settings.caught(metres, speed)
+        link, metres, speed = ahead("left")
+        assert link != through and settings.caught(metres, speed)  # as close, but its link stays green
+        radar.count_onsets([yellow])
+        assert (radar.onsets, radar.caught) == (1, 1)
+    finally:
+        traci.close()
