@@ -37,11 +37,10 @@ class SumoRadar:
         self.watches = [RadarWatch(i) for i in intersections]
         self._zones = [[(k, d.id, d.lane, bool(d.placement)) for k, d in enumerate(i.detectors) if d.kind == "radar"]
                        for i in intersections]
-        lanes = {lane for zones in self._zones for _, _, lane, _ in zones}
-        lanes |= {l.from_lane for i in intersections for l in i.links if l.kind == "vehicle"}
+        approaches = {l.from_lane for i in intersections for l in i.links if l.kind == "vehicle"}
+        lanes = approaches | {lane for zones in self._zones for _, _, lane, _ in zones}
         self._length = {lane: api.lane.getLength(lane) for lane in lanes}
         self._edge = {lane: api.lane.getEdgeID(lane) for lane in lanes}
-        approaches = {l.from_lane for i in intersections for l in i.links if l.kind == "vehicle"}
         feeding = feeding_lanes(api.lane)
         reach = {lane: self.settings.eta_max_s * REACH_SPEED_FACTOR * api.lane.getMaxSpeed(lane) for lane in approaches}
         #: approach lane -> lanes upstream of it (no signal between) within the dilemma zone's reach
