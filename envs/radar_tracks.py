@@ -100,11 +100,10 @@ class SumoRadar:
             before = self._previous[k]
             if state == before:
                 continue
-            lanes = {self._lanes_of[k][i] for i, (a, b) in enumerate(zip(before, state))
-                     if b == "y" and a in "Gg" and i in self._lanes_of[k]}
+            links = {i for i, (a, b) in enumerate(zip(before, state)) if b == "y" and a in "Gg"}
+            lanes = {self._lanes_of[k][i] for i in links if i in self._lanes_of[k]}
             if lanes:
                 self.onsets += 1
-            links = {i for i, (a, b) in enumerate(zip(before, state)) if b == "y" and a in "Gg"}
             counted: set[str] = set()
             for lane in lanes:
                 for vid in self.api.lane.getLastStepVehicleIDs(lane):
