@@ -227,6 +227,35 @@ def test_actuated_a_four_second_gap_ends_the_green():
     assert greens(run(ActuatedPolicy(passage_s=5.0), inter, 60, feed), inter)[0] == (0, 2, 23)  # 20 + 5 = 25
 
 
+def ring_intersection(phase_states: tuple[str, ...] = ("GGr", "rGG")) -> Intersection:
+    """A roundabout entry, abstracted: link 0 enters (green in phase 0), link 1 circulates (compatible with both
+    entries, green in both phases), link 2 is the next entry (phase 1); each link has a stop-bar and an advance
+    loop (detector 2i and 2i+1)."""
+    links = tuple(SignalLink(i, "vehicle", f"in{i}", f"out{i}", 13.9, 3.0, 2.0) for i in range(3))
+    compatible = ((True, True, False), (True, True, True), (False, True, True))
+    phases = tuple(Phase(i + 1, state, f"p{i}", 5.0, 40.0, 20.0) for i, state in enumerate(phase_states))
+    detectors = tuple(d for i in range(3) for d in (Detector(f"sb{i}", "stopbar", f"in{i}", (i,), 1.0),
+                                                    Detector(f"adv{i}", "advance", f"in{i}", (i,), 40.0)))
+    return Intersection("ring", links, phases, compatible, detectors)
+
+
+def test_actuated_extends_only_on_the_movements_its_end_would_stop():
+    """Steady circulating traffic (green in both phases) must not hold the entry's green: ending it stops only the
+    entry, so the entry's loops alone extend it. (The old rule held it to max green: 40 s.)"""
+    inter = ring_intersection()
+    ring_always = pulses(2 * 1 + 1, range(0, 200))  # a circulating car over the ring's advance loop every second
+    feed = both(ring_always, pulses(2 * 0 + 1, range(2, 11, 2)), presence(2 * 2 + 0))  # entry 0 until 10; 2 waits
+    runs = greens(run(ActuatedPolicy(), inter, 60, feed), inter)
+    assert runs[0] == (0, 2, 11)  # last entry actuation at 10 + 3 s passage: yellow at 13
+    assert runs[1][0] == 1
+    # the phase being left for one that keeps all of its movements going ends at its minimum green
+    nested = ring_intersection(("rGr", "rGG"))
+    runs = greens(run(ActuatedPolicy(), nested, 30, both(ring_always, presence(2 * 2 + 0))), nested)
+    assert runs[0][::2] == (0, 5)  # (it starts at once: its only link conflicts with nothing)
+    # with no call elsewhere the circulating traffic keeps the phase resting in green, as before
+    assert greens(run(ActuatedPolicy(), inter, 30, ring_always), inter) == [(0, 2, 28)]
+
+
 def test_actuated_skips_a_phase_without_a_call():
     inter = exclusive_intersection(3)
     states = run(ActuatedPolicy(), inter, 40, presence(2 * 2 + SB))  # only phase 2's stop bar is occupied
@@ -362,6 +391,21 @@ def test_max_pressure_keeps_a_discharging_green_then_serves_the_pressure():
     assert plain[0][0] == 0 and plain[0][2] == 5
     with pytest.raises(ValueError, match="gap"):
         MaxPressurePolicy(gap_s=-1.0)
+
+
+def test_max_pressure_hold_watches_only_the_movements_the_change_would_stop():
+    """The discharge hold keeps a green while the queue it would cut still crosses the stop bar; circulating traffic
+    green in the next phase too is cut by nothing, so it must not hold the entry's green (it held it to max green)."""
+    inter = ring_intersection()
+    ring_sb, entry2_sb, entry2_adv = 2 * 1 + 0, 2 * 2 + 0, 2 * 2 + 1
+    # entry 2: a car over the advance loop every 2 s joins a queue standing on the stop bar
+    feed = both(pulses(ring_sb, range(0, 200)), pulses(entry2_adv, range(0, 200, 2)), presence(entry2_sb))
+    runs = greens(run(MaxPressurePolicy(), inter, 60, feed), inter)
+    assert runs[0] == (0, 2, 5)  # nothing of entry 0 discharging: its minimum green
+    assert runs[1][0] == 1
+    # entry 0's own queue discharging does hold it, as before: cars over its stop bar until t = 15
+    feed = both(feed, pulses(2 * 0 + 0, range(0, 16)))
+    assert greens(run(MaxPressurePolicy(), inter, 60, feed), inter)[0] == (0, 2, 15)  # until the first second without
 
 
 def test_max_pressure_uses_queue_differences_not_queues():

@@ -7,10 +7,17 @@ requests to the phase machine (which owns min green, max green and every clearan
   a protected green restarts the passage (gap) timer (a lane served only permissively never extends:
   its stop-bar loop sits under left turners waiting for a gap and would hold every green to max-out); the policy requests the current phase as long as the last actuation is
   less than ``passage_s`` old (SUMO's ``max-gap``, 3 s by default; NEMA "passage time").
+* **Only the movements that would be stopped extend.** The passage timer of phase P, about to give way to the
+  next phase Q with a call, watches the loops of the movements green in P and not in Q: ending P stops those,
+  while a movement green in both (a roundabout's circulating lanes, a right-turn lane green in two phases)
+  keeps flowing and must not hold P's green (at the Óvalo de Miraflores its continuous ring traffic held every
+  phase to max green). A P whose movements all continue in Q does not extend; stopped movements no loop watches
+  fall back to all of P's loops.
 * **Gap-out.** Once ``passage_s`` has passed without an actuation, the policy requests the next
   phase *in sequence that has a call*, skipping the others. With no call anywhere it rests in the
   current green (NEMA "rest in green"), so an isolated approach does not cycle for nobody.
-* **Calls.** A phase has a call while one of its loops shows presence, or when a *locked* call is
+* **Calls.** A phase has a call while one of its loops shows presence (unless every movement over that loop
+  is green now: its vehicles are being served), or when a *locked* call is
   pending: an actuation seen while none of the loop's movements was green or yellow locks a call on
   the loop's phases until they are next served (NEMA "locking memory", so a vehicle that stopped past
   a short stop-bar loop is not forgotten). A phase that was still being extended when it ended
@@ -34,7 +41,8 @@ from __future__ import annotations
 import numpy as np
 
 from controller.intersection import Intersection
-from controller.policies.base import GapTimers, Interval, Policy, SignalView, green_in, undetected_phases
+from controller.policies.base import (GapTimers, Interval, Policy, SignalView, green_in, loops_on_stopped_movements,
+                                     undetected_phases)
 from controller.timing import ceil_to_step
 
 #: Passage (gap) time, seconds: SUMO's default ``max-gap`` for actuated lights and a common NEMA setting.
@@ -84,6 +92,9 @@ class ActuatedPolicy(Policy):
             if not extends[i].any():
                 extends[i] = serves[i]
         self.extends = extends
+        # extends_into[p, q, k]: detector k extends phase p when q is the phase that would follow: the loops of the
+        # movements p's end would stop (green in p, not in q)
+        self.extends_into = loops_on_stopped_movements(intersection, extends, serves)
         self.recall = ~serves.any(axis=1)  # phases without detectors are always called
         #: the major phase when no detector watches its vehicle movements: held to max green (max recall)
         self.max_recall = undetected_phases(intersection) & (np.arange(len(phases)) == intersection.major_phase)
@@ -91,6 +102,13 @@ class ActuatedPolicy(Policy):
         # links[i] as a mask over detectors: which detectors have a link green in phase i (any kind of link);
         # an actuation on such a detector while phase i is green is a vehicle being served, not a waiting one
         self._green_in = green_in(intersection)
+        # kept_green[i, j, k]: detector k has a link green in phase i and in phase j (green through the change)
+        self._kept_green = np.array([[[bool(p.greens & q.greens & set(d.links)) for d in dets] for q in phases]
+                                     for p in phases], dtype=bool).reshape(len(phases), len(phases), len(dets))
+        # served_by[i, k]: every movement over detector k is green in phase i: while i is green, presence there is
+        # a vehicle being served, never one waiting for another phase (a circulating lane green in several phases)
+        self._served_by = np.array([[bool(d.links) and set(d.links) <= p.greens for d in dets] for p in phases],
+                                   dtype=bool).reshape(len(phases), len(dets))
         self._max_s = [max(ceil_to_step(p.max_green_s, step_s), ceil_to_step(p.min_green_s, step_s))
                        for p in phases]
         self.gaps = GapTimers(len(dets))
@@ -108,7 +126,10 @@ class ActuatedPolicy(Policy):
         :param view: the current signal view.
         :return: boolean array over phases.
         """
-        presence = (self.serves & np.asarray(view.readings.occupied, dtype=bool)[None, :]).any(axis=1)
+        occupied = np.asarray(view.readings.occupied, dtype=bool)
+        if view.interval is Interval.GREEN:
+            occupied = occupied & ~self._served_by[view.phase]
+        presence = (self.serves & occupied[None, :]).any(axis=1)
         calls = presence | self.locked | self.recall
         if view.pedestrian_calls:  # a push button calls its phase too
             calls[list(view.pedestrian_calls)] = True
@@ -133,9 +154,14 @@ class ActuatedPolicy(Policy):
             self._begin_service(view.phase)
         if self.lock_calls and act.any():
             # an actuation locks a call on every phase the detector serves, unless one of its movements is green
-            # or yellow right now (then the vehicle is being served or clearing); during all-red nothing moves
-            moving_now = green or view.interval is Interval.YELLOW
-            moving = self._green_in[view.phase] if moving_now else np.zeros_like(act)
+            # or yellow right now (then the vehicle is being served or clearing); during all-red only the movements
+            # green both before and after the change still move
+            if green or view.interval is Interval.YELLOW:
+                moving = self._green_in[view.phase]
+            elif view.interval is Interval.ALL_RED:
+                moving = self._kept_green[view.phase, view.next_phase]
+            else:
+                moving = np.zeros_like(act)
             waiting = act & ~moving
             self.locked |= (self.serves & waiting[None, :]).any(axis=1)
         if not green:
@@ -143,14 +169,14 @@ class ActuatedPolicy(Policy):
 
         p = view.phase
         calls = self.calls(view)
-        gap_s = self.gaps.gap_s(self.extends[p], now)
+        nxt = self._next_called(p, calls)
+        if nxt is None:
+            return p  # rest in green: nobody else is waiting
+        gap_s = self.gaps.gap_s(self.extends_into[p, nxt], now)
         extending = gap_s + _EPS < self.passage_s or bool(self.max_recall[p])
         maxing_out = view.green_elapsed_s + _EPS >= self._max_s[p]
         if extending and not maxing_out:
             return p
-        nxt = self._next_called(p, calls)
-        if nxt is None:
-            return p  # rest in green: nobody else is waiting
         if maxing_out and extending:
             self.locked[p] = True  # still demand here: come back next cycle even if the loops fall silent
         return nxt

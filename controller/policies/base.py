@@ -106,6 +106,35 @@ def green_in(intersection: Intersection) -> np.ndarray:
                     dtype=bool).reshape(len(phases), len(dets))
 
 
+def loops_on_stopped_movements(intersection: Intersection, *candidates: np.ndarray) -> np.ndarray:
+    """``[p, q, k]``: detector *k* watches a movement that ending phase *p* for phase *q* would stop (a vehicle
+    movement green in *p* and not in *q*, or protected in *p* and only permissive in *q*): the loops whose gaps may
+    decide whether *p* ends. A movement green in both (a roundabout's circulating lane, a right-turn lane green in
+    two phases) keeps flowing whatever is decided, and its steady traffic must not hold *p*'s green.
+
+    :param intersection: the intersection.
+    :param candidates: ``[p, k]`` masks of the loops a policy would otherwise watch for phase *p*, in order of
+        preference: the first one with a loop on a stopped movement is used, restricted to those loops. When none
+        has one (the stopped movements have no loop) the first mask stands in whole; when *p*'s vehicle movements
+        all stay green in *q* the result is empty (nothing would be stopped).
+    """
+    phases, dets, links = intersection.phases, intersection.detectors, intersection.links
+    n = len(phases)
+    vehicle_greens = [frozenset(l for l in p.greens if links[l].kind == "vehicle") for p in phases]
+    out = np.zeros((n, n, len(dets)), dtype=bool)
+    for p in range(n):
+        for q in range(n):
+            # stopped, or losing its protection (a protected left that turns permissive must then yield)
+            stopped = {l for l in vehicle_greens[p] if phases[q].state[l] not in "Gg"
+                       or (phases[p].state[l] == "G" and phases[q].state[l] == "g")}
+            if not stopped:
+                continue
+            on_stopped = np.array([bool(stopped & set(d.links)) for d in dets], dtype=bool)
+            chosen = next((mask[p] & on_stopped for mask in candidates if (mask[p] & on_stopped).any()), None)
+            out[p, q] = candidates[0][p] if chosen is None else chosen
+    return out
+
+
 def undetected_phases(intersection: Intersection) -> np.ndarray:
     """``[i]``: phase *i* has vehicle movements and no approach detector (stop-bar or advance loop, radar zone) on any
     of them: no detector tells whether anyone waits for it. Only a network's own partial layout (or an intersection

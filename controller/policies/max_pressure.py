@@ -29,7 +29,9 @@ several seconds of yellow and all-red, and capacity collapses (measured on the R
 sumo-rl's single intersection 786 s of delay, 1,066 vehicles never inserted in an hour, against 19 s with the
 hold). So a green is kept while its stop-bar loops still see vehicles crossing (one within ``gap_s``: the queue is
 discharging, and ending it now wastes the rest of the queue's saturation flow for the change's lost time); once it
-gaps out, or at max green, the phase of highest pressure is served. ``maxpressure-varaiya`` is the policy as
+gaps out, or at max green, the phase of highest pressure is served. Only the loops of the movements the change
+would stop count: a movement green in the phase of highest pressure too (a roundabout's circulating lane) keeps
+discharging whatever is decided, and its steady traffic held the Óvalo de Miraflores' greens long. ``maxpressure-varaiya`` is the policy as
 published (``gap_s = 0``).
 
 **Longest wait.** Max-pressure as published has no notion of fairness: a phase whose measured pressure stays low
@@ -57,7 +59,8 @@ from __future__ import annotations
 import numpy as np
 
 from controller.intersection import Intersection
-from controller.policies.base import GapTimers, Interval, Policy, SignalView, green_in, undetected_phases
+from controller.policies.base import (GapTimers, Interval, Policy, SignalView, green_in, loops_on_stopped_movements,
+                                     undetected_phases)
 from controller.timing import ceil_to_step
 
 #: Space one queued vehicle takes, metres (a car plus the gap to the next; the usual jam-density value).
@@ -136,8 +139,9 @@ class MaxPressurePolicy(Policy):
                           dtype=bool).reshape(len(phases), n_dets)
         stopbar = np.array([d.kind == "stopbar" for d in dets], dtype=bool)
         radar = np.array([d.kind == "radar" for d in dets], dtype=bool)
-        #: per phase, the stop-bar loops of its green vehicle movements (the discharge hold watches them)
-        self._stopbars = [np.flatnonzero(row & stopbar) for row in serves]
+        #: [p, q, k]: the stop-bar loops the discharge hold watches when q would follow p: those of p's green vehicle
+        #: movements that its end would stop (a movement green in both keeps discharging whatever is decided)
+        self._stopbars_into = loops_on_stopped_movements(intersection, serves & stopbar[None, :])
         self._gaps = GapTimers(n_dets)
         #: waits_on[i, k]: detector k shows the vehicles waiting for phase i: its stop-bar loops (a phase without
         #: one: its radar zones' halted vehicles), while none of the loop's movements is green
@@ -241,10 +245,12 @@ class MaxPressurePolicy(Policy):
             others = pressures.copy()
             others[p] = -np.inf
             return int(np.argmax(others))
-        if self._gaps.gap_s(self._stopbars[p], readings.time_s) + _EPS < self.gap_s:
-            return p  # its queue is still discharging over the stop bar
         best = int(np.argmax(pressures))
-        return best if pressures[best] > pressures[p] + _EPS else p
+        if not pressures[best] > pressures[p] + _EPS:
+            return p
+        if self._gaps.gap_s(self._stopbars_into[p, best], readings.time_s) + _EPS < self.gap_s:
+            return p  # the queue that changing to best would stop is still discharging over the stop bar
+        return best
 
 
 class VaraiyaMaxPressurePolicy(MaxPressurePolicy):
