@@ -15,7 +15,7 @@ from controller.intersection import Detector, Intersection, Phase, SignalLink
 from controller.phase_machine import PhaseMachine
 from controller.policies import registry
 from controller.policies.actuated import ActuatedPolicy
-from controller.policies.base import DetectorReadings, Policy, SignalView
+from controller.policies.base import DetectorReadings, Policy, SignalView, loops_on_stopped_movements
 from controller.policies.fixed_time import FixedTimePolicy, WebsterPolicy, webster_cycle_s, webster_greens_s
 from controller.policies.max_pressure import MaxPressurePolicy, SpillbackMaxPressurePolicy, VaraiyaMaxPressurePolicy
 from controller.testing import two_phase_intersection
@@ -254,6 +254,25 @@ def test_actuated_extends_only_on_the_movements_its_end_would_stop():
     assert runs[0][::2] == (0, 5)  # (it starts at once: its only link conflicts with nothing)
     # with no call elsewhere the circulating traffic keeps the phase resting in green, as before
     assert greens(run(ActuatedPolicy(), inter, 30, ring_always), inter) == [(0, 2, 28)]
+
+
+def test_actuated_a_permissive_left_waiting_calls_its_arrow():
+    """A left turner standing on its stop-bar loop while its movement is only permissive may be waiting for a gap
+    that never comes: it calls the phase with its protected arrow (only a protected movement's loop is "served")."""
+    links = tuple(SignalLink(i, "vehicle", f"in{i}", f"out{i}", 13.9, 3.0, 2.0) for i in range(2))
+    phases = (Phase(1, "Gg", "through, permissive left", 5.0, 40.0, 20.0),
+              Phase(2, "rG", "left arrow", 5.0, 40.0, 10.0))
+    detectors = tuple(d for i in range(2) for d in (Detector(f"sb{i}", "stopbar", f"in{i}", (i,), 1.0),
+                                                    Detector(f"adv{i}", "advance", f"in{i}", (i,), 40.0)))
+    inter = Intersection("left", links, phases, ((True, True), (True, True)), detectors)
+    feed = both(pulses(2 * 0 + 1, range(0, 11)), presence(2 * 1 + 0))  # through traffic until 10; a left waits
+    runs = greens(run(ActuatedPolicy(), inter, 40, feed), inter)
+    # gap-out at 10 + 3 s, then the arrow (were any green "served", nobody would call it: max green)
+    assert runs[0] == (0, 0, 13) and runs[1][0] == 1
+    # ending the arrow for the permissive phase takes the left's protection: its loops decide; ending the through
+    # phase for the arrow stops the through only
+    loops = loops_on_stopped_movements(inter, np.ones((2, len(detectors)), dtype=bool))
+    assert np.flatnonzero(loops[1, 0]).tolist() == [2, 3] and np.flatnonzero(loops[0, 1]).tolist() == [0, 1]
 
 
 def test_actuated_skips_a_phase_without_a_call():

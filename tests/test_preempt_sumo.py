@@ -54,9 +54,7 @@ def _core_run(folder: Path, preempt: bool, tsp: bool):
 
 
 def test_emergency_vehicle_preempts_in_the_core_and_the_bus_checks_in_and_out(tmp_path):
-    # an ambulance that meets a red under actuated control without preemption (departing at 240 s it did until
-    # actuated stopped extending on movements that keep their green: it now arrives on a green there)
-    folder = _network(tmp_path, ev_s=195)
+    folder = _network(tmp_path)
     plain, _ = _core_run(folder, preempt=False, tsp=False)
     seen, ctrl = _core_run(folder, preempt=True, tsp=True)
     assert seen.counts["emergency_vehicles_seen"] == 1 and seen.counts["preempt_calls"] >= 1

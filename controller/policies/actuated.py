@@ -17,7 +17,7 @@ requests to the phase machine (which owns min green, max green and every clearan
   phase *in sequence that has a call*, skipping the others. With no call anywhere it rests in the
   current green (NEMA "rest in green"), so an isolated approach does not cycle for nobody.
 * **Calls.** A phase has a call while one of its loops shows presence (unless every movement over that loop
-  is green now: its vehicles are being served), or when a *locked* call is
+  has a protected green now: its vehicles are being served), or when a *locked* call is
   pending: an actuation seen while none of the loop's movements was green or yellow locks a call on
   the loop's phases until they are next served (NEMA "locking memory", so a vehicle that stopped past
   a short stop-bar loop is not forgotten). A phase that was still being extended when it ended
@@ -105,10 +105,11 @@ class ActuatedPolicy(Policy):
         # kept_green[i, j, k]: detector k has a link green in phase i and in phase j (green through the change)
         self._kept_green = np.array([[[bool(p.greens & q.greens & set(d.links)) for d in dets] for q in phases]
                                      for p in phases], dtype=bool).reshape(len(phases), len(phases), len(dets))
-        # served_by[i, k]: every movement over detector k is green in phase i: while i is green, presence there is
-        # a vehicle being served, never one waiting for another phase (a circulating lane green in several phases)
-        self._served_by = np.array([[bool(d.links) and set(d.links) <= p.greens for d in dets] for p in phases],
-                                   dtype=bool).reshape(len(phases), len(dets))
+        # served_by[i, k]: every movement over detector k has a protected green in phase i: while i is green,
+        # presence there is a vehicle being served, never one waiting for another phase (a circulating lane green in
+        # several phases). A permissive movement's vehicle may be waiting for a gap: it still calls its arrow
+        self._served_by = np.array([[bool(d.links) and all(p.state[l] == "G" for l in d.links) for d in dets]
+                                    for p in phases], dtype=bool).reshape(len(phases), len(dets))
         self._max_s = [max(ceil_to_step(p.max_green_s, step_s), ceil_to_step(p.min_green_s, step_s))
                        for p in phases]
         self.gaps = GapTimers(len(dets))
