@@ -376,3 +376,21 @@ def test_planted_mutations_of_the_entry_are_caught(mutant, inter, kind):
     assert kind in caught
     clean = [_drive_random(inter, plans, seed, "fixed", 1.0, steps=600) for seed in range(10)]
     assert not any(judge.violations or ctrl.monitor.violations for judge, ctrl, _ in clean)
+
+
+def test_approach_phase_ties_go_to_the_phase_that_also_clears_the_next_stop_line():
+    """A joined signal (a roundabout ring): the lane into the ring is green in both phases, the ring section it
+    feeds (its next stop line, same signal) only in the second. An emergency vehicle's call on the entry must dwell in
+    the second, or it would stop at the ring's red a few metres on (traced at the Óvalo: 30 s standing)."""
+    from controller.intersection import Detector, Intersection, Phase, SignalLink
+    from controller.preemption import approach_phases
+
+    links = (SignalLink(0, "vehicle", "entry_0", "ring_0", 8.3, 3.0, 1.0),
+             SignalLink(1, "vehicle", "ring_0", "exit_0", 8.3, 3.0, 1.0),
+             SignalLink(2, "vehicle", "side_0", "exit_0", 8.3, 3.0, 1.0))
+    phases = (Phase(1, "Grg", "entry; the ring section ahead red", 5.0, 40.0, 20.0),
+              Phase(2, "GGr", "entry and the ring", 5.0, 40.0, 20.0))
+    compatible = ((True, True, True), (True, True, False), (True, False, True))
+    inter = Intersection("ring", links, phases, compatible,
+                         (Detector("sb", "stopbar", "entry_0", (0,), 1.0),))
+    assert approach_phases(inter) == {"entry_0": 1, "ring_0": 1, "side_0": 0}
