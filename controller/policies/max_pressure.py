@@ -31,8 +31,8 @@ hold). So a green is kept while its stop-bar loops still see vehicles crossing (
 discharging, and ending it now wastes the rest of the queue's saturation flow for the change's lost time); once it
 gaps out, or at max green, the phase of highest pressure is served. Only the loops of the movements the change
 would stop count: a movement green in the phase of highest pressure too (a roundabout's circulating lane) keeps
-discharging whatever is decided, and its steady traffic held the Óvalo de Miraflores' greens long. ``maxpressure-varaiya`` is the policy as
-published (``gap_s = 0``).
+discharging whatever is decided, and its steady traffic held the Óvalo de Miraflores' greens long.
+``maxpressure-varaiya`` is the policy as published (``gap_s = 0``).
 
 **Longest wait.** Max-pressure as published has no notion of fairness: a phase whose measured pressure stays low
 (a side street's few vehicles, or a queue longer than its radar zone, whose count is capped by the zone) can lose
