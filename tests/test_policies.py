@@ -60,15 +60,23 @@ def greens(states: list[str], inter: Intersection) -> list[tuple[int, int, int]]
     return runs
 
 
-def exclusive_intersection(n: int = 3, min_green_s: float = 5.0, max_green_s: float = 40.0) -> Intersection:
-    """``n`` single-link phases that all conflict; link i has a stop-bar and an advance loop."""
+def looped_intersection(name: str, states: tuple[str, ...], compatible, min_green_s: float = 5.0,
+                        max_green_s: float = 40.0) -> Intersection:
+    """Vehicle links (one per state character, lane ``in{i}``), a phase per state, and on each link a stop-bar
+    and an advance loop (detectors 2i and 2i + 1)."""
+    n = len(states[0])
     links = tuple(SignalLink(i, "vehicle", f"in{i}", f"out{i}", 13.9, 3.0, 2.0) for i in range(n))
-    compatible = tuple(tuple(i == j for j in range(n)) for i in range(n))
-    phases = tuple(Phase(i + 1, "".join("G" if j == i else "r" for j in range(n)), f"p{i}", min_green_s,
-                         max_green_s, 20.0) for i in range(n))
+    phases = tuple(Phase(i + 1, state, f"p{i}", min_green_s, max_green_s, 20.0) for i, state in enumerate(states))
     detectors = tuple(d for i in range(n) for d in (Detector(f"sb{i}", "stopbar", f"in{i}", (i,), 1.0),
                                                     Detector(f"adv{i}", "advance", f"in{i}", (i,), 40.0)))
-    return Intersection("exclusive", links, phases, compatible, detectors)
+    return Intersection(name, links, phases, tuple(tuple(row) for row in compatible), detectors)
+
+
+def exclusive_intersection(n: int = 3, min_green_s: float = 5.0, max_green_s: float = 40.0) -> Intersection:
+    """``n`` single-link phases that all conflict; link i has a stop-bar and an advance loop."""
+    states = tuple("".join("G" if j == i else "r" for j in range(n)) for i in range(n))
+    compatible = [[i == j for j in range(n)] for i in range(n)]
+    return looped_intersection("exclusive", states, compatible, min_green_s, max_green_s)
 
 
 # ---------------------------------------------------------------------------------------------- fixed time
@@ -231,12 +239,7 @@ def ring_intersection(phase_states: tuple[str, ...] = ("GGr", "rGG")) -> Interse
     """A roundabout entry, abstracted: link 0 enters (green in phase 0), link 1 circulates (compatible with both
     entries, green in both phases), link 2 is the next entry (phase 1); each link has a stop-bar and an advance
     loop (detector 2i and 2i+1)."""
-    links = tuple(SignalLink(i, "vehicle", f"in{i}", f"out{i}", 13.9, 3.0, 2.0) for i in range(3))
-    compatible = ((True, True, False), (True, True, True), (False, True, True))
-    phases = tuple(Phase(i + 1, state, f"p{i}", 5.0, 40.0, 20.0) for i, state in enumerate(phase_states))
-    detectors = tuple(d for i in range(3) for d in (Detector(f"sb{i}", "stopbar", f"in{i}", (i,), 1.0),
-                                                    Detector(f"adv{i}", "advance", f"in{i}", (i,), 40.0)))
-    return Intersection("ring", links, phases, compatible, detectors)
+    return looped_intersection("ring", phase_states, ((True, True, False), (True, True, True), (False, True, True)))
 
 
 def test_actuated_extends_only_on_the_movements_its_end_would_stop():
@@ -259,19 +262,15 @@ def test_actuated_extends_only_on_the_movements_its_end_would_stop():
 def test_actuated_a_permissive_left_waiting_calls_its_arrow():
     """A left turner standing on its stop-bar loop while its movement is only permissive may be waiting for a gap
     that never comes: it calls the phase with its protected arrow (only a protected movement's loop is "served")."""
-    links = tuple(SignalLink(i, "vehicle", f"in{i}", f"out{i}", 13.9, 3.0, 2.0) for i in range(2))
-    phases = (Phase(1, "Gg", "through, permissive left", 5.0, 40.0, 20.0),
-              Phase(2, "rG", "left arrow", 5.0, 40.0, 10.0))
-    detectors = tuple(d for i in range(2) for d in (Detector(f"sb{i}", "stopbar", f"in{i}", (i,), 1.0),
-                                                    Detector(f"adv{i}", "advance", f"in{i}", (i,), 40.0)))
-    inter = Intersection("left", links, phases, ((True, True), (True, True)), detectors)
+    # link 0: the through; link 1: the left, permissive in phase 0, its arrow in phase 1
+    inter = looped_intersection("left", ("Gg", "rG"), ((True, True), (True, True)))
     feed = both(pulses(2 * 0 + 1, range(0, 11)), presence(2 * 1 + 0))  # through traffic until 10; a left waits
     runs = greens(run(ActuatedPolicy(), inter, 40, feed), inter)
     # gap-out at 10 + 3 s, then the arrow (were any green "served", nobody would call it: max green)
     assert runs[0] == (0, 0, 13) and runs[1][0] == 1
     # ending the arrow for the permissive phase takes the left's protection: its loops decide; ending the through
     # phase for the arrow stops the through only
-    loops = loops_on_stopped_movements(inter, np.ones((2, len(detectors)), dtype=bool))
+    loops = loops_on_stopped_movements(inter, np.ones((2, len(inter.detectors)), dtype=bool))
     assert np.flatnonzero(loops[1, 0]).tolist() == [2, 3] and np.flatnonzero(loops[0, 1]).tolist() == [0, 1]
 
 

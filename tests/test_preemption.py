@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 from controller.errors import InputError
 from controller.events import EventCode as E
 from controller.flash import FlashStage
+from controller.intersection import Detector, Intersection, Phase, SignalLink
 from controller.phase_machine import PhaseMachine
 from controller.policies.base import DetectorReadings, Interval
 from controller.policies.registry import make_policy
-from controller.preemption import PreemptPlan, PreemptStage
+from controller.preemption import PreemptPlan, PreemptStage, approach_phases
 from controller.safety import SafetyMonitor
 from controller.signal_controller import SignalController
 from controller.testing import crossroads_with_crosswalks, two_phase_intersection
@@ -382,9 +383,6 @@ def test_approach_phase_ties_go_to_the_phase_that_also_clears_the_next_stop_line
     """A joined signal (a roundabout ring): the lane into the ring is green in both phases, the ring section it
     feeds (its next stop line, same signal) only in the second. An emergency vehicle's call on the entry must dwell in
     the second, or it would stop at the ring's red a few metres on (traced at the Óvalo: 30 s standing)."""
-    from controller.intersection import Detector, Intersection, Phase, SignalLink
-    from controller.preemption import approach_phases
-
     links = (SignalLink(0, "vehicle", "entry_0", "ring_0", 8.3, 3.0, 1.0),
              SignalLink(1, "vehicle", "ring_0", "exit_0", 8.3, 3.0, 1.0),
              SignalLink(2, "vehicle", "side_0", "exit_0", 8.3, 3.0, 1.0))

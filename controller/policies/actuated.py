@@ -11,8 +11,8 @@ requests to the phase machine (which owns min green, max green and every clearan
   next phase Q with a call, watches the loops of the movements green in P and not in Q: ending P stops those,
   while a movement green in both (a roundabout's circulating lanes, a right-turn lane green in two phases)
   keeps flowing and must not hold P's green (at the Óvalo de Miraflores its continuous ring traffic held every
-  phase to max green). A P whose movements all continue in Q does not extend; stopped movements no loop watches
-  fall back to all of P's loops.
+  phase close to its maximum green). A P whose movements all continue in Q does not extend; stopped movements no
+  loop watches fall back to all of P's loops.
 * **Gap-out.** Once ``passage_s`` has passed without an actuation, the policy requests the next
   phase *in sequence that has a call*, skipping the others. With no call anywhere it rests in the
   current green (NEMA "rest in green"), so an isolated approach does not cycle for nobody.
