@@ -14,7 +14,7 @@ import numpy as np
 
 from controller.errors import InputError
 from controller.intersection import Intersection
-from controller.policies.base import DetectorReadings
+from controller.policies.base import DetectorReadings, stopped_movements
 
 #: Phase slots of the layout; an intersection with more green phases cannot use it.
 MAX_PHASES = 8
@@ -66,8 +66,17 @@ LAYOUT_V1 = FeatureLayout("phase-features-v1", PHASE_FEATURES)
 #: and the longest radar queue on its lanes that not every phase serves (÷ zone capacity): a mean over a
 #: phase's zones dilutes one long queue among the lanes it shares with other phases (a roundabout's ring).
 LAYOUT_V2 = FeatureLayout("phase-features-v2", PHASE_FEATURES + ("red_elapsed", "queue_max"))
+#: Features of :data:`LAYOUT_V3` that look at a phase from the phase green now: what changing to it would start
+#: and what it would stop (:func:`controller.policies.base.stopped_movements`, the movements max-pressure and
+#: actuated weigh). A movement green in both keeps flowing either way and is in neither.
+CHANGE_FEATURES = ("queue_started", "occupancy_started", "queue_stopped", "occupancy_stopped")
+#: v2 plus, per phase, the radar queue and stop-bar occupancy on the movements a change from the current phase to
+#: it would start and on those it would stop (means, as ``queue`` and ``stopbar_occupancy``; 0 for the current
+#: phase): at a roundabout whose ring lanes are green in most phases, the per-phase means cannot tell the phases
+#: apart, these can.
+LAYOUT_V3 = FeatureLayout("phase-features-v3", LAYOUT_V2.phase_features + CHANGE_FEATURES)
 #: Layouts by name.
-LAYOUTS = {layout.name: layout for layout in (LAYOUT_V1, LAYOUT_V2)}
+LAYOUTS = {layout.name: layout for layout in (LAYOUT_V1, LAYOUT_V2, LAYOUT_V3)}
 #: The layout new training runs use.
 DEFAULT_LAYOUT = LAYOUT_V2
 
@@ -80,7 +89,8 @@ class PhaseFeatures:
     occupancy (mean), advance-loop flow (vehicles per second ÷ :data:`FLOW_SCALE_VPS`, mean) and vehicles on its
     exit lanes (÷ capacity, mean); :data:`LAYOUT_V2` adds the seconds since the phase was last served
     (÷ :data:`RED_ELAPSED_SCALE_S`; counted from the first vector, at which every phase reads 0) and its longest
-    queue. All clipped to [0, 1]. The time since service is remembered between calls: build one object per
+    queue; :data:`LAYOUT_V3` adds the :data:`CHANGE_FEATURES`, seen from the phase green now (or being left).
+    All clipped to [0, 1]. The time since service is remembered between calls: build one object per
     intersection and run, and call it at every decision.
 
     :param intersection: the intersection.
@@ -96,14 +106,19 @@ class PhaseFeatures:
         vehicle = {l.index for l in intersection.links if l.kind == "vehicle"}
         capacity = np.array([max(d.length_m / JAM_SPACING_M, 1.0) for d in dets])
 
+        def mean_over(kind: str, links: frozenset[int]) -> np.ndarray:
+            """(detectors,): the mean over the detectors of ``kind`` on any of ``links`` (all zero if none)."""
+            w = np.zeros(len(dets))
+            mine = [k for k, d in enumerate(dets) if d.kind == kind and links.intersection(d.links)]
+            if mine:
+                w[mine] = 1.0 / len(mine)
+            return w
+
         def weights(kind: str) -> np.ndarray:
             """(MAX_PHASES, detectors): the mean over the phase's detectors of ``kind``."""
             w = np.zeros((MAX_PHASES, len(dets)))
             for p, phase in enumerate(phases):
-                mine = [k for k, d in enumerate(dets)
-                        if d.kind == kind and (phase.greens & vehicle).intersection(d.links)]
-                if mine:
-                    w[p, mine] = 1.0 / len(mine)
+                w[p] = mean_over(kind, phase.greens & vehicle)
             return w
 
         self.n_phases = len(phases)
@@ -115,7 +130,18 @@ class PhaseFeatures:
         self.layout = layout
         if LAYOUTS.get(layout.name) != layout:
             raise InputError(f"unknown feature layout {layout.name!r}; known: {', '.join(LAYOUTS)}")
-        self._v2 = layout == LAYOUT_V2
+        self._v2 = layout in (LAYOUT_V2, LAYOUT_V3)
+        self._v3 = layout == LAYOUT_V3
+        if self._v3:  # [current, slot, feature, detector]: the change features' weights
+            n = len(phases)
+            self._w_change = np.zeros((n, MAX_PHASES, len(CHANGE_FEATURES), len(dets)))
+            for c in range(n):
+                for p in range(n):
+                    if p == c:
+                        continue
+                    started, stopped = stopped_movements(intersection, p, c), stopped_movements(intersection, c, p)
+                    self._w_change[c, p] = (mean_over("radar", started) / capacity, mean_over("stopbar", started),
+                                            mean_over("radar", stopped) / capacity, mean_over("stopbar", stopped))
         serves = weights("radar") > 0
         shared = serves.sum(axis=0) >= max(len(phases), 2)  # zones every phase serves tell no phase apart
         self._queue_max_mask = serves & ~shared
@@ -159,6 +185,12 @@ class PhaseFeatures:
             slots[: self.n_phases, 9] = (now - self._served_s[: self.n_phases]) / RED_ELAPSED_SCALE_S
             if self._queue_max_mask.any():
                 slots[:, 10] = np.where(self._queue_max_mask, readings.halting * self._inv_capacity, 0.0).max(axis=1)
+        if self._v3:
+            w = self._w_change[phase]
+            slots[:, 11] = w[:, 0] @ readings.halting
+            slots[:, 12] = w[:, 1] @ readings.occupancy
+            slots[:, 13] = w[:, 2] @ readings.halting
+            slots[:, 14] = w[:, 3] @ readings.occupancy
         out = np.empty(self.layout.size, dtype=np.float32)
         out[0] = float(may_end_green)
         out[1] = float(not in_green)

@@ -42,3 +42,22 @@ def crossroads_with_crosswalks() -> Intersection:
              _link(3), _link(4), _link(5, "pedestrian", yellow=10.0, red=1.0, walk=7.0))
     phases = (Phase(2, "GgGrrr", "north-south", 5.0, 45.0, 30.0), Phase(4, "rrrGgG", "east-west", 5.0, 45.0, 25.0))
     return Intersection("crosswalks", links, phases, tuple(map(tuple, compat)))
+
+
+def looped_intersection(name: str, states: tuple[str, ...], compatible, min_green_s: float = 5.0,
+                        max_green_s: float = 40.0) -> Intersection:
+    """Vehicle links (one per state character, lane ``in{i}``), a phase per state, and on each link a stop-bar
+    and an advance loop (detectors 2i and 2i + 1).
+
+    :param name: the intersection's id.
+    :param states: one SUMO state string per phase (``G``, ``g``, ``r``; one character per link).
+    :param compatible: ``[i][j]``: links i and j may be green together.
+    :param min_green_s: every phase's min green, seconds.
+    :param max_green_s: every phase's max green, seconds.
+    """
+    n = len(states[0])
+    links = tuple(SignalLink(i, "vehicle", f"in{i}", f"out{i}", 13.9, 3.0, 2.0) for i in range(n))
+    phases = tuple(Phase(i + 1, state, f"p{i}", min_green_s, max_green_s, 20.0) for i, state in enumerate(states))
+    detectors = tuple(d for i in range(n) for d in (Detector(f"sb{i}", "stopbar", f"in{i}", (i,), 1.0),
+                                                    Detector(f"adv{i}", "advance", f"in{i}", (i,), 40.0)))
+    return Intersection(name, links, phases, tuple(tuple(row) for row in compatible), detectors)

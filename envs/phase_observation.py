@@ -1,5 +1,6 @@
 """The ``phases`` observations: the core's fixed per-phase feature layouts (``controller/phase_features.py``), so
-one policy can be shared by intersections of any shape (``phases``: the current layout, ``phases-v1``: the first)."""
+one policy can be shared by intersections of any shape (``phases``: the current layout, ``phases-v1``: the first,
+``phases-v3``: with the change features)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 from gymnasium import spaces
 
 from controller.intersection import Intersection
-from controller.phase_features import LAYOUT_V1, LAYOUT_V2, FeatureLayout, PhaseFeatures
+from controller.phase_features import LAYOUT_V1, LAYOUT_V2, LAYOUT_V3, FeatureLayout, PhaseFeatures
 from controller.policies.base import DetectorReadings, Interval
 from controller.signal_controller import SignalController
 from envs.observations import OBSERVATIONS, ObservationFunction
@@ -43,7 +44,15 @@ class PhaseObservationV1(PhaseObservation):
     layout = LAYOUT_V1
 
 
+class PhaseObservationV3(PhaseObservation):
+    """:data:`LAYOUT_V3`: v2 plus what a change to each phase would start and stop."""
+
+    name = "phases-v3"
+    layout = LAYOUT_V3
+
+
 #: The observation that builds each feature layout, by layout name.
-OBSERVATION_OF_LAYOUT = {cls.layout.name: cls.name for cls in (PhaseObservation, PhaseObservationV1)}
-for _cls in (PhaseObservation, PhaseObservationV1):
+OBSERVATION_OF_LAYOUT = {cls.layout.name: cls.name for cls in (PhaseObservation, PhaseObservationV1,
+                                                               PhaseObservationV3)}
+for _cls in (PhaseObservation, PhaseObservationV1, PhaseObservationV3):
     OBSERVATIONS[_cls.name] = _cls

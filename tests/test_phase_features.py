@@ -1,4 +1,5 @@
-"""The phase-feature layouts: what the v2 additions (time since a phase was served, longest queue) report."""
+"""The phase-feature layouts: what the v2 additions (time since a phase was served, longest queue) and the v3
+additions (what a change would start and stop) report."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import numpy as np
 import pytest
 
 from controller.errors import InputError
-from controller.phase_features import (JAM_SPACING_M, LAYOUT_V1, LAYOUT_V2, LAYOUTS, RED_ELAPSED_SCALE_S,
-                                       FeatureLayout, PhaseFeatures)
+from controller.phase_features import (CHANGE_FEATURES, JAM_SPACING_M, LAYOUT_V1, LAYOUT_V2, LAYOUT_V3, LAYOUTS,
+                                       RED_ELAPSED_SCALE_S, FeatureLayout, PhaseFeatures)
 from controller.policies.base import DetectorReadings
-from controller.testing import two_phase_intersection
+from controller.testing import looped_intersection, two_phase_intersection
 
 
 def _readings(inter, t: float, halting: dict[str, float] | None = None) -> DetectorReadings:
@@ -90,4 +91,55 @@ def test_v1_vectors_are_the_first_columns_of_each_v2_slot():
 def test_an_unknown_layout_is_refused_in_one_line():
     with pytest.raises(InputError, match="unknown feature layout"):
         PhaseFeatures(two_phase_intersection(), FeatureLayout("phase-features-v9", ("valid",)))
-    assert set(LAYOUTS) == {"phase-features-v1", "phase-features-v2"}
+    assert set(LAYOUTS) == {"phase-features-v1", "phase-features-v2", "phase-features-v3"}
+
+
+def _occupancies(inter, values: dict[str, float]) -> DetectorReadings:
+    occ = np.array([values.get(d.id, 0.0) for d in inter.detectors])
+    n = len(occ)
+    return DetectorReadings(0.0, occ > 0, np.zeros(n), np.zeros(n), occ, -np.ones(n))
+
+
+def _v3(x: np.ndarray, slot: int, feature: str) -> float:
+    return float(x[LAYOUT_V3.column(slot, feature)])
+
+
+def test_v3_sees_at_a_ring_what_a_change_would_start_and_stop_which_the_phase_means_dilute():
+    """A roundabout entry (link 0, phase 0), the ring (link 1, green in both) and the next entry (link 2, phase 1):
+    from phase 0, a change to phase 1 starts link 2 and stops link 0; the busy ring lane is in neither."""
+    ring = looped_intersection("ring", ("GGr", "rGG"), ((True, True, False), (True, True, True), (False, True, True)))
+    f = PhaseFeatures(ring, LAYOUT_V3)
+    x = f(0, None, True, 10.0, True, _occupancies(ring, {"sb0": 0.3, "sb1": 1.0, "sb2": 0.6}), 5.0)
+    assert _v3(x, 1, "occupancy_started") == pytest.approx(0.6)
+    assert _v3(x, 1, "occupancy_stopped") == pytest.approx(0.3)
+    assert _v3(x, 1, "stopbar_occupancy") == pytest.approx(0.8)  # v2's mean over the phase's lanes, ring included
+    assert all(_v3(x, 0, name) == 0 for name in CHANGE_FEATURES)  # the current phase: no change
+    x = f(1, None, True, 10.0, True, _occupancies(ring, {"sb0": 0.3, "sb1": 1.0, "sb2": 0.6}), 5.0)  # seen from 1
+    assert _v3(x, 0, "occupancy_started") == pytest.approx(0.3)
+    assert _v3(x, 0, "occupancy_stopped") == pytest.approx(0.6)
+    assert all(_v3(x, 1, name) == 0 for name in CHANGE_FEATURES)
+
+
+def test_v3_counts_a_left_gaining_or_losing_its_arrow_as_started_or_stopped():
+    """Link 1 is a left turn, permissive in phase 0 and protected in phase 1 (link 0, the through, is red there)."""
+    left = looped_intersection("left", ("Gg", "rG"), ((True, True), (True, True)))
+    f = PhaseFeatures(left, LAYOUT_V3)
+    x = f(0, None, True, 10.0, True, _occupancies(left, {"sb0": 0.2, "sb1": 0.9}), 5.0)
+    assert _v3(x, 1, "occupancy_started") == pytest.approx(0.9)  # the arrow protects it
+    assert _v3(x, 1, "occupancy_stopped") == pytest.approx(0.2)
+    x = f(1, None, True, 10.0, True, _occupancies(left, {"sb0": 0.2, "sb1": 0.9}), 5.0)
+    assert _v3(x, 0, "occupancy_started") == pytest.approx(0.2)
+    assert _v3(x, 0, "occupancy_stopped") == pytest.approx(0.9)  # it must yield again
+
+
+def test_v3_radar_queues_and_the_v2_columns_it_extends():
+    inter = two_phase_intersection()
+    capacity = 100.0 / JAM_SPACING_M
+    r = _readings(inter, 0.0, {"rad2": 0.5 * capacity, "rad0": 0.2 * capacity})
+    x3 = PhaseFeatures(inter, LAYOUT_V3)(0, None, True, 10.0, True, r, 5.0)
+    assert _v3(x3, 1, "queue_started") == pytest.approx(0.25)  # mean over links 2-3's zones
+    assert _v3(x3, 1, "queue_stopped") == pytest.approx(0.1)
+    x2 = PhaseFeatures(inter, LAYOUT_V2)(0, None, True, 10.0, True, r, 5.0)
+    head, n2 = len(LAYOUT_V2.head), len(LAYOUT_V2.phase_features)
+    assert len(x3) == LAYOUT_V3.size and np.array_equal(x3[:head], x2[:head])
+    assert np.array_equal(x3[head:].reshape(8, -1)[:, :n2], x2[head:].reshape(8, -1))

@@ -18,7 +18,7 @@ from controller.policies.actuated import ActuatedPolicy
 from controller.policies.base import DetectorReadings, Policy, SignalView, loops_on_stopped_movements
 from controller.policies.fixed_time import FixedTimePolicy, WebsterPolicy, webster_cycle_s, webster_greens_s
 from controller.policies.max_pressure import MaxPressurePolicy, SpillbackMaxPressurePolicy, VaraiyaMaxPressurePolicy
-from controller.testing import two_phase_intersection
+from controller.testing import looped_intersection, two_phase_intersection
 
 # detector indices in two_phase_intersection(): per link i, stop-bar 4i, advance 4i+1, radar 4i+2, exit 4i+3
 SB, ADV, RAD, EXIT = 0, 1, 2, 3
@@ -58,18 +58,6 @@ def greens(states: list[str], inter: Intersection) -> list[tuple[int, int, int]]
             runs.append((by_state[state], t, n))
         t += n
     return runs
-
-
-def looped_intersection(name: str, states: tuple[str, ...], compatible, min_green_s: float = 5.0,
-                        max_green_s: float = 40.0) -> Intersection:
-    """Vehicle links (one per state character, lane ``in{i}``), a phase per state, and on each link a stop-bar
-    and an advance loop (detectors 2i and 2i + 1)."""
-    n = len(states[0])
-    links = tuple(SignalLink(i, "vehicle", f"in{i}", f"out{i}", 13.9, 3.0, 2.0) for i in range(n))
-    phases = tuple(Phase(i + 1, state, f"p{i}", min_green_s, max_green_s, 20.0) for i, state in enumerate(states))
-    detectors = tuple(d for i in range(n) for d in (Detector(f"sb{i}", "stopbar", f"in{i}", (i,), 1.0),
-                                                    Detector(f"adv{i}", "advance", f"in{i}", (i,), 40.0)))
-    return Intersection(name, links, phases, tuple(tuple(row) for row in compatible), detectors)
 
 
 def exclusive_intersection(n: int = 3, min_green_s: float = 5.0, max_green_s: float = 40.0) -> Intersection:

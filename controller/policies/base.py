@@ -106,6 +106,21 @@ def green_in(intersection: Intersection) -> np.ndarray:
                     dtype=bool).reshape(len(phases), len(dets))
 
 
+def stopped_movements(intersection: Intersection, p: int, q: int) -> frozenset[int]:
+    """The vehicle links (movements) that ending phase *p* for phase *q* stops: green in *p* and not in *q*, or
+    protected in *p* and only permissive in *q* (a protected left that turns permissive must then yield). Read the
+    other way round, ``stopped_movements(i, q, p)`` are the movements the change *starts* (or protects).
+
+    :param intersection: the intersection.
+    :param p: index of the phase being ended.
+    :param q: index of the phase that follows.
+    """
+    phases, links = intersection.phases, intersection.links
+    now, then = phases[p].state, phases[q].state
+    return frozenset(l for l in phases[p].greens if links[l].kind == "vehicle"
+                     and (then[l] not in "Gg" or (now[l] == "G" and then[l] == "g")))
+
+
 def loops_on_stopped_movements(intersection: Intersection, *candidates: np.ndarray) -> np.ndarray:
     """``[p, q, k]``: detector *k* watches a movement that ending phase *p* for phase *q* would stop (a vehicle
     movement green in *p* and not in *q*, or protected in *p* and only permissive in *q*): the loops whose gaps may
@@ -118,15 +133,12 @@ def loops_on_stopped_movements(intersection: Intersection, *candidates: np.ndarr
         has one (the stopped movements have no loop) the first mask stands in whole; when *p*'s vehicle movements
         all stay green in *q* the result is empty (nothing would be stopped).
     """
-    phases, dets, links = intersection.phases, intersection.detectors, intersection.links
-    n = len(phases)
-    vehicle_greens = [frozenset(l for l in p.greens if links[l].kind == "vehicle") for p in phases]
+    dets = intersection.detectors
+    n = len(intersection.phases)
     out = np.zeros((n, n, len(dets)), dtype=bool)
     for p in range(n):
         for q in range(n):
-            # stopped, or losing its protection (a protected left that turns permissive must then yield)
-            stopped = {l for l in vehicle_greens[p] if phases[q].state[l] not in "Gg"
-                       or (phases[p].state[l] == "G" and phases[q].state[l] == "g")}
+            stopped = stopped_movements(intersection, p, q)
             if not stopped:
                 continue
             on_stopped = np.array([bool(stopped & set(d.links)) for d in dets], dtype=bool)
