@@ -27,17 +27,32 @@ MODES = ("preempt", "preempt-gps", "tsp", "ped")
 GPS_PREEMPT_HORIZON_S = 30.0
 
 
+#: puts lights under another core controller than the rest: ``rl@O=maxpressure@J3=actuated`` runs the learned
+#: policy everywhere but at lights ``O`` (max-pressure) and ``J3`` (actuated); the modes (``+preempt``, ...) come
+#: before the first ``@`` and apply at every light
+LIGHT_OVERRIDE = "@"
+
+
+def split_overrides(name: str) -> tuple[str, dict[str, str]]:
+    """``"rl+ped@O=maxpressure"`` -> ``("rl+ped", {"O": "maxpressure"})``: the controller (with its modes) and the
+    core controller each overridden light runs instead, by traffic-light id. Not validated: see
+    :func:`check_controller`."""
+    controller, *overrides = name.split(LIGHT_OVERRIDE)
+    return controller, dict(o.partition("=")[::2] for o in overrides)
+
+
 def split_controller(name: str) -> tuple[str, str | None, bool]:
     """``"actuated+preempt-gps+tsp"`` -> ``("actuated", "gps", True)``: the base controller, how preempts are
-    called (None: no preemption, ``receivers``, ``gps``) and whether transit priority is on."""
-    base, *modes = name.split("+")
+    called (None: no preemption, ``receivers``, ``gps``) and whether transit priority is on (per-light overrides,
+    :data:`LIGHT_OVERRIDE`, are left out)."""
+    base, *modes = split_overrides(name)[0].split("+")
     preempt = "gps" if "preempt-gps" in modes else "receivers" if "preempt" in modes else None
     return base, preempt, "tsp" in modes
 
 
 def has_mode(name: str, mode: str) -> bool:
     """True when controller ``name`` adds ``mode`` (one of :data:`MODES`): ``has_mode("actuated+ped", "ped")``."""
-    return mode in name.split("+")[1:]
+    return mode in split_overrides(name)[0].split("+")[1:]
 
 
 def controller_names() -> list[str]:
@@ -60,11 +75,22 @@ def policy_file_for(network: NetworkSpec, policy_file: Path | None = None) -> Pa
 
 
 def check_controller(name: str) -> str:
-    """Return ``name`` if it is a known controller (with ``+preempt`` / ``+tsp`` / ``+ped`` after a core controller), else
-    raise a one-line :class:`InputError`."""
-    base, *modes = name.split("+")
+    """Return ``name`` if it is a known controller (with ``+preempt`` / ``+tsp`` / ``+ped`` after a core controller,
+    and ``@LIGHT=CONTROLLER`` overrides after that), else raise a one-line :class:`InputError`. Whether the
+    overridden lights exist depends on the network: :func:`check_lights`."""
+    controller, overrides = split_overrides(name)
+    base, *modes = controller.split("+")
     if base not in POLICIES and base not in SUMO_REFERENCE_CONTROLLERS and base != LEARNED:
         raise InputError(f"unknown controller {base!r}; choose from: {', '.join(controller_names())}")
+    if overrides and base in SUMO_REFERENCE_CONTROLLERS:
+        raise InputError(f"controller {name!r}: {base} runs inside SUMO, not through the core; per-light "
+                         f"controllers ({LIGHT_OVERRIDE}LIGHT=CONTROLLER) need a core controller")
+    if len(overrides) != name.count(LIGHT_OVERRIDE):
+        raise InputError(f"controller {name!r}: a light is given twice")
+    for light, other in overrides.items():
+        if not light or (other not in POLICIES and other != LEARNED):
+            raise InputError(f"controller {name!r}: {LIGHT_OVERRIDE}{light}={other} is not LIGHT=CONTROLLER with "
+                             f"a core controller ({', '.join(sorted(POLICIES) + [LEARNED])})")
     for mode in modes:
         if mode not in MODES or modes.count(mode) > 1:
             raise InputError(f"controller {name!r}: {mode!r} is not a mode to add once (choose from: "
@@ -75,6 +101,27 @@ def check_controller(name: str) -> str:
         raise InputError(f"controller {name!r}: {base} runs inside SUMO, not through the core; preemption, "
                          "priority and push buttons need a core controller")
     return name
+
+
+def check_lights(network: NetworkSpec, name: str) -> None:
+    """Refuse per-light overrides of controller ``name`` that name no traffic light of ``network``.
+
+    :param network: the network.
+    :param name: a controller name (as :func:`check_controller` takes it).
+    :raises InputError: naming the first unknown light.
+    """
+    lights = [i.id for i in intersections_of(network)]
+    for light in split_overrides(name)[1]:
+        if light not in lights:
+            shown = ", ".join(lights[:12]) + (", ..." if len(lights) > 12 else "")
+            raise InputError(f"controller {name!r}: network {network.name!r} has no traffic light {light!r} "
+                             f"(its lights: {shown})")
+
+
+def uses_learned_policy(name: str) -> bool:
+    """True when controller ``name`` runs the learned policy at some light (itself, or a per-light override)."""
+    controller, overrides = split_overrides(name)
+    return split_controller(controller)[0] == LEARNED or LEARNED in overrides.values()
 
 
 def check_input_lag(controllers: list[str], input_lag_s: int) -> None:
@@ -138,7 +185,9 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
         scheduled vehicle; :mod:`envs.light_delay`).
     """
     check_controller(controller)
+    check_lights(network, controller)
     name, (controller, preempt, tsp) = controller, split_controller(controller)
+    overrides = split_overrides(name)[1]
     modes = {"preempt": preempt is not None, "transit_priority": tsp,
              "preempt_route_s": GPS_PREEMPT_HORIZON_S if preempt == "gps" else None,
              "pedestrian_buttons": has_mode(name, "ped")}
@@ -149,15 +198,16 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
     if controller in SUMO_REFERENCE_CONTROLLERS:
         sim = SignalSimulation(network, scenario, seed, reference=controller, work_dir=work_dir, gui=gui,
                                light_delay=by_light)
-    elif controller == LEARNED:
-        loaded = PolicyFile(policy_file_for(network, policy_file))
-        policies = {i.id: LearnedPolicy(loaded) for i in intersections_of(network)}
-        for i in intersections_of(network):  # refuse a mismatch before SUMO starts
-            loaded.check(i)
-        sim = SignalSimulation(network, scenario, seed, policies=policies, work_dir=work_dir, gui=gui,
-                               dilemma_zone=dilemma_zone, light_delay=by_light, **modes)
     else:
-        policies = {i.id: make_policy(controller) for i in intersections_of(network)}
+        loaded = PolicyFile(policy_file_for(network, policy_file)) if uses_learned_policy(name) else None
+        policies = {}
+        for i in intersections_of(network):
+            chosen = overrides.get(i.id, controller)
+            if chosen == LEARNED:
+                loaded.check(i)  # refuse a mismatch before SUMO starts
+                policies[i.id] = LearnedPolicy(loaded)
+            else:
+                policies[i.id] = make_policy(chosen)
         sim = SignalSimulation(network, scenario, seed, policies=policies, work_dir=work_dir, gui=gui,
                                dilemma_zone=dilemma_zone, light_delay=by_light, **modes)
     try:

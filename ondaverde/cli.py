@@ -183,7 +183,8 @@ def _add_run_commands(sub, controllers: str, add_network_args) -> None:
     p.add_argument("--controller", default="actuated",
                    help=f"one of: {controllers}; a core controller may add +preempt (emergency-vehicle "
                         "preemption), +tsp (transit signal priority) and/or +ped (pedestrian push buttons: a "
-                        "person waiting at a crosswalk calls its phase), e.g. actuated+preempt+tsp "
+                        "person waiting at a crosswalk calls its phase), e.g. actuated+preempt+tsp, and "
+                        "@LIGHT=CONTROLLER puts a light under another core controller, e.g. rl@O=maxpressure "
                         "(default: actuated)")
     p.add_argument("--seed", type=_sumo_seed, default=0, help="SUMO random seed (default: 0)")
     p.add_argument("--gui", action="store_true", help="watch it in sumo-gui (TraCI)")
@@ -208,8 +209,9 @@ def _add_run_commands(sub, controllers: str, add_network_args) -> None:
                         "(emergency vehicles call preemption at every light) and/or +tsp (buses check in for "
                         "transit priority), e.g. actuated,actuated+preempt,actuated+tsp: run beside the plain "
                         "controller, the report compares every emergency vehicle's delay, each of its passages "
-                        "through a signal, and each bus type's, and prints the issue-6 check lines "
-                        "(default: fixed,actuated,maxpressure)")
+                        "through a signal, and each bus type's, and prints the issue-6 check lines; "
+                        "@LIGHT=CONTROLLER after a core controller puts that light under another one, e.g. "
+                        "rl,rl@O=maxpressure (default: fixed,actuated,maxpressure)")
     p.add_argument("--scenarios", type=_names, default=None,
                    help="comma-separated scenarios (default: --scenario, or the network's default)")
     p.add_argument("--seeds", type=seed_list, default=[0, 1, 2], help="comma-separated SUMO seeds (default: 0,1,2)")

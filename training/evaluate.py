@@ -10,8 +10,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from controller.errors import InputError
-from envs.runner import (LEARNED, check_controller, check_input_lag, policy_file_for, run_episode,
-                         split_controller)
+from envs.runner import (check_controller, check_input_lag, check_lights, policy_file_for, run_episode,
+                         uses_learned_policy)
 from envs.simulation import intersections_of
 from networks.catalog import NetworkSpec
 
@@ -65,7 +65,8 @@ def evaluate(network: NetworkSpec, scenarios: list[str], controllers: list[str],
         raise InputError("--by-light is for core runs (--through core)")
     for c in controllers:
         check_controller(c)
-        if split_controller(c)[0] == LEARNED:
+        check_lights(network, c)
+        if uses_learned_policy(c):
             policy_file = policy_file_for(network, policy_file)
     if through == "virtual":
         from training.loop_runs import check_loop

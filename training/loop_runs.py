@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from controller.errors import InputError
-from envs.runner import RunResult, has_mode, split_controller
+from envs.runner import LIGHT_OVERRIDE, RunResult, has_mode, split_controller
 from envs.sumo_programs import SUMO_REFERENCE_CONTROLLERS
 from networks.catalog import NetworkSpec, load_network
 
@@ -35,6 +35,9 @@ def check_loop(network: NetworkSpec, controllers: list[str]) -> None:
     :param controllers: controller names (validated by :func:`envs.runner.check_controller`).
     """
     for name in controllers:
+        if LIGHT_OVERRIDE in name:
+            raise InputError(f"controller {name!r}: per-light controllers ({LIGHT_OVERRIDE}LIGHT=CONTROLLER) are for "
+                             "core runs; --through virtual runs one controller at every light")
         if split_controller(name)[0] in SUMO_REFERENCE_CONTROLLERS:
             raise InputError(f"controller {name!r} runs inside SUMO and cannot be driven through the virtual "
                              "controllers; leave it out with --through virtual")

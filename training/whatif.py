@@ -37,7 +37,7 @@ from controller.errors import InputError
 from controller.intersection import Intersection
 from controller.policies.base import Interval, Policy, SignalView
 from controller.policies.registry import make_policy
-from envs.runner import LEARNED, RunResult, check_controller, run_episode
+from envs.runner import LEARNED, LIGHT_OVERRIDE, RunResult, check_controller, run_episode
 from envs.simulation import SignalSimulation
 from envs.sumo_programs import SUMO_REFERENCE_CONTROLLERS
 from networks.calibrate import GEH_OK, geh
@@ -192,6 +192,9 @@ def check_whatif_controller(controller: str, policy_file: Path | None = None) ->
     if controller == RECORDED:
         raise InputError(f"--controller {RECORDED!r} is the recorded timing itself; choose an adaptive controller")
     check_controller(controller)
+    if LIGHT_OVERRIDE in controller:
+        raise InputError(f"--controller {controller!r}: a what-if runs one light; per-light controllers "
+                         f"({LIGHT_OVERRIDE}LIGHT=CONTROLLER) are for simulate and evaluate")
     if controller == LEARNED and policy_file is None:
         raise InputError("--controller rl needs --policy FILE: a policy trained for this intersection's layout")
     return controller
