@@ -55,3 +55,12 @@ def test_an_overridden_light_runs_the_other_controller():
               for name in ("fixed", "maxpressure", mixed, every)}
     assert delays[every] == delays["maxpressure"]
     assert delays[mixed] not in (delays["fixed"], delays["maxpressure"])
+
+
+def test_the_priority_report_pairs_runs_with_the_same_overrides():
+    from training.priority_report import comparisons
+
+    records = [{"controller": c} for c in ("rl@O=maxpressure", "rl+tsp@O=maxpressure", "rl+preempt-gps@O=maxpressure",
+                                           "rl+tsp", "rl")]
+    assert comparisons(records, "tsp") == [("rl+tsp@O=maxpressure", "rl@O=maxpressure"), ("rl+tsp", "rl")]
+    assert comparisons(records, "preempt") == [("rl+preempt-gps@O=maxpressure", "rl@O=maxpressure")]

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import statistics
 
+from envs.runner import LIGHT_OVERRIDE, has_mode
+
 
 def _without(controller: str, mode: str) -> str:
-    base, *modes = controller.split("+")
-    return "+".join([base] + [m for m in modes if m != mode])
+    """``controller`` without ``mode`` (its per-light overrides kept: ``rl+tsp@O=maxpressure`` -> ``rl@O=maxpressure``)."""
+    head, sep, overrides = controller.partition(LIGHT_OVERRIDE)
+    base, *modes = head.split("+")
+    return "+".join([base] + [m for m in modes if m != mode]) + sep + overrides
 
 
 #: the modes that preempt: roadside receivers, and receivers with route-aware (GPS) calls
@@ -21,7 +25,7 @@ def comparisons(records: list[dict], mode: str) -> list[tuple[str, str]]:
     names = list(dict.fromkeys(r["controller"] for r in records))
     modes = PREEMPT_MODES if mode == "preempt" else (mode,)
     return [(c, _without(c, m)) for c in names for m in modes
-            if m in c.split("+")[1:] and _without(c, m) in names]
+            if has_mode(c, m) and _without(c, m) in names]
 
 
 def _by_run(records: list[dict]) -> dict[tuple[str, str, int], dict]:
