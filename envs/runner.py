@@ -110,8 +110,11 @@ def check_lights(network: NetworkSpec, name: str) -> None:
     :param name: a controller name (as :func:`check_controller` takes it).
     :raises InputError: naming the first unknown light.
     """
+    overrides = split_overrides(name)[1]
+    if not overrides:  # nothing to look up (and a net without lights is refused where it is loaded)
+        return
     lights = [i.id for i in intersections_of(network)]
-    for light in split_overrides(name)[1]:
+    for light in overrides:
         if light not in lights:
             shown = ", ".join(lights[:12]) + (", ..." if len(lights) > 12 else "")
             raise InputError(f"controller {name!r}: network {network.name!r} has no traffic light {light!r} "
