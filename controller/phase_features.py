@@ -14,7 +14,7 @@ import numpy as np
 
 from controller.errors import InputError
 from controller.intersection import Intersection
-from controller.policies.base import DetectorReadings, stopped_movements
+from controller.policies.base import DetectorReadings, Interval, SignalView, stopped_movements
 
 #: Phase slots of the layout; an intersection with more green phases cannot use it.
 MAX_PHASES = 8
@@ -29,6 +29,8 @@ JAM_SPACING_M = 7.5
 FLOW_SCALE_VPS = 0.5
 #: Time since a phase was last served that reads as 1.0, seconds.
 RED_ELAPSED_SCALE_S = 120.0
+#: Max-pressure phase pressure that reads as 1.0 (and minus it as 0.0; no pressure reads 0.5), vehicles.
+PRESSURE_SCALE_VEH = 40.0
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,15 @@ CHANGE_FEATURES = ("queue_started", "occupancy_started", "queue_stopped", "occup
 #: phase): at a roundabout whose ring lanes are green in most phases, the per-phase means cannot tell the phases
 #: apart, these can.
 LAYOUT_V3 = FeatureLayout("phase-features-v3", LAYOUT_V2.phase_features + CHANGE_FEATURES)
+#: Features of :data:`LAYOUT_V4`: what max-pressure (``controller.policies.max_pressure``) makes of the same
+#: detector data, decided at the policy's own decision interval.
+MAX_PRESSURE_FEATURES = ("pressure", "maxpressure_choice")
+#: v2 plus, per phase, its max-pressure pressure (0.5 + pressure / (2 × :data:`PRESSURE_SCALE_VEH`)) and whether
+#: max-pressure, with its minimum green, discharge hold and longest-wait rule, would ask for it now (1 or 0): a
+#: policy can follow max-pressure where it does best (a roundabout's ring) and depart from it elsewhere.
+LAYOUT_V4 = FeatureLayout("phase-features-v4", LAYOUT_V2.phase_features + MAX_PRESSURE_FEATURES)
 #: Layouts by name.
-LAYOUTS = {layout.name: layout for layout in (LAYOUT_V1, LAYOUT_V2, LAYOUT_V3)}
+LAYOUTS = {layout.name: layout for layout in (LAYOUT_V1, LAYOUT_V2, LAYOUT_V3, LAYOUT_V4)}
 #: The layout new training runs use.
 DEFAULT_LAYOUT = LAYOUT_V2
 
@@ -89,9 +98,10 @@ class PhaseFeatures:
     occupancy (mean), advance-loop flow (vehicles per second ÷ :data:`FLOW_SCALE_VPS`, mean) and vehicles on its
     exit lanes (÷ capacity, mean); :data:`LAYOUT_V2` adds the seconds since the phase was last served
     (÷ :data:`RED_ELAPSED_SCALE_S`; counted from the first vector, at which every phase reads 0) and its longest
-    queue; :data:`LAYOUT_V3` adds the :data:`CHANGE_FEATURES`, seen from the phase green now (or being left).
-    All clipped to [0, 1]. The time since service is remembered between calls: build one object per
-    intersection and run, and call it at every decision.
+    queue; :data:`LAYOUT_V3` adds the :data:`CHANGE_FEATURES`, seen from the phase green now (or being left);
+    :data:`LAYOUT_V4` adds to v2 the :data:`MAX_PRESSURE_FEATURES`, from a max-pressure policy fed each call's data.
+    All clipped to [0, 1]. The time since service (and v4's max-pressure state: loop queue estimates, waits) is
+    remembered between calls: build one object per intersection and run, and call it once at every decision.
 
     :param intersection: the intersection.
     :param layout: the feature layout.
@@ -130,8 +140,16 @@ class PhaseFeatures:
         self.layout = layout
         if LAYOUTS.get(layout.name) != layout:
             raise InputError(f"unknown feature layout {layout.name!r}; known: {', '.join(LAYOUTS)}")
-        self._v2 = layout in (LAYOUT_V2, LAYOUT_V3)
+        self._v2 = layout in (LAYOUT_V2, LAYOUT_V3, LAYOUT_V4)
         self._v3 = layout == LAYOUT_V3
+        self.intersection = intersection
+        self._max_pressure = None
+        if layout == LAYOUT_V4:
+            from controller.policies.max_pressure import MaxPressurePolicy
+
+            self._max_pressure = MaxPressurePolicy()
+            self._max_pressure.reset(intersection, 1.0)
+            self._pressure_col = layout.phase_features.index("pressure")
         if self._v3:  # [current, slot, feature, detector]: the change features' weights
             n = len(phases)
             self._w_change = np.zeros((n, MAX_PHASES, len(CHANGE_FEATURES), len(dets)))
@@ -152,6 +170,8 @@ class PhaseFeatures:
     def reset(self) -> None:
         """Forget the service history (a new run)."""
         self._started = False
+        if self._max_pressure is not None:
+            self._max_pressure.reset(self.intersection, 1.0)
 
     def __call__(self, phase: int, target: int | None, in_green: bool, green_elapsed_s: float,
                  may_end_green: bool, readings: DetectorReadings, counted_s: float) -> np.ndarray:
@@ -191,6 +211,14 @@ class PhaseFeatures:
             slots[:, 12] = w[:, 1] @ readings.occupancy
             slots[:, 13] = w[:, 2] @ readings.halting
             slots[:, 14] = w[:, 3] @ readings.occupancy
+        if self._max_pressure is not None:
+            mp, col = self._max_pressure, self._pressure_col
+            interval = Interval.GREEN if in_green else Interval.YELLOW
+            view = SignalView(self.intersection, readings, phase, phase if target is None else target, interval,
+                              green_elapsed_s if in_green else 0.0, may_end_green)
+            choice = mp.decide(view)
+            slots[: self.n_phases, col] = 0.5 + mp.pressures / (2.0 * PRESSURE_SCALE_VEH)
+            slots[choice, col + 1] = 1.0
         out = np.empty(self.layout.size, dtype=np.float32)
         out[0] = float(may_end_green)
         out[1] = float(not in_green)

@@ -1,6 +1,6 @@
 """The ``phases`` observations: the core's fixed per-phase feature layouts (``controller/phase_features.py``), so
 one policy can be shared by intersections of any shape (``phases``: the current layout, ``phases-v1``: the first,
-``phases-v3``: with the change features)."""
+``phases-v3``: with the change features, ``phases-v4``: with max-pressure's pressures and choice)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 from gymnasium import spaces
 
 from controller.intersection import Intersection
-from controller.phase_features import LAYOUT_V1, LAYOUT_V2, LAYOUT_V3, FeatureLayout, PhaseFeatures
+from controller.phase_features import LAYOUT_V1, LAYOUT_V2, LAYOUT_V3, LAYOUT_V4, FeatureLayout, PhaseFeatures
 from controller.policies.base import DetectorReadings, Interval
 from controller.signal_controller import SignalController
 from envs.observations import OBSERVATIONS, ObservationFunction
@@ -51,8 +51,15 @@ class PhaseObservationV3(PhaseObservation):
     layout = LAYOUT_V3
 
 
+class PhaseObservationV4(PhaseObservation):
+    """:data:`LAYOUT_V4`: v2 plus each phase's max-pressure pressure and whether max-pressure would ask for it."""
+
+    name = "phases-v4"
+    layout = LAYOUT_V4
+
+
+_CLASSES = (PhaseObservation, PhaseObservationV1, PhaseObservationV3, PhaseObservationV4)
 #: The observation that builds each feature layout, by layout name.
-OBSERVATION_OF_LAYOUT = {cls.layout.name: cls.name for cls in (PhaseObservation, PhaseObservationV1,
-                                                               PhaseObservationV3)}
-for _cls in (PhaseObservation, PhaseObservationV1, PhaseObservationV3):
+OBSERVATION_OF_LAYOUT = {cls.layout.name: cls.name for cls in _CLASSES}
+for _cls in _CLASSES:
     OBSERVATIONS[_cls.name] = _cls

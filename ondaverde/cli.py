@@ -145,8 +145,9 @@ def _add_train_command(sub) -> None:
     p.add_argument("--features", default="phase-features-v2", metavar="LAYOUT",
                    help="what the policy observes: phase-features-v2 (per phase: queues, occupancy, flows, time "
                         "since last served, longest queue), phase-features-v1 (the committed policy's, without the "
-                        "last two) or phase-features-v3 (v2 plus the queue and stop-bar occupancy on the movements a "
-                        "change to the phase would start and stop) (default: phase-features-v2)")
+                        "last two), phase-features-v3 (v2 plus the queue and stop-bar occupancy on the movements a "
+                        "change to the phase would start and stop) or phase-features-v4 (v2 plus each phase's "
+                        "max-pressure pressure and whether max-pressure would ask for it) (default: phase-features-v2)")
     p.add_argument("--learning-rate", type=float, default=5e-4,
                    help="optimiser step size; with --resume it replaces the run's (default: 0.0005)")
     p.add_argument("--clip-range", type=float, default=0.2,

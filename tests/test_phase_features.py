@@ -1,5 +1,5 @@
-"""The phase-feature layouts: what the v2 additions (time since a phase was served, longest queue) and the v3
-additions (what a change would start and stop) report."""
+"""The phase-feature layouts: what the v2 additions (time since a phase was served, longest queue), the v3
+additions (what a change would start and stop) and the v4 additions (max-pressure's pressures and choice) report."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from controller.errors import InputError
-from controller.phase_features import (CHANGE_FEATURES, JAM_SPACING_M, LAYOUT_V1, LAYOUT_V2, LAYOUT_V3, LAYOUTS,
-                                       RED_ELAPSED_SCALE_S, FeatureLayout, PhaseFeatures)
+from controller.phase_features import (CHANGE_FEATURES, JAM_SPACING_M, LAYOUT_V1, LAYOUT_V2, LAYOUT_V3, LAYOUT_V4,
+                                       LAYOUTS, PRESSURE_SCALE_VEH, RED_ELAPSED_SCALE_S, FeatureLayout,
+                                       PhaseFeatures)
 from controller.policies.base import DetectorReadings
 from controller.testing import looped_intersection, two_phase_intersection
 
@@ -91,7 +92,8 @@ def test_v1_vectors_are_the_first_columns_of_each_v2_slot():
 def test_an_unknown_layout_is_refused_in_one_line():
     with pytest.raises(InputError, match="unknown feature layout"):
         PhaseFeatures(two_phase_intersection(), FeatureLayout("phase-features-v9", ("valid",)))
-    assert set(LAYOUTS) == {"phase-features-v1", "phase-features-v2", "phase-features-v3"}
+    assert set(LAYOUTS) == {"phase-features-v1", "phase-features-v2", "phase-features-v3",
+                            "phase-features-v4"}
 
 
 def _occupancies(inter, values: dict[str, float]) -> DetectorReadings:
@@ -143,3 +145,56 @@ def test_v3_radar_queues_and_the_v2_columns_it_extends():
     head, n2 = len(LAYOUT_V2.head), len(LAYOUT_V2.phase_features)
     assert len(x3) == LAYOUT_V3.size and np.array_equal(x3[:head], x2[:head])
     assert np.array_equal(x3[head:].reshape(8, -1)[:, :n2], x2[head:].reshape(8, -1))
+
+
+def _counts(inter, t: float, counts: dict[str, float], occupied: tuple[str, ...] = ()) -> DetectorReadings:
+    """Vehicles in radar and exit zones (``count``; halted too), and stop-bar loops ``occupied`` now."""
+    c = np.array([counts.get(d.id, 0.0) for d in inter.detectors])
+    occ = np.array([d.id in occupied for d in inter.detectors])
+    n = len(c)
+    return DetectorReadings(float(t), occ, c.copy(), c, occ.astype(float), -np.ones(n))
+
+
+def _v4(x: np.ndarray, slot: int, feature: str) -> float:
+    return float(x[LAYOUT_V4.column(slot, feature)])
+
+
+def test_v4_reports_each_phases_pressure_and_what_max_pressure_would_ask_for():
+    """Phase 1 (links 2-3): 12 + 4 vehicles in its radar zones, 2 on link 2's exit: pressure 14. Phase 0: none
+    waiting, 30 on link 0's exit: pressure -30."""
+    inter = two_phase_intersection()
+    f = PhaseFeatures(inter, LAYOUT_V4)
+    counts = {"rad2": 12, "rad3": 4, "exit2": 2, "exit0": 30}
+    x = f(0, None, True, 3.0, False, _counts(inter, 100.0, counts), 5.0)  # min green still running
+    assert _v4(x, 1, "pressure") == pytest.approx(0.5 + 14 / (2 * PRESSURE_SCALE_VEH))
+    assert _v4(x, 0, "pressure") == pytest.approx(0.5 - 30 / (2 * PRESSURE_SCALE_VEH))
+    assert (_v4(x, 0, "maxpressure_choice"), _v4(x, 1, "maxpressure_choice")) == (1.0, 0.0)  # min green first
+    x = f(0, None, True, 8.0, True, _counts(inter, 105.0, counts, occupied=("sb0",)), 5.0)
+    assert _v4(x, 0, "maxpressure_choice") == 1.0  # a queue still crossing the stop bar the change would stop
+    x = f(0, None, True, 13.0, True, _counts(inter, 110.0, counts), 5.0)
+    assert (_v4(x, 0, "maxpressure_choice"), _v4(x, 1, "maxpressure_choice")) == (0.0, 1.0)
+    x = f(0, 1, False, 0.0, True, _counts(inter, 115.0, counts), 5.0)  # changing: max-pressure follows the change
+    assert _v4(x, 1, "maxpressure_choice") == 1.0
+    assert all(_v4(x, s, "pressure") == 0 and _v4(x, s, "maxpressure_choice") == 0 for s in range(2, 8))
+
+
+def test_v4_extends_v2_and_its_max_pressure_starts_afresh_with_reset():
+    inter = two_phase_intersection()
+    f = PhaseFeatures(inter, LAYOUT_V4)
+    r = _counts(inter, 0.0, {"rad2": 3, "sb1": 1}, occupied=("sb2",))
+    x4 = f(0, None, True, 10.0, True, r, 5.0)
+    x2 = PhaseFeatures(inter, LAYOUT_V2)(0, None, True, 10.0, True, r, 5.0)
+    head, n2 = len(LAYOUT_V2.head), len(LAYOUT_V2.phase_features)
+    assert len(x4) == LAYOUT_V4.size and np.array_equal(x4[:head], x2[:head])
+    assert np.array_equal(x4[head:].reshape(8, -1)[:, :n2], x2[head:].reshape(8, -1))
+    # a vehicle standing on phase 1's stop bar for max-pressure's longest wait forces phase 1 despite the pressures
+    inter = two_phase_intersection(max_green_s=300.0)
+    f = PhaseFeatures(inter, LAYOUT_V4)
+    chosen = []
+    for t in range(0, 121, 5):
+        x = f(0, None, True, 10.0 + t, True, _counts(inter, float(t), {"rad0": 30, "rad2": 1}, ("sb0", "sb2")), 5.0)
+        chosen.append(int(_v4(x, 1, "maxpressure_choice")))
+    assert chosen == [0] * 24 + [1]  # held for phase 0's pressure and its discharge, until the wait reached 120 s
+    f.reset()  # a new run: nothing has waited yet
+    x = f(0, None, True, 10.0, True, _counts(inter, 200.0, {"rad0": 30, "rad2": 1}, ("sb0", "sb2")), 5.0)
+    assert _v4(x, 0, "maxpressure_choice") == 1.0

@@ -82,7 +82,7 @@ class PolicyFile:
 
 class IntervalFeatures:
     """The phase features a learned policy decides on, built every ``every`` steps: loop counts summed over the
-    steps in between, everything else (stop-bar occupancy, vehicles and queues in radar and exit zones) as read on the decision step. That is
+    steps in between (and presence from them), everything else (stop-bar occupancy, vehicles and queues in radar and exit zones) as read on the decision step. That is
     what the training environment reads when it reads detectors once per decision interval (SUMO's loops count
     over their aggregation period; occupancy, queue and zone vehicles are last-step values). Shared by
     :class:`LearnedPolicy` and by whatever records a teacher's decisions for imitation, so both see the very
@@ -116,7 +116,10 @@ class IntervalFeatures:
         self._started = True
         n = self._steps
         count = np.where(self._is_loop, self._count, r.count)
-        summed = type(r)(r.time_s, r.occupied, count, r.halting, r.occupancy, r.speed_mps)
+        # presence as the training environment reads it once per interval: a vehicle counted over the interval
+        # or on the detector now (the SUMO backend's rule, over the interval's counts)
+        occupied = (count > 0) | (np.asarray(r.occupancy) > 0)
+        summed = type(r)(r.time_s, occupied, count, r.halting, r.occupancy, r.speed_mps)
         features = self.features(view.phase, view.next_phase, view.interval is Interval.GREEN,
                                  view.green_elapsed_s, view.min_green_done, summed, n * self.step_s)
         self._count = np.zeros_like(self._count)
