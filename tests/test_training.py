@@ -64,10 +64,12 @@ def test_resume_continues_from_the_checkpoint(run):
 
     config.timesteps = 32
     config.learning_rate, config.clip_range, config.ent_coef = 1e-4, 0.1, 0.0  # a gentler continuation
+    config.gamma = 0.99  # a longer look ahead
     again = train(config, resume=True)
     assert again["timesteps"] > summary["timesteps"]
     model = MaskablePPO.load(config.out / "last.zip", device="cpu")
     assert model.learning_rate == 1e-4 and model.ent_coef == 0.0 and model.clip_range(1.0) == 0.1
+    assert model.gamma == 0.99 and model.rollout_buffer.gamma == 0.99
 
 
 def test_training_refuses_bad_input_with_one_line(run, tmp_path):
@@ -84,6 +86,8 @@ def test_training_refuses_bad_input_with_one_line(run, tmp_path):
                           "--out", str(tmp_path / "e")), "decision interval 2.5 s"),
                         (("--network", "single", "--scenario", "base", "--features", "phase-features-v9",
                           "--out", str(tmp_path / "f")), "unknown feature layout 'phase-features-v9'"),
+                        (("--network", "single", "--scenario", "base", "--gamma", "1.5",
+                          "--out", str(tmp_path / "g")), "discount gamma 1.5"),
                         # a run is resumed with the features it observes (its network's input size is fixed)
                         (("--network", "single", "--scenario", "base", "--features", "phase-features-v1",
                           "--out", str(config.out), "--resume"), "resume it with --features phase-features-v2")]:

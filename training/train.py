@@ -112,6 +112,8 @@ class TrainConfig:
                 raise InputError("a warm start needs --algo ppo")
             if self.warm_start_episodes <= 0 or self.warm_start_epochs <= 0 or self.warm_start_rounds < 0:
                 raise InputError("warm-start episodes and epochs must be positive, rounds not negative")
+        if not 0 < self.gamma <= 1:
+            raise InputError(f"discount gamma {self.gamma} must be above 0 and at most 1")
         if not (self.delta_time_s >= 1 and float(self.delta_time_s).is_integer()):
             raise InputError(f"decision interval {self.delta_time_s} s must be a whole number of seconds, at least 1")
         low, high = self.demand_scale
@@ -147,7 +149,7 @@ def _model(config: TrainConfig, env, resume: Path | None):
     cls = MaskablePPO if config.algo == "ppo" else DQN
     if resume is not None:
         # the step sizes are this configuration's (a warm-started run continues more gently, say)
-        custom: dict = {"learning_rate": config.learning_rate}
+        custom: dict = {"learning_rate": config.learning_rate, "gamma": config.gamma}
         if cls is MaskablePPO:
             custom.update(clip_range=config.clip_range, ent_coef=config.ent_coef)
         return cls.load(resume, env=env, tensorboard_log=str(config.out / "tb"), custom_objects=custom)
