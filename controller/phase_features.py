@@ -213,6 +213,8 @@ class PhaseFeatures:
             slots[:, 14] = w[:, 3] @ readings.occupancy
         if self._max_pressure is not None:
             mp, col = self._max_pressure, self._pressure_col
+            # all-red is taken as yellow (the features know only "not green"): max-pressure then follows the
+            # change either way, and counts the vehicles of the movements being cleared as not yet waiting
             interval = Interval.GREEN if in_green else Interval.YELLOW
             view = SignalView(self.intersection, readings, phase, phase if target is None else target, interval,
                               green_elapsed_s if in_green else 0.0, may_end_green)

@@ -82,11 +82,11 @@ class PolicyFile:
 
 class IntervalFeatures:
     """The phase features a learned policy decides on, built every ``every`` steps: loop counts summed over the
-    steps in between (and presence from them), everything else (stop-bar occupancy, vehicles and queues in radar and exit zones) as read on the decision step. That is
-    what the training environment reads when it reads detectors once per decision interval (SUMO's loops count
-    over their aggregation period; occupancy, queue and zone vehicles are last-step values). Shared by
-    :class:`LearnedPolicy` and by whatever records a teacher's decisions for imitation, so both see the very
-    same vector as training.
+    steps in between (and presence from them), everything else (stop-bar occupancy, vehicles and queues in radar
+    and exit zones) as read on the decision step. That is what the training environment reads when it reads
+    detectors once per decision interval (SUMO's loops count over their aggregation period; occupancy, queue and
+    zone vehicles are last-step values). Shared by :class:`LearnedPolicy` and by whatever records a teacher's
+    decisions for imitation, so both see the very same vector as training.
 
     :param intersection: the intersection.
     :param step_s: controller step, seconds.
