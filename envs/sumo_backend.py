@@ -17,7 +17,7 @@ import numpy as np
 
 from controller.errors import InputError
 from controller.intersection import Intersection
-from controller.policies.base import DetectorReadings
+from controller.policies.base import DetectorReadings, presence
 from networks.sumo_home import sumo_binary
 
 _libsumo_busy = False
@@ -166,7 +166,7 @@ class SumoBackend:
             self._halting[self._zones_idx] = list(map(f.zone_halting, self._zones))
         if self._radars:
             self._speed[self._radars_idx] = list(map(f.zone_speed, self._radars))
-        np.logical_or(self._count > 0, self._occupancy > 0, out=self._occupied)
+        presence(self._count, self._occupancy, out=self._occupied)
         occupied, count, halting, occ, speed = (self._occupied, self._count, self._halting, self._occupancy,
                                                 self._speed)
         t = self.time_s

@@ -52,6 +52,17 @@ class DetectorReadings:
         return cls(time_s, np.zeros(n_detectors, dtype=bool), z.copy(), z.copy(), z.copy(), -np.ones(n_detectors))
 
 
+def presence(count: np.ndarray, occupancy: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Detector presence (``DetectorReadings.occupied``) from counts and occupancies over one reading period: a
+    vehicle counted in it (a loop actuation, a zone not empty) or occupancy above zero.
+
+    :param count: per detector, vehicles counted in the period (loops) or present (zones).
+    :param occupancy: per detector, occupied fraction, 0..1.
+    :param out: a boolean array to write into (reused buffers), or None for a new one.
+    """
+    return np.logical_or(np.asarray(count) > 0, np.asarray(occupancy) > 0, out=out)
+
+
 @dataclass
 class SignalView:
     """What a policy may look at when deciding.

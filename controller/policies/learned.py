@@ -16,7 +16,7 @@ import numpy as np
 from controller.errors import InputError
 from controller.intersection import Intersection
 from controller.phase_features import DEFAULT_LAYOUT, LAYOUTS, FeatureLayout, PhaseFeatures
-from controller.policies.base import Interval, Policy, SignalView
+from controller.policies.base import Interval, Policy, SignalView, presence
 
 _ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0)}
 
@@ -116,10 +116,8 @@ class IntervalFeatures:
         self._started = True
         n = self._steps
         count = np.where(self._is_loop, self._count, r.count)
-        # presence as the training environment reads it once per interval: a vehicle counted over the interval
-        # or on the detector now (the SUMO backend's rule, over the interval's counts)
-        occupied = (count > 0) | (np.asarray(r.occupancy) > 0)
-        summed = type(r)(r.time_s, occupied, count, r.halting, r.occupancy, r.speed_mps)
+        # presence as the training environment reads it once per interval: over the interval's counts
+        summed = type(r)(r.time_s, presence(count, r.occupancy), count, r.halting, r.occupancy, r.speed_mps)
         features = self.features(view.phase, view.next_phase, view.interval is Interval.GREEN,
                                  view.green_elapsed_s, view.min_green_done, summed, n * self.step_s)
         self._count = np.zeros_like(self._count)

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from controller.policies.base import DetectorReadings
+from controller.policies.base import DetectorReadings, presence
 from hw.replay.events import EventTable
 
 
@@ -42,7 +42,7 @@ class RecordedDetectors:
         self.occupancy = np.zeros((n, d))
         for k, ch in enumerate(channels):
             self.count[:, k], self.occupancy[:, k] = self._channel(log, int(ch))
-        self.occupied = (self.count > 0) | (self.occupancy > 0)
+        self.occupied = presence(self.count, self.occupancy)
         self._zeros = np.zeros(d)
         self._speed = -np.ones(d)
 
