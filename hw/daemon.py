@@ -86,6 +86,20 @@ def _policy(cfg: IntersectionConfig, network):
     return make_policy(cfg.policy)
 
 
+
+async def stop_tasks(tasks: list[asyncio.Task], timeout_s: float) -> set[asyncio.Task]:
+    """Cancel ``tasks`` and wait for them to end, cancelling again while any still runs: on Python 3.11
+    ``asyncio.wait_for`` (used inside pymodbus) can swallow a cancellation that arrives as its awaited reply does,
+    and the task then carries on. Returns the tasks still running after ``timeout_s`` seconds (wall clock)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout_s
+    pending = {t for t in tasks if not t.done()}
+    while pending and loop.time() < end:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=min(0.2, max(0.0, end - loop.time())))
+    return pending
+
 class Daemon:
     """Drives the configured intersections until stopped.
 
@@ -173,10 +187,11 @@ class Daemon:
             stopping.cancel()
             if server is not None:
                 server.close()  # no new status requests while stopping
-            for t in tasks:
-                t.cancel()
+            self.stop_event.set()  # the serving loops end at their next turn even if a cancellation is lost
             # every step of the stop is bounded: the daemon exits even if a link or a client hangs
-            await asyncio.wait({*tasks}, timeout=5)
+            left = await stop_tasks(tasks, timeout_s=5.0)
+            if left:
+                self._log(f"stopping: {len(left)} daemon task(s) still running after 5 s; releasing anyway")
             if release:
                 try:
                     await asyncio.wait_for(self.release(), timeout=15)
@@ -202,7 +217,7 @@ class Daemon:
     async def _serve(self, k: int) -> None:
         central, state = self.centrals[k], self.states[k]
         poll_s = self.config.cycle_s / 4  # see the controller's clock move within a quarter cycle
-        while True:
+        while not self.stop_event.is_set():
             self._schedule(k)
             self._fault_flash(k)
             await self._radar(k)
@@ -347,7 +362,7 @@ class Daemon:
             ctrl.events.clear()
 
     async def _flush_every(self, period_s: float) -> None:
-        while True:
+        while not self.stop_event.is_set():
             await asyncio.sleep(period_s)
             self.flush()
 

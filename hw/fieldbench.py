@@ -16,7 +16,7 @@ import numpy as np
 from controller.policies.base import DetectorReadings
 from controller.policies.registry import make_policy
 from hw.cabinet import FieldCabinet
-from hw.daemon import Daemon
+from hw.daemon import Daemon, stop_tasks
 from hw.daemon_config import parse_config
 from hw.modbus_field import ModbusFieldServer
 from hw.process import free_port
@@ -163,8 +163,7 @@ class FieldBench:
             try:
                 await asyncio.wait_for(daemon, 30)  # raises what ended the daemon, after the rest is stopped
             finally:
-                ticker.cancel()
-                await asyncio.gather(ticker, return_exceptions=True)
+                await stop_tasks([ticker], timeout_s=5.0)
                 if self.relay is not None:
                     await self.relay.stop()
                 if self.radar is not None:

@@ -221,3 +221,40 @@ def test_a_preempt_the_ntcip_controller_does_not_have_is_refused_on_the_status_e
     assert daemon._command("/preempt/C/3/off", "127.0.0.1")[0].startswith("200")
     assert daemon.centrals[0].preempt_commands == {1}
     adapter.engine = None
+
+
+def test_stopping_cancels_again_a_task_that_swallowed_its_first_cancellation():
+    """Python 3.11's asyncio.wait_for (inside pymodbus) can lose a cancellation; the daemon's stop must still end
+    its serving tasks before it releases the controllers, and name a task that never ends instead of hanging."""
+    import asyncio
+
+    from hw.daemon import stop_tasks
+
+    async def main():
+        swallowed, done = [], asyncio.Event()
+
+        async def loses_one_cancellation():
+            while True:
+                try:
+                    await asyncio.sleep(0.05)
+                except asyncio.CancelledError:
+                    if swallowed:
+                        raise
+                    swallowed.append(True)  # a lost cancellation: it carries on
+
+        async def ignores_cancellation():
+            while not done.is_set():
+                try:
+                    await asyncio.sleep(0.05)
+                except asyncio.CancelledError:
+                    pass
+
+        tasks = [asyncio.create_task(loses_one_cancellation()), asyncio.create_task(ignores_cancellation())]
+        await asyncio.sleep(0.1)
+        left = await stop_tasks(tasks, timeout_s=1.0)
+        assert swallowed and tasks[0].cancelled()
+        assert left == {tasks[1]}
+        done.set()
+        await asyncio.wait_for(tasks[1], 2)
+
+    asyncio.run(main())
