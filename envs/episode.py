@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from controller.errors import InputError
+from controller.policies.agent import AgentPolicy
 from controller.policies.registry import make_policy
 from envs.observations import OBSERVATIONS
 from envs import phase_observation  # noqa: F401  (registers the "phases" observation)
@@ -29,12 +30,16 @@ class Episodes:
     :param others: policy name for lights no agent controls.
     :param gui: show sumo-gui.
     :param use_traci: force TraCI.
+    :param discharge_hold_s: pass the agents' requests through the discharge hold with this gap, seconds
+        (:mod:`controller.discharge_hold`; 0: none). The agents' lights then run as at the curb: an
+        :class:`~controller.policies.agent.AgentPolicy` stepped every second with its detector data, observations
+        built by the curb's interval features (a ``phases`` observation is required).
     """
 
     def __init__(self, network: str | NetworkSpec = DEFAULT_NETWORK, scenario: str | None = None,
                  agents: list[str] | None = None, delta_time_s: float = DEFAULT_DELTA_TIME_S, observation: str = "detectors",
                  reward: str = "diff-waiting-time", others: str = "fixed", gui: bool = False,
-                 use_traci: bool = False) -> None:
+                 use_traci: bool = False, discharge_hold_s: float = 0.0) -> None:
         self.network = load_network(network) if isinstance(network, str) else network
         self.scenario = self.network.scenario(scenario)
         self.intersections = intersections_of(self.network)
@@ -54,6 +59,14 @@ class Episodes:
         self.observe = {a: OBSERVATIONS[observation](self.intersections[k], delta_time_s)
                         for a, k in self.agent_index.items()}
         self._reward_cls = REWARDS[reward]
+        if not discharge_hold_s >= 0:
+            raise InputError(f"discharge hold {discharge_hold_s} s must be 0 or more seconds")
+        if discharge_hold_s > 0 and not float(delta_time_s).is_integer():
+            raise InputError(f"with the discharge hold the decision interval {delta_time_s} s must be whole seconds")
+        layout = getattr(OBSERVATIONS[observation], "layout", None)
+        if discharge_hold_s > 0 and layout is None:
+            raise InputError(f"the discharge hold needs a phases observation (the curb's features), not {observation!r}")
+        self.discharge_hold_s, self._layout = float(discharge_hold_s), layout
         self._others, self._gui, self._use_traci = others, gui, use_traci
         self.sim: SignalSimulation | None = None
         self._base_seed = 0
@@ -74,6 +87,9 @@ class Episodes:
         sumo_seed = self._base_seed + self._episode
         self._episode += 1
         policies = {i.id: make_policy(self._others) for i in self.intersections if i.id not in self.agent_index}
+        if self.discharge_hold_s:  # the agents' lights as at the curb: stepped every second through the hold
+            policies.update({a: AgentPolicy(self.delta_time_s, self._layout, self.discharge_hold_s)
+                             for a in self.agent_index})
         self.sim = SignalSimulation(self.network, self.scenario, sumo_seed, policies=policies, gui=self._gui,
                                     use_traci=self._use_traci, read_period_s=self.delta_time_s,
                                     demand_scale=demand_scale, measure_priority_vehicles=False)
@@ -91,6 +107,10 @@ class Episodes:
         requests = {self.agent_index[a]: int(p) for a, p in actions.items()}
         steps = int(round(self.delta_time_s))
         read_always = len(self.agent_index) < len(self.intersections)  # classical policies need every step
+        if self.discharge_hold_s:  # the agents' policies take the requests and need every step too
+            for k, phase in requests.items():
+                sim.controllers[k].policy.requested = phase
+            requests, read_always = {}, True
         for s in range(steps):
             if sim.done:
                 break
@@ -101,13 +121,16 @@ class Episodes:
         fns = [self.observe[a] for a in self.agents]
         ks = [self.agent_index[a] for a in self.agents]
         sim = self.sim
+        if self.discharge_hold_s:  # the curb's interval features, from the agents' own policies
+            controllers = [sim.controllers[k] for k in ks]
+            return [c.policy.observe(c.view(sim.readings[k])) for c, k in zip(controllers, ks)]
         return type(fns[0]).batch(fns, [sim.controllers[k] for k in ks], [sim.readings[k] for k in ks])
 
     def observations_flat(self):
         """Every agent's observation concatenated, in agent order."""
         fns = [self.observe[a] for a in self.agents]
         cls = type(fns[0])
-        if len(fns) < 2 or not hasattr(cls, "batch_flat"):
+        if len(fns) < 2 or not hasattr(cls, "batch_flat") or self.discharge_hold_s:
             return np.concatenate(self.observations())
         ks = [self.agent_index[a] for a in self.agents]
         sim = self.sim
@@ -115,7 +138,10 @@ class Episodes:
 
     def observation(self, agent: str):
         k = self.agent_index[agent]
-        return self.observe[agent](self.sim.controllers[k], self.sim.readings[k])
+        ctrl = self.sim.controllers[k]
+        if self.discharge_hold_s:
+            return ctrl.policy.observe(ctrl.view(self.sim.readings[k]))
+        return self.observe[agent](ctrl, self.sim.readings[k])
 
     def reward(self, agent: str) -> float:
         return float(self.rewards[agent]())

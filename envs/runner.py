@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller.errors import InputError
+from controller.discharge_hold import DEFAULT_GAP_S
 from controller.policies.learned import LearnedPolicy, PolicyFile
 from controller.policies.registry import POLICIES, make_policy
 from envs.simulation import SignalSimulation, check_input_lag_s, intersections_of
@@ -20,8 +21,10 @@ LEARNED = "rl"
 DEFAULT_POLICY_FILE = "rl-policy.npz"
 #: modes a core controller's name may add, joined with ``+`` (``actuated+preempt+tsp``): emergency-vehicle
 #: preemption called by the roadside receivers (``preempt``) or by them and the vehicle's route-aware GPS unit
-#: (``preempt-gps``), and transit signal priority (``tsp``), at every light (:mod:`envs.priority_vehicles`)
-MODES = ("preempt", "preempt-gps", "tsp", "ped")
+#: (``preempt-gps``), transit signal priority (``tsp``), at every light (:mod:`envs.priority_vehicles`), pedestrian
+#: push buttons (``ped``), and for the learned policy the discharge hold (``hold``, :mod:`controller.discharge_hold`;
+#: a policy trained with the hold has it anyway)
+MODES = ("preempt", "preempt-gps", "tsp", "ped", "hold")
 #: how far ahead in time a route-aware (GPS) preempt calls the signals on the emergency vehicle's route, seconds at
 #: the speed limits (measured on Miraflores am-peak, see the README)
 GPS_PREEMPT_HORIZON_S = 30.0
@@ -95,6 +98,8 @@ def check_controller(name: str) -> str:
         if mode not in MODES or modes.count(mode) > 1:
             raise InputError(f"controller {name!r}: {mode!r} is not a mode to add once (choose from: "
                              f"{', '.join(MODES)}, e.g. actuated+preempt)")
+    if "hold" in modes and base != LEARNED and LEARNED not in overrides.values():
+        raise InputError(f"controller {name!r}: the discharge hold is for the learned policy ({LEARNED}+hold)")
     if "preempt" in modes and "preempt-gps" in modes:
         raise InputError(f"controller {name!r}: preempt-gps already includes preempt; add one of them")
     if modes and base in SUMO_REFERENCE_CONTROLLERS:
@@ -208,7 +213,7 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
             chosen = overrides.get(i.id, controller)
             if chosen == LEARNED:
                 loaded.check(i)  # refuse a mismatch before SUMO starts
-                policies[i.id] = LearnedPolicy(loaded)
+                policies[i.id] = LearnedPolicy(loaded, DEFAULT_GAP_S if has_mode(name, "hold") else None)
             else:
                 policies[i.id] = make_policy(chosen)
         sim = SignalSimulation(network, scenario, seed, policies=policies, work_dir=work_dir, gui=gui,

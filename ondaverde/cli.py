@@ -157,6 +157,11 @@ def _add_train_command(sub) -> None:
                         "100 s ahead, 0.99 about 500 s); with --resume it replaces the run's (default: 0.95)")
     p.add_argument("--ent-coef", type=float, default=0.01,
                    help="PPO's entropy bonus; with --resume it replaces the run's (default: 0.01)")
+    p.add_argument("--discharge-hold", type=float, default=0.0, metavar="SECONDS",
+                   help="pass the policy's phase changes through the discharge hold: a green is not ended while a "
+                        "stop-bar loop of a movement the change would stop saw a vehicle less than SECONDS ago "
+                        "(max-pressure's rule; 2 is its gap). The lights then step every second in training, as "
+                        "at the curb, and the policy file keeps the hold (default: 0, none)")
     p.add_argument("--max-minutes", type=float, default=0.0,
                    help="stop training after this wall time, minutes; the final policy is still exported and "
                         "evaluated (default: no limit)")
@@ -490,7 +495,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                          warm_start_episodes=args.warm_start_episodes, warm_start_rounds=args.warm_start_rounds,
                          reward=args.reward, delta_time_s=args.decision_interval, features=args.features,
                          learning_rate=args.learning_rate, clip_range=args.clip_range, ent_coef=args.ent_coef,
-                         gamma=args.gamma)
+                         gamma=args.gamma, discharge_hold_s=args.discharge_hold)
     summary = train(config, resume=args.resume)
     final, best = summary["final"], summary["best"]
     print(f"trained {summary['timesteps']} decisions in {summary['train_wall_s']:.0f} s; final policy delay "

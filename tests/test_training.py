@@ -88,6 +88,11 @@ def test_training_refuses_bad_input_with_one_line(run, tmp_path):
                           "--out", str(tmp_path / "f")), "unknown feature layout 'phase-features-v9'"),
                         (("--network", "single", "--scenario", "base", "--gamma", "1.5",
                           "--out", str(tmp_path / "g")), "discount gamma 1.5"),
+                        (("--network", "single", "--scenario", "base", "--discharge-hold", "-1",
+                          "--out", str(tmp_path / "h")), "discharge hold -1.0 s"),
+                        # the hold is part of what the policy learned to act through
+                        (("--network", "single", "--scenario", "base", "--discharge-hold", "2",
+                          "--out", str(config.out), "--resume"), "resume it with --discharge-hold 0"),
                         # a run is resumed with the features it observes (its network's input size is fixed)
                         (("--network", "single", "--scenario", "base", "--features", "phase-features-v1",
                           "--out", str(config.out), "--resume"), "resume it with --features phase-features-v2")]:
@@ -110,6 +115,19 @@ def test_a_shorter_decision_interval_is_trained_kept_in_the_policy_file_and_run_
     policy = PolicyFile(out / "policy-final.npz")
     assert policy.delta_time_s == 2.0
     proc = ondaverde("simulate", "--network", "single", "--controller", "rl", "--policy", str(out / "policy-final.npz"),
+                     "--seed", "900001", "--json")
+    assert json.loads(proc.stdout)["delay"] == pytest.approx(summary["final"]["delay"])
+
+
+def test_a_policy_trained_with_the_discharge_hold_keeps_it_in_its_file_and_at_the_curb(tmp_path):
+    out = tmp_path / "run3"
+    config = TrainConfig(network="grid", scenarios=("base",), timesteps=256, n_envs=2, n_steps=16,
+                         eval_every_steps=10_000, eval_seeds=(900001,), out=out, discharge_hold_s=2.0)
+    summary = train(config)
+    policy = PolicyFile(out / "policy-final.npz")
+    assert policy.discharge_hold_s == 2.0
+    assert json.loads((out / "config.json").read_text())["discharge_hold_s"] == 2.0
+    proc = ondaverde("simulate", "--network", "grid", "--controller", "rl", "--policy", str(out / "policy-final.npz"),
                      "--seed", "900001", "--json")
     assert json.loads(proc.stdout)["delay"] == pytest.approx(summary["final"]["delay"])
 

@@ -32,6 +32,8 @@ class EpisodeDraw:
     :param delta_time_s: seconds between decisions.
     :param reward: reward function name (``envs.rewards``).
     :param layout: name of the feature layout the slots observe (``controller.phase_features.LAYOUTS``).
+    :param discharge_hold_s: the agents' requests pass the discharge hold with this gap, seconds (0: none;
+        :class:`envs.episode.Episodes`).
     """
 
     network: str
@@ -41,6 +43,7 @@ class EpisodeDraw:
     delta_time_s: float = 5.0
     reward: str = "diff-waiting-time"
     layout: str = DEFAULT_LAYOUT.name
+    discharge_hold_s: float = 0.0
 
 
 def _worker(conn, draw: EpisodeDraw, worker: int) -> None:
@@ -51,7 +54,7 @@ def _worker(conn, draw: EpisodeDraw, worker: int) -> None:
     rng = np.random.default_rng(draw.base_seed * 7919 + worker)
     episodes = Episodes(draw.network, draw.scenarios[0], delta_time_s=draw.delta_time_s,
                         observation=OBSERVATION_OF_LAYOUT[draw.layout],
-                        reward=draw.reward)
+                        reward=draw.reward, discharge_hold_s=draw.discharge_hold_s)
     agents = episodes.agents
     n_phases = np.array([len(episodes.intersections[episodes.agent_index[a]].phases) for a in agents])
     count = 0

@@ -45,6 +45,8 @@ class TrainConfig:
     :param n_steps: PPO rollout length per slot, decisions (small: many slots fill a rollout quickly).
     :param n_epochs: PPO passes over each rollout.
     :param gamma: discount per decision.
+    :param discharge_hold_s: pass the policy's requests through the discharge hold with this gap, seconds, in
+        training and at the curb (the policy file records it; 0: none; :mod:`controller.discharge_hold`).
     :param clip_range: PPO's clipping of the probability ratio.
     :param ent_coef: PPO's entropy bonus.
     :param warm_start: a classical policy (``actuated``, ``maxpressure``, ...) whose decisions, recorded through the
@@ -77,6 +79,7 @@ class TrainConfig:
     n_steps: int = 64
     n_epochs: int = 10
     gamma: float = 0.95
+    discharge_hold_s: float = 0.0
     clip_range: float = 0.2
     ent_coef: float = 0.01
     warm_start: str = ""
@@ -114,6 +117,8 @@ class TrainConfig:
                 raise InputError("warm-start episodes and epochs must be positive, rounds not negative")
         if not 0 < self.gamma <= 1:
             raise InputError(f"discount gamma {self.gamma} must be above 0 and at most 1")
+        if not 0 <= self.discharge_hold_s <= 10:
+            raise InputError(f"discharge hold {self.discharge_hold_s} s must be 0 (none) to 10 seconds")
         if not (self.delta_time_s >= 1 and float(self.delta_time_s).is_integer()):
             raise InputError(f"decision interval {self.delta_time_s} s must be a whole number of seconds, at least 1")
         low, high = self.demand_scale
@@ -245,6 +250,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         if trained_on != config.features:
             raise InputError(f"{out}: the run observes feature layout {trained_on!r}; resume it with "
                              f"--features {trained_on}")
+        held = float(json.loads((out / "config.json").read_text()).get("discharge_hold_s", 0.0))
+        if held != config.discharge_hold_s:
+            raise InputError(f"{out}: the run was trained with discharge hold {held:g} s; resume it with "
+                             f"--discharge-hold {held:g}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), default=str, indent=2) + "\n")
     (out / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
@@ -253,7 +262,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     source = (str(Path(config.network).expanduser().resolve()) if str(config.network).endswith(".sumocfg")
               else str(network.folder))
     draw = EpisodeDraw(source, tuple(config.scenarios), tuple(config.demand_scale), config.seed,
-                       config.delta_time_s, config.reward, config.features)
+                       config.delta_time_s, config.reward, config.features, config.discharge_hold_s)
     env = SharedSignalVecEnv(draw, config.n_envs)
     model = _model(config, env, checkpoint if resume else None)
     evaluations = out / "evaluations.jsonl"
@@ -263,7 +272,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     def export(path: Path) -> Path:
         return export_policy(model, path, inters, config.delta_time_s,
                              {"network": network.name, "scenarios": list(config.scenarios),
-                              "timesteps": int(model.num_timesteps)}, layout=LAYOUTS[config.features])
+                              "timesteps": int(model.num_timesteps), "discharge_hold_s": config.discharge_hold_s},
+                             layout=LAYOUTS[config.features])
 
     if config.warm_start and not resume:
         warm = _warm_start(config, model, export, evaluations)

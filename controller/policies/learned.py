@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from controller.discharge_hold import DischargeHold
 from controller.errors import InputError
 from controller.intersection import Intersection
 from controller.phase_features import DEFAULT_LAYOUT, LAYOUTS, FeatureLayout, PhaseFeatures
@@ -58,6 +59,10 @@ class PolicyFile:
         self.signatures: dict[str, dict] = meta["intersections"]
         #: trained with action masking: choose among the light's own phases only
         self.action_mask = bool(meta.get("action_mask", False))
+        #: trained with the discharge hold between policy and phase machine (its gap, seconds; 0: without)
+        self.discharge_hold_s = float(meta.get("discharge_hold_s", 0.0))
+        if not self.discharge_hold_s >= 0:
+            raise InputError(f"{path}: discharge hold {self.discharge_hold_s!r} s is not 0 or more seconds")
 
     def logits(self, features: np.ndarray) -> np.ndarray:
         """The actor's action logits for one feature vector (or a batch, one per row)."""
@@ -128,24 +133,35 @@ class IntervalFeatures:
 class LearnedPolicy(Policy):
     """Asks for the phase slot with the highest logit (among the light's own phases when the policy was trained
     with action masking), every ``delta_time_s`` (the interval it was trained with), on the features of
-    :class:`IntervalFeatures`.
+    :class:`IntervalFeatures`; with a discharge hold (:mod:`controller.discharge_hold`) a change it asks for waits
+    while the queue it would stop is still crossing the stop bar.
 
     :param path: the policy file, or one already loaded (shared by all lights of a run).
+    :param discharge_hold_s: the hold's gap, seconds (0: no hold; None: as the policy was trained).
     """
 
     name = "rl"
 
-    def __init__(self, path: Path | str | PolicyFile) -> None:
+    def __init__(self, path: Path | str | PolicyFile, discharge_hold_s: float | None = None) -> None:
         self.file = path if isinstance(path, PolicyFile) else PolicyFile(path)
+        self.discharge_hold_s = self.file.discharge_hold_s if discharge_hold_s is None else float(discharge_hold_s)
 
     def reset(self, intersection: Intersection, step_s: float) -> None:
         super().reset(intersection, step_s)
         self.file.check(intersection)
         self.interval_features = IntervalFeatures(intersection, step_s, self.file.delta_time_s, self.file.layout)
         self.features = self.interval_features.features
+        self.hold = DischargeHold(intersection, self.discharge_hold_s, step_s) if self.discharge_hold_s > 0 else None
         self._choice: int | None = None
 
     def decide(self, view: SignalView) -> int:
+        choice = self._decide(view)
+        if self.hold is None:
+            return choice
+        self.hold.update(view.readings)
+        return self.hold.choose(view, choice)
+
+    def _decide(self, view: SignalView) -> int:
         features = self.interval_features.update(view)
         if features is not None:
             logits = self.file.logits(features)
