@@ -59,8 +59,8 @@ from __future__ import annotations
 import numpy as np
 
 from controller.intersection import Intersection
-from controller.policies.base import (GapTimers, Interval, Policy, SignalView, green_in, loops_on_stopped_movements,
-                                     undetected_phases)
+from controller.discharge_hold import DischargeHold
+from controller.policies.base import Interval, Policy, SignalView, green_in, undetected_phases
 from controller.timing import ceil_to_step
 
 #: Space one queued vehicle takes, metres (a car plus the gap to the next; the usual jam-density value).
@@ -139,10 +139,8 @@ class MaxPressurePolicy(Policy):
                           dtype=bool).reshape(len(phases), n_dets)
         stopbar = np.array([d.kind == "stopbar" for d in dets], dtype=bool)
         radar = np.array([d.kind == "radar" for d in dets], dtype=bool)
-        #: [p, q, k]: the stop-bar loops the discharge hold watches when q would follow p: those of p's green vehicle
-        #: movements that its end would stop (a movement green in both keeps discharging whatever is decided)
-        self._stopbars_into = loops_on_stopped_movements(intersection, serves & stopbar[None, :])
-        self._gaps = GapTimers(n_dets)
+        #: the discharge hold: a green is kept while a stop-bar loop on a movement its end would stop sees vehicles
+        self._hold = DischargeHold(intersection, self.gap_s, step_s) if self.gap_s > 0 else None
         #: waits_on[i, k]: detector k shows the vehicles waiting for phase i: its stop-bar loops (a phase without
         #: one: its radar zones' halted vehicles), while none of the loop's movements is green
         self._waits_on = serves & stopbar[None, :]
@@ -221,7 +219,8 @@ class MaxPressurePolicy(Policy):
     def decide(self, view: SignalView) -> int:
         self.pressures = self.greens @ self.link_pressures(view)  # every step, so the loop estimates stay current
         readings = view.readings
-        self._gaps.actuated(np.asarray(readings.occupied, dtype=bool), readings.time_s)
+        if self._hold is not None:
+            self._hold.update(readings)
         self._update_waits(view)
         if self._green_at is None:
             self._green_at = np.full(len(self.pressures), readings.time_s)
@@ -248,9 +247,8 @@ class MaxPressurePolicy(Policy):
         best = int(np.argmax(pressures))
         if not pressures[best] > pressures[p] + _EPS:
             return p
-        if self._gaps.gap_s(self._stopbars_into[p, best], readings.time_s) + _EPS < self.gap_s:
-            return p  # the queue that changing to best would stop is still discharging over the stop bar
-        return best
+        # kept while the queue that changing to best would stop is still discharging over the stop bar
+        return best if self._hold is None else self._hold.choose(view, best)
 
 
 class VaraiyaMaxPressurePolicy(MaxPressurePolicy):
