@@ -123,7 +123,7 @@ class Episodes:
         sim = self.sim
         if self.discharge_hold_s:  # the curb's interval features, from the agents' own policies
             controllers = [sim.controllers[k] for k in ks]
-            return [c.policy.observe(c.view(sim.readings[k])) for c, k in zip(controllers, ks)]
+            return [c.policy.observe(c.view(sim.readings[k]), final=sim.done) for c, k in zip(controllers, ks)]
         return type(fns[0]).batch(fns, [sim.controllers[k] for k in ks], [sim.readings[k] for k in ks])
 
     def observations_flat(self):
@@ -140,7 +140,7 @@ class Episodes:
         k = self.agent_index[agent]
         ctrl = self.sim.controllers[k]
         if self.discharge_hold_s:
-            return ctrl.policy.observe(ctrl.view(self.sim.readings[k]))
+            return ctrl.policy.observe(ctrl.view(self.sim.readings[k]), final=self.sim.done)
         return self.observe[agent](ctrl, self.sim.readings[k])
 
     def reward(self, agent: str) -> float:

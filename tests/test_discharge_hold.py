@@ -140,3 +140,24 @@ def test_training_with_the_hold_sees_and_does_exactly_what_the_curb_does():
         assert curb.shape == training.shape == (decisions, LAYOUT_V1.size)
         assert np.ptp(training[:, 2:], axis=0).max() > 0
         np.testing.assert_array_equal(curb, training)
+
+
+@pytest.mark.sumo
+def test_an_episode_ending_inside_a_decision_interval_is_observed_to_its_end():
+    """A horizon that is not a whole number of intervals: the last observation covers the seconds there were."""
+    from envs.episode import Episodes
+    from networks.catalog import load_network
+
+    spec = load_network("single")
+    horizon = spec.scenario(None).end_s - spec.scenario(None).begin_s
+    delta = next(d for d in (7.0, 11.0, 13.0) if horizon % d)
+    episodes = Episodes(spec, observation="phases-v1", reward="queue", delta_time_s=delta, discharge_hold_s=2.0)
+    episodes.start(3)
+    episodes.observations()
+    decisions = 0
+    while not episodes.sim.done:
+        episodes.decide({a: 0 for a in episodes.agents})
+        last = episodes.observations()
+        decisions += 1
+    assert decisions == -(-horizon // delta) and len(last) == len(episodes.agents)
+    episodes.close()

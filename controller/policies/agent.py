@@ -43,14 +43,15 @@ class AgentPolicy(Policy):
         self.requested: int | None = None
         self._observed: np.ndarray | None = None
 
-    def observe(self, view: SignalView) -> np.ndarray:
+    def observe(self, view: SignalView, final: bool = False) -> np.ndarray:
         """The features of this decision step (call it before the step's :meth:`decide`; again on the same step it
         returns the same vector).
 
-        :raises RuntimeError: when this step is not a decision step of the features' interval.
+        :param final: the episode ended, perhaps inside an interval: the features of the steps it had.
+        :raises RuntimeError: when this step is not a decision step of the features' interval (and not final).
         """
         if self._observed is None:
-            features = self.interval_features.update(view)
+            features = self.interval_features.update(view, now=final)
             if features is None:
                 raise RuntimeError("the agent observed between its decision steps")
             self._observed = features

@@ -110,13 +110,17 @@ class IntervalFeatures:
         self._count = np.zeros(len(intersection.detectors))
         self._started = False
 
-    def update(self, view: SignalView) -> np.ndarray | None:
+    def update(self, view: SignalView, now: bool = False) -> np.ndarray | None:
         """Take one step's view; return the feature vector on decision steps (the first step, then every
-        ``every`` steps), else None."""
+        ``every`` steps), else None.
+
+        :param now: return the features of the steps taken so far even between decision steps (an episode that
+            ends inside an interval).
+        """
         r = view.readings
         self._count += r.count
         self._steps += 1
-        if self._started and self._steps < self.every:
+        if self._started and self._steps < self.every and not now:
             return None
         self._started = True
         n = self._steps
