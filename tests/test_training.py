@@ -107,27 +107,17 @@ def test_rl_without_a_policy_file_says_how_to_get_one():
     assert "train" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_a_shorter_decision_interval_is_trained_kept_in_the_policy_file_and_run_at_the_curb(tmp_path):
+@pytest.mark.parametrize("option, network", [({"delta_time_s": 2.0}, "single"),  # a shorter decision interval
+                                              ({"discharge_hold_s": 2.0}, "grid")])  # the discharge hold
+def test_what_a_policy_was_trained_with_is_kept_in_its_file_and_run_at_the_curb(tmp_path, option, network):
     out = tmp_path / "run2"
-    config = TrainConfig(network="single", scenarios=("base",), timesteps=64, n_envs=2, n_steps=32,
-                         eval_every_steps=64, eval_seeds=(900001,), out=out, delta_time_s=2.0)
+    config = TrainConfig(network=network, scenarios=("base",), timesteps=64, n_envs=2, n_steps=32,
+                         eval_every_steps=64, eval_seeds=(900001,), out=out, **option)
     summary = train(config)
-    policy = PolicyFile(out / "policy-final.npz")
-    assert policy.delta_time_s == 2.0
-    proc = ondaverde("simulate", "--network", "single", "--controller", "rl", "--policy", str(out / "policy-final.npz"),
-                     "--seed", "900001", "--json")
-    assert json.loads(proc.stdout)["delay"] == pytest.approx(summary["final"]["delay"])
-
-
-def test_a_policy_trained_with_the_discharge_hold_keeps_it_in_its_file_and_at_the_curb(tmp_path):
-    out = tmp_path / "run3"
-    config = TrainConfig(network="grid", scenarios=("base",), timesteps=256, n_envs=2, n_steps=16,
-                         eval_every_steps=10_000, eval_seeds=(900001,), out=out, discharge_hold_s=2.0)
-    summary = train(config)
-    policy = PolicyFile(out / "policy-final.npz")
-    assert policy.discharge_hold_s == 2.0
-    assert json.loads((out / "config.json").read_text())["discharge_hold_s"] == 2.0
-    proc = ondaverde("simulate", "--network", "grid", "--controller", "rl", "--policy", str(out / "policy-final.npz"),
+    (name, value), = option.items()
+    assert getattr(PolicyFile(out / "policy-final.npz"), name) == value
+    assert json.loads((out / "config.json").read_text())[name] == value
+    proc = ondaverde("simulate", "--network", network, "--controller", "rl", "--policy", str(out / "policy-final.npz"),
                      "--seed", "900001", "--json")
     assert json.loads(proc.stdout)["delay"] == pytest.approx(summary["final"]["delay"])
 
