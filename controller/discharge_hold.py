@@ -83,7 +83,8 @@ class DischargeHold:
         p = view.phase
         if view.green_elapsed_s + _EPS >= self._max_s[p]:
             return choice  # max green: the machine ends it whatever is asked
-        if not view.min_green_done or self._gaps.gap_s(self._watch[p, choice], view.readings.time_s) + _EPS < self.gap_s:
+        discharging = self._gaps.gap_s(self._watch[p, choice], view.readings.time_s) + _EPS < self.gap_s
+        if not view.min_green_done or discharging:
             self.holds += 1
             return p
         return choice

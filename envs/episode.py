@@ -65,7 +65,8 @@ class Episodes:
             raise InputError(f"with the discharge hold the decision interval {delta_time_s} s must be whole seconds")
         layout = getattr(OBSERVATIONS[observation], "layout", None)
         if discharge_hold_s > 0 and layout is None:
-            raise InputError(f"the discharge hold needs a phases observation (the curb's features), not {observation!r}")
+            raise InputError(f"the discharge hold needs a phases observation (the curb's features), "
+                             f"not {observation!r}")
         self.discharge_hold_s, self._layout = float(discharge_hold_s), layout
         self._others, self._gui, self._use_traci = others, gui, use_traci
         self.sim: SignalSimulation | None = None
