@@ -179,10 +179,14 @@ class Daemon:
             # local timing) and raises it, rather than keep running with an intersection nobody drives
             done, _ = await asyncio.wait({stopping, *tasks}, return_when=asyncio.FIRST_COMPLETED)
             for t in done:
-                if t is not stopping and not t.cancelled():
-                    crashed = t.exception() or RuntimeError("a daemon task ended on its own")
-                    self._log(f"stopping: internal error in the daemon ({crashed!r}); releasing the controllers")
-                    break
+                if t is stopping or t.cancelled():
+                    continue
+                error = t.exception()
+                if error is None and self.stop_event.is_set():
+                    continue  # a serving loop that saw the stop at once with the stop task: as asked
+                crashed = error or RuntimeError("a daemon task ended on its own")
+                self._log(f"stopping: internal error in the daemon ({crashed!r}); releasing the controllers")
+                break
         finally:
             stopping.cancel()
             if server is not None:
