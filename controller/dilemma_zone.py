@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from controller.intersection import Intersection
 from controller.policies.base import Interval, SignalView
 from controller.radar import Track
-from controller.timing import ceil_to_step
+from controller.timing import max_greens_s
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,7 @@ class DilemmaZoneGuard:
         self._links = {k: frozenset(d.links) & vehicle for k, d in enumerate(intersection.detectors)
                        if d.kind == "radar"}
         self._greens = [p.greens & vehicle for p in intersection.phases]
-        self._max_s = [max(ceil_to_step(p.max_green_s, step_s), ceil_to_step(p.min_green_s, step_s))
-                       for p in intersection.phases]
+        self._max_s = max_greens_s(intersection.phases, step_s)
         self._tracks: list[Track] = []
         self._held_since: float | None = None  # green time at the first hold of the current green
         self._held_phase: int | None = None

@@ -35,7 +35,7 @@ import numpy as np
 from controller.intersection import Intersection
 from controller.policies.base import (DetectorReadings, GapTimers, Interval, SignalView,
                                       loops_on_stopped_movements)
-from controller.timing import ceil_to_step
+from controller.timing import max_greens_s
 
 #: seconds since a stop-bar loop last saw a vehicle below which its queue counts as discharging (max-pressure's)
 DEFAULT_GAP_S = 2.0
@@ -62,8 +62,7 @@ class DischargeHold:
                           dtype=bool).reshape(len(phases), len(dets))
         #: [p, q, k]: the stop-bar loops whose gaps decide whether p may end for q
         self._watch = loops_on_stopped_movements(intersection, serves & stopbar[None, :])
-        self._max_s = [max(ceil_to_step(p.max_green_s, step_s), ceil_to_step(p.min_green_s, step_s))
-                       for p in phases]
+        self._max_s = max_greens_s(phases, step_s)
         self._gaps = GapTimers(len(dets))
         #: steps at which a change the policy asked for was held
         self.holds = 0

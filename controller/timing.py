@@ -75,3 +75,13 @@ def ceil_to_step(duration_s: float, step_s: float) -> float:
     """
     n = math.ceil(round(duration_s / step_s, 6))
     return n * step_s
+
+
+def max_greens_s(phases, step_s: float) -> list[float]:
+    """Per phase, the longest green the phase machine runs, seconds: its max green rounded up to whole steps, never
+    below its min green rounded up (what policies and guards compare the green's elapsed time with).
+
+    :param phases: the intersection's phases (``min_green_s``, ``max_green_s``).
+    :param step_s: decision/simulation step, seconds.
+    """
+    return [max(ceil_to_step(p.max_green_s, step_s), ceil_to_step(p.min_green_s, step_s)) for p in phases]

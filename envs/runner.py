@@ -209,11 +209,12 @@ def run_episode(network: NetworkSpec, scenario_name: str, controller: str, seed:
     else:
         loaded = PolicyFile(policy_file_for(network, policy_file)) if uses_learned_policy(name) else None
         policies = {}
+        hold_s = DEFAULT_GAP_S if has_mode(name, "hold") else None  # None: as the policy file says
         for i in intersections_of(network):
             chosen = overrides.get(i.id, controller)
             if chosen == LEARNED:
                 loaded.check(i)  # refuse a mismatch before SUMO starts
-                policies[i.id] = LearnedPolicy(loaded, DEFAULT_GAP_S if has_mode(name, "hold") else None)
+                policies[i.id] = LearnedPolicy(loaded, hold_s)
             else:
                 policies[i.id] = make_policy(chosen)
         sim = SignalSimulation(network, scenario, seed, policies=policies, work_dir=work_dir, gui=gui,

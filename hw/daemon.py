@@ -86,7 +86,6 @@ def _policy(cfg: IntersectionConfig, network):
     return make_policy(cfg.policy)
 
 
-
 async def stop_tasks(tasks: list[asyncio.Task], timeout_s: float) -> set[asyncio.Task]:
     """Cancel ``tasks`` and wait for them to end, cancelling again while any still runs: on Python 3.11
     ``asyncio.wait_for`` (used inside pymodbus) can swallow a cancellation that arrives as its awaited reply does,
@@ -99,6 +98,7 @@ async def stop_tasks(tasks: list[asyncio.Task], timeout_s: float) -> set[asyncio
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=min(0.2, max(0.0, end - loop.time())))
     return pending
+
 
 class Daemon:
     """Drives the configured intersections until stopped.

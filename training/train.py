@@ -243,14 +243,15 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     if resume and not checkpoint.is_file():
         raise InputError(f"{checkpoint}: nothing to resume")
     if resume and (out / "config.json").is_file():
-        try:  # runs from before the layouts were named observed the first one
-            trained_on = json.loads((out / "config.json").read_text()).get("features", "phase-features-v1")
-        except (ValueError, AttributeError):
+        try:  # runs from before the layouts were named observed the first one, and had no hold
+            saved = json.loads((out / "config.json").read_text())
+            trained_on = saved.get("features", "phase-features-v1")
+            held = float(saved.get("discharge_hold_s", 0.0))
+        except (ValueError, TypeError, AttributeError):
             raise InputError(f"{out / 'config.json'}: not a run configuration") from None
         if trained_on != config.features:
             raise InputError(f"{out}: the run observes feature layout {trained_on!r}; resume it with "
                              f"--features {trained_on}")
-        held = float(json.loads((out / "config.json").read_text()).get("discharge_hold_s", 0.0))
         if held != config.discharge_hold_s:
             raise InputError(f"{out}: the run was trained with discharge hold {held:g} s; resume it with "
                              f"--discharge-hold {held:g}")

@@ -43,7 +43,7 @@ import numpy as np
 from controller.intersection import Intersection
 from controller.policies.base import (GapTimers, Interval, Policy, SignalView, green_in, loops_on_stopped_movements,
                                      undetected_phases)
-from controller.timing import ceil_to_step
+from controller.timing import max_greens_s
 
 #: Passage (gap) time, seconds: SUMO's default ``max-gap`` for actuated lights and a common NEMA setting.
 PASSAGE_S = 3.0
@@ -110,8 +110,7 @@ class ActuatedPolicy(Policy):
         # several phases). A permissive movement's vehicle may be waiting for a gap: it still calls its arrow
         self._served_by = np.array([[bool(d.links) and all(p.state[l] == "G" for l in d.links) for d in dets]
                                     for p in phases], dtype=bool).reshape(len(phases), len(dets))
-        self._max_s = [max(ceil_to_step(p.max_green_s, step_s), ceil_to_step(p.min_green_s, step_s))
-                       for p in phases]
+        self._max_s = max_greens_s(phases, step_s)
         self.gaps = GapTimers(len(dets))
         self.locked = np.zeros(len(phases), dtype=bool)
         self._served_phase: int | None = None

@@ -61,7 +61,7 @@ import numpy as np
 from controller.intersection import Intersection
 from controller.discharge_hold import DischargeHold
 from controller.policies.base import Interval, Policy, SignalView, green_in, undetected_phases
-from controller.timing import ceil_to_step
+from controller.timing import max_greens_s
 
 #: Space one queued vehicle takes, metres (a car plus the gap to the next; the usual jam-density value).
 JAM_SPACING_M = 7.5
@@ -131,8 +131,7 @@ class MaxPressurePolicy(Policy):
             elif d.kind == "exit":
                 self.w_out[served, k] = 1.0
         self._loops = self._loop_queues(intersection, vehicle, covered=self.w_in.any(axis=1))
-        self._max_s = [max(ceil_to_step(p.max_green_s, step_s), ceil_to_step(p.min_green_s, step_s))
-                       for p in phases]
+        self._max_s = max_greens_s(phases, step_s)
         self.pressures = np.zeros(len(phases))
         # serves[i, k]: detector k sits on a lane of one of phase i's green vehicle movements
         serves = np.array([[any(vehicle[l] and l in p.greens for l in d.links) for d in dets] for p in phases],
