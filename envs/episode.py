@@ -10,7 +10,7 @@ from controller.policies.registry import make_policy
 from envs.observations import OBSERVATIONS
 from envs import phase_observation  # noqa: F401  (registers the "phases" observation)
 from envs.rewards import REWARDS, make_rewards
-from envs.simulation import SignalSimulation, intersections_of
+from envs.simulation import SignalSimulation, check_input_lag_s, intersections_of
 from networks.catalog import DEFAULT_NETWORK, NetworkSpec, load_network
 
 
@@ -34,12 +34,15 @@ class Episodes:
         (:mod:`controller.discharge_hold`; 0: none). The agents' lights then run as at the curb: an
         :class:`~controller.policies.agent.AgentPolicy` stepped every second with its detector data, observations
         built by the curb's interval features (a ``phases`` observation is required).
+    :param input_lag_s: whole seconds between a detector reading and the lights acting on it, as in a central
+        system's live loop (:class:`~envs.simulation.SignalSimulation`; 0: the same second). The agents' lights then
+        run as at the curb, as with the hold, and the agents observe the readings their requests are acted on with.
     """
 
     def __init__(self, network: str | NetworkSpec = DEFAULT_NETWORK, scenario: str | None = None,
                  agents: list[str] | None = None, delta_time_s: float = DEFAULT_DELTA_TIME_S, observation: str = "detectors",
                  reward: str = "diff-waiting-time", others: str = "fixed", gui: bool = False,
-                 use_traci: bool = False, discharge_hold_s: float = 0.0) -> None:
+                 use_traci: bool = False, discharge_hold_s: float = 0.0, input_lag_s: int = 0) -> None:
         self.network = load_network(network) if isinstance(network, str) else network
         self.scenario = self.network.scenario(scenario)
         self.intersections = intersections_of(self.network)
@@ -61,13 +64,17 @@ class Episodes:
         self._reward_cls = REWARDS[reward]
         if not discharge_hold_s >= 0:
             raise InputError(f"discharge hold {discharge_hold_s} s must be 0 or more seconds")
-        if discharge_hold_s > 0 and not float(delta_time_s).is_integer():
-            raise InputError(f"with the discharge hold the decision interval {delta_time_s} s must be whole seconds")
+        check_input_lag_s(input_lag_s)
+        #: the agents' lights run as at the curb: stepped every second through an AgentPolicy
+        self.at_curb = discharge_hold_s > 0 or input_lag_s > 0
+        what = "the discharge hold" if discharge_hold_s > 0 else "an input lag"
+        if self.at_curb and not float(delta_time_s).is_integer():
+            raise InputError(f"with {what} the decision interval {delta_time_s} s must be whole seconds")
         layout = getattr(OBSERVATIONS[observation], "layout", None)
-        if discharge_hold_s > 0 and layout is None:
-            raise InputError(f"the discharge hold needs a phases observation (the curb's features), "
-                             f"not {observation!r}")
+        if self.at_curb and layout is None:
+            raise InputError(f"{what} needs a phases observation (the curb's features), not {observation!r}")
         self.discharge_hold_s, self._layout = float(discharge_hold_s), layout
+        self.input_lag_s = input_lag_s
         self._others, self._gui, self._use_traci = others, gui, use_traci
         self.sim: SignalSimulation | None = None
         self._base_seed = 0
@@ -88,12 +95,13 @@ class Episodes:
         sumo_seed = self._base_seed + self._episode
         self._episode += 1
         policies = {i.id: make_policy(self._others) for i in self.intersections if i.id not in self.agent_index}
-        if self.discharge_hold_s:  # the agents' lights as at the curb: stepped every second through the hold
+        if self.at_curb:  # the agents' lights as at the curb: stepped every second (through the hold, if any)
             policies.update({a: AgentPolicy(self.delta_time_s, self._layout, self.discharge_hold_s)
                              for a in self.agent_index})
         self.sim = SignalSimulation(self.network, self.scenario, sumo_seed, policies=policies, gui=self._gui,
                                     use_traci=self._use_traci, read_period_s=self.delta_time_s,
-                                    demand_scale=demand_scale, measure_priority_vehicles=False)
+                                    demand_scale=demand_scale, measure_priority_vehicles=False,
+                                    input_lag_s=self.input_lag_s)
         functions = make_rewards(self._reward_cls.name, [self.intersections[k] for k in self.agent_index.values()],
                                  self.sim.backend.fast)
         self.rewards = dict(zip(self.agent_index, functions))
@@ -108,7 +116,7 @@ class Episodes:
         requests = {self.agent_index[a]: int(p) for a, p in actions.items()}
         steps = int(round(self.delta_time_s))
         read_always = len(self.agent_index) < len(self.intersections)  # classical policies need every step
-        if self.discharge_hold_s:  # the agents' policies take the requests and need every step too
+        if self.at_curb:  # the agents' policies take the requests and need every step too
             for k, phase in requests.items():
                 sim.controllers[k].policy.requested = phase
             requests, read_always = {}, True
@@ -122,16 +130,16 @@ class Episodes:
         fns = [self.observe[a] for a in self.agents]
         ks = [self.agent_index[a] for a in self.agents]
         sim = self.sim
-        if self.discharge_hold_s:  # the curb's interval features, from the agents' own policies
-            controllers = [sim.controllers[k] for k in ks]
-            return [c.policy.observe(c.view(sim.readings[k]), final=sim.done) for c, k in zip(controllers, ks)]
+        if self.at_curb:  # the curb's interval features, from the agents' own policies
+            controllers, acted_on = [sim.controllers[k] for k in ks], sim.readings_acted_on_next
+            return [c.policy.observe(c.view(acted_on[k]), final=sim.done) for c, k in zip(controllers, ks)]
         return type(fns[0]).batch(fns, [sim.controllers[k] for k in ks], [sim.readings[k] for k in ks])
 
     def observations_flat(self):
         """Every agent's observation concatenated, in agent order."""
         fns = [self.observe[a] for a in self.agents]
         cls = type(fns[0])
-        if len(fns) < 2 or not hasattr(cls, "batch_flat") or self.discharge_hold_s:
+        if len(fns) < 2 or not hasattr(cls, "batch_flat") or self.at_curb:
             return np.concatenate(self.observations())
         ks = [self.agent_index[a] for a in self.agents]
         sim = self.sim
@@ -140,8 +148,8 @@ class Episodes:
     def observation(self, agent: str):
         k = self.agent_index[agent]
         ctrl = self.sim.controllers[k]
-        if self.discharge_hold_s:
-            return ctrl.policy.observe(ctrl.view(self.sim.readings[k]), final=self.sim.done)
+        if self.at_curb:
+            return ctrl.policy.observe(ctrl.view(self.sim.readings_acted_on_next[k]), final=self.sim.done)
         return self.observe[agent](ctrl, self.sim.readings[k])
 
     def reward(self, agent: str) -> float:

@@ -189,6 +189,13 @@ class SignalSimulation:
         self._closed = False
 
     @property
+    def readings_acted_on_next(self) -> list[DetectorReadings]:
+        """The detector data the controllers act on at the next :meth:`advance` after a fresh read: the last
+        reading, or with an input lag the one ``input_lag_s`` reads older (what a learning agent whose requests the
+        controllers act on must observe)."""
+        return self._lagged[0] if self._lag else self.readings
+
+    @property
     def time_s(self) -> float:
         """Simulation clock, seconds."""
         return self.backend.time_s

@@ -162,6 +162,12 @@ def _add_train_command(sub) -> None:
                         "stop-bar loop of a movement the change would stop saw a vehicle less than SECONDS ago "
                         "(max-pressure's rule; 2 is its gap). The lights then step every second in training, as "
                         "at the curb, and the policy file keeps the hold (default: 0, none)")
+    p.add_argument("--input-lag", type=int, default=0, metavar="S",
+                   help="train for a central system's live loop: the lights act on detector readings S whole "
+                        "seconds old, in training, in the warm start's recording and in the evaluations (the live "
+                        "loop in lock step, `ondaverde run --sumo`, has 1; evaluate such a policy with "
+                        "--input-lag S). The lights then step every second, as at the curb, and the policy file "
+                        "records the lag (default: 0, none)")
     p.add_argument("--max-minutes", type=float, default=0.0,
                    help="stop training after this wall time, minutes; the final policy is still exported and "
                         "evaluated (default: no limit)")
@@ -495,7 +501,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                          warm_start_episodes=args.warm_start_episodes, warm_start_rounds=args.warm_start_rounds,
                          reward=args.reward, delta_time_s=args.decision_interval, features=args.features,
                          learning_rate=args.learning_rate, clip_range=args.clip_range, ent_coef=args.ent_coef,
-                         gamma=args.gamma, discharge_hold_s=args.discharge_hold)
+                         gamma=args.gamma, discharge_hold_s=args.discharge_hold,
+                         input_lag_s=args.input_lag)
     summary = train(config, resume=args.resume)
     final, best = summary["final"], summary["best"]
     print(f"trained {summary['timesteps']} decisions in {summary['train_wall_s']:.0f} s; final policy delay "

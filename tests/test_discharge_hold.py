@@ -95,20 +95,23 @@ class _ScriptedFile(PolicyFile):
 
 
 @pytest.mark.sumo
-def test_training_with_the_hold_sees_and_does_exactly_what_the_curb_does():
-    """The same scripted requests through the training environment (agents, hold) and through the curb's learned
-    policy (its file says hold): the same observations at every decision, the same holds and the same traffic."""
+@pytest.mark.parametrize("hold_s, lag_s", [(2.0, 0), (2.0, 1), (0.0, 2)])
+def test_training_with_the_hold_sees_and_does_exactly_what_the_curb_does(hold_s, lag_s):
+    """The same scripted requests through the training environment (agents, hold, input lag) and through the curb's
+    learned policy (its file says hold; the run has the same input lag): the same observations at every decision,
+    the same holds and the same traffic."""
     from envs.episode import Episodes
     from envs.simulation import SignalSimulation, intersections_of
     from networks.catalog import load_network
 
     spec = load_network("grid")
     inters = intersections_of(spec)
-    delta, decisions, hold_s = 5.0, 100, 2.0
+    delta, decisions = 5.0, 100
     rng = np.random.default_rng(7)
     scripts = {i.id: [int(p) for p in rng.integers(0, len(i.phases), decisions)] for i in inters}
 
-    episodes = Episodes(spec, observation="phases-v1", reward="queue", delta_time_s=delta, discharge_hold_s=hold_s)
+    episodes = Episodes(spec, observation="phases-v1", reward="queue", delta_time_s=delta, discharge_hold_s=hold_s,
+                        input_lag_s=lag_s)
     episodes.start(11)
     trained = [np.stack(episodes.observations())]
     for k in range(decisions - 1):
@@ -116,22 +119,22 @@ def test_training_with_the_hold_sees_and_does_exactly_what_the_curb_does():
         trained.append(np.stack(episodes.observations()))
     sim = episodes.sim
     trained_states = [c.state for c in sim.controllers]
-    trained_holds = [c.policy.hold.holds for c in sim.controllers]
+    trained_holds = [c.policy.hold.holds if hold_s else 0 for c in sim.controllers]
     trained_time = sim.time_s
     episodes.close()
 
     files = {i.id: _ScriptedFile(scripts[i.id], delta, hold_s) for i in inters}
     learners = {i.id: LearnedPolicy(files[i.id]) for i in inters}
-    deployed = SignalSimulation(spec, spec.scenario(None), 11, policies=learners)
+    deployed = SignalSimulation(spec, spec.scenario(None), 11, policies=learners, input_lag_s=lag_s)
     while deployed.time_s < trained_time:
         deployed.advance()
-    assert all(p.hold is not None for p in learners.values())  # the file's hold is the curb's
+    assert all((p.hold is not None) == (hold_s > 0) for p in learners.values())  # the file's hold is the curb's
     curb_states = [c.state for c in deployed.controllers]
-    curb_holds = [p.hold.holds for p in learners.values()]
+    curb_holds = [p.hold.holds if hold_s else 0 for p in learners.values()]
     deployed.advance()  # the curb decides on the last observation at the next step
     deployed.cleanup()
 
-    assert sum(trained_holds) > 0  # the hold did act in this run
+    assert (sum(trained_holds) > 0) == (hold_s > 0)  # the hold did act in this run
     assert curb_holds == trained_holds
     assert curb_states == trained_states
     for k, inter in enumerate(inters):

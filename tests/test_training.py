@@ -93,6 +93,10 @@ def test_training_refuses_bad_input_with_one_line(run, tmp_path):
                         # the hold is part of what the policy learned to act through
                         (("--network", "single", "--scenario", "base", "--discharge-hold", "2",
                           "--out", str(config.out), "--resume"), "resume it with --discharge-hold 0"),
+                        (("--network", "single", "--scenario", "base", "--input-lag", "-1",
+                          "--out", str(tmp_path / "i")), "input lag -1"),
+                        (("--network", "single", "--scenario", "base", "--input-lag", "1",
+                          "--out", str(config.out), "--resume"), "resume it with --input-lag 0"),
                         # a run is resumed with the features it observes (its network's input size is fixed)
                         (("--network", "single", "--scenario", "base", "--features", "phase-features-v1",
                           "--out", str(config.out), "--resume"), "resume it with --features phase-features-v2")]:
@@ -108,7 +112,8 @@ def test_rl_without_a_policy_file_says_how_to_get_one():
 
 
 @pytest.mark.parametrize("option, network", [({"delta_time_s": 2.0}, "single"),  # a shorter decision interval
-                                              ({"discharge_hold_s": 2.0}, "grid")])  # the discharge hold
+                                              ({"discharge_hold_s": 2.0}, "grid"),  # the discharge hold
+                                              ({"input_lag_s": 1}, "grid")])  # a central system's input lag
 def test_what_a_policy_was_trained_with_is_kept_in_its_file_and_run_at_the_curb(tmp_path, option, network):
     out = tmp_path / "run2"
     config = TrainConfig(network=network, scenarios=("base",), timesteps=64, n_envs=2, n_steps=32,
@@ -117,8 +122,9 @@ def test_what_a_policy_was_trained_with_is_kept_in_its_file_and_run_at_the_curb(
     (name, value), = option.items()
     assert getattr(PolicyFile(out / "policy-final.npz"), name) == value
     assert json.loads((out / "config.json").read_text())[name] == value
+    lag = ("--input-lag", str(option["input_lag_s"])) if "input_lag_s" in option else ()  # (the deployment's)
     proc = ondaverde("simulate", "--network", network, "--controller", "rl", "--policy", str(out / "policy-final.npz"),
-                     "--seed", "900001", "--json")
+                     "--seed", "900001", "--json", *lag)
     assert json.loads(proc.stdout)["delay"] == pytest.approx(summary["final"]["delay"])
 
 

@@ -97,7 +97,7 @@ def discounted(rewards: np.ndarray, gamma: float) -> np.ndarray:
 
 def record_episode(network: str, scenario: str, teacher: str, seed: int, demand_scale: float,
                    delta_time_s: float, reward: str, gamma: float, driver: Path | None = None,
-                   layout: str = DEFAULT_LAYOUT.name) -> Demonstration:
+                   layout: str = DEFAULT_LAYOUT.name, input_lag_s: int = 0) -> Demonstration:
     """Run one episode with ``teacher`` at every light (through the core) and record it.
 
     :param network: network name or folder.
@@ -111,6 +111,8 @@ def record_episode(network: str, scenario: str, teacher: str, seed: int, demand_
     :param driver: a policy file that controls the lights while the teacher is recorded (None: the teacher
         controls them).
     :param layout: name of the learner's feature layout.
+    :param input_lag_s: whole seconds between a detector reading and the lights acting on it: the teacher (and the
+        features recorded) see the readings the lights act on, as the learner will.
     """
     from controller.policies.learned import LearnedPolicy, PolicyFile
     from controller.policies.registry import make_policy
@@ -125,7 +127,8 @@ def record_episode(network: str, scenario: str, teacher: str, seed: int, demand_
     recorders = {i.id: RecordingPolicy(make_policy(teacher), delta_time_s,
                                        LearnedPolicy(loaded) if loaded is not None else None, features)
                  for i in inters}
-    sim = SignalSimulation(spec, spec.scenario(scenario), seed, policies=recorders, demand_scale=demand_scale)
+    sim = SignalSimulation(spec, spec.scenario(scenario), seed, policies=recorders, demand_scale=demand_scale,
+                           input_lag_s=input_lag_s)
     try:
         reward_fns = make_rewards(reward, inters, sim.backend.fast)
         for f in reward_fns:
@@ -159,7 +162,8 @@ def record_episode(network: str, scenario: str, teacher: str, seed: int, demand_
 
 def record(network: str, scenarios: tuple[str, ...], teacher: str, seeds: list[int], demand_scales: list[float],
            delta_time_s: float, reward: str, gamma: float, jobs: int = 2,
-           driver: Path | None = None, layout: str = DEFAULT_LAYOUT.name) -> list[Demonstration]:
+           driver: Path | None = None, layout: str = DEFAULT_LAYOUT.name,
+           input_lag_s: int = 0) -> list[Demonstration]:
     """Record teacher episodes in parallel processes (one SUMO each); scenario k is ``scenarios[k % len]``.
 
     :param network: network name or folder.
@@ -173,8 +177,10 @@ def record(network: str, scenarios: tuple[str, ...], teacher: str, seeds: list[i
     :param jobs: parallel processes.
     :param driver: a policy file that controls the lights while the teacher is recorded (None: the teacher).
     :param layout: name of the learner's feature layout.
+    :param input_lag_s: whole seconds between a detector reading and the lights acting on it.
     """
-    args = [(network, scenarios[k % len(scenarios)], teacher, s, d, delta_time_s, reward, gamma, driver, layout)
+    args = [(network, scenarios[k % len(scenarios)], teacher, s, d, delta_time_s, reward, gamma, driver, layout,
+             input_lag_s)
             for k, (s, d) in enumerate(zip(seeds, demand_scales))]
     if jobs <= 1 or len(args) == 1:
         return [record_episode(*a) for a in args]

@@ -34,6 +34,8 @@ class EpisodeDraw:
     :param layout: name of the feature layout the slots observe (``controller.phase_features.LAYOUTS``).
     :param discharge_hold_s: the agents' requests pass the discharge hold with this gap, seconds (0: none;
         :class:`envs.episode.Episodes`).
+    :param input_lag_s: whole seconds between a detector reading and the lights acting on it (0: the same second;
+        :class:`envs.episode.Episodes`).
     """
 
     network: str
@@ -44,6 +46,7 @@ class EpisodeDraw:
     reward: str = "diff-waiting-time"
     layout: str = DEFAULT_LAYOUT.name
     discharge_hold_s: float = 0.0
+    input_lag_s: int = 0
 
 
 def _worker(conn, draw: EpisodeDraw, worker: int) -> None:
@@ -54,7 +57,8 @@ def _worker(conn, draw: EpisodeDraw, worker: int) -> None:
     rng = np.random.default_rng(draw.base_seed * 7919 + worker)
     episodes = Episodes(draw.network, draw.scenarios[0], delta_time_s=draw.delta_time_s,
                         observation=OBSERVATION_OF_LAYOUT[draw.layout],
-                        reward=draw.reward, discharge_hold_s=draw.discharge_hold_s)
+                        reward=draw.reward, discharge_hold_s=draw.discharge_hold_s,
+                        input_lag_s=draw.input_lag_s)
     agents = episodes.agents
     n_phases = np.array([len(episodes.intersections[episodes.agent_index[a]].phases) for a in agents])
     count = 0

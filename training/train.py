@@ -47,6 +47,9 @@ class TrainConfig:
     :param gamma: discount per decision.
     :param discharge_hold_s: pass the policy's requests through the discharge hold with this gap, seconds, in
         training and at the curb (the policy file records it; 0: none; :mod:`controller.discharge_hold`).
+    :param input_lag_s: whole seconds between a detector reading and the lights acting on it, in training, the warm
+        start's recording and the evaluations: a policy for a central system's live loop, which acts a second
+        after it reads (``ondaverde run``; 0: the same second). The policy file records it.
     :param clip_range: PPO's clipping of the probability ratio.
     :param ent_coef: PPO's entropy bonus.
     :param warm_start: a classical policy (``actuated``, ``maxpressure``, ...) whose decisions, recorded through the
@@ -80,6 +83,7 @@ class TrainConfig:
     n_epochs: int = 10
     gamma: float = 0.95
     discharge_hold_s: float = 0.0
+    input_lag_s: int = 0
     clip_range: float = 0.2
     ent_coef: float = 0.01
     warm_start: str = ""
@@ -119,6 +123,9 @@ class TrainConfig:
             raise InputError(f"discount gamma {self.gamma} must be above 0 and at most 1")
         if not 0 <= self.discharge_hold_s <= 10:
             raise InputError(f"discharge hold {self.discharge_hold_s} s must be 0 (none) to 10 seconds")
+        if isinstance(self.input_lag_s, bool) or not isinstance(self.input_lag_s, int) \
+                or not 0 <= self.input_lag_s <= 10:
+            raise InputError(f"input lag {self.input_lag_s!r} must be a whole number of seconds, 0 (none) to 10")
         if not (self.delta_time_s >= 1 and float(self.delta_time_s).is_integer()):
             raise InputError(f"decision interval {self.delta_time_s} s must be a whole number of seconds, at least 1")
         low, high = self.demand_scale
@@ -169,14 +176,15 @@ def _model(config: TrainConfig, env, resume: Path | None):
 
 
 def evaluate_policy_file(config: TrainConfig, policy: Path) -> dict:
-    """Mean delay (s) of a policy file per evaluation scenario, on the evaluation seeds, through the core."""
+    """Mean delay (s) of a policy file per evaluation scenario, on the evaluation seeds, through the core (with the
+    run's input lag)."""
     from networks.catalog import load_network
     from training.evaluate import evaluate, summarise
 
     network = load_network(config.network)
     scenarios = list(config.eval_scenarios or config.scenarios)
     rows = summarise(evaluate(network, scenarios, ["rl"], list(config.eval_seeds), progress=False,
-                              policy_file=policy))
+                              policy_file=policy, input_lag_s=config.input_lag_s))
     by = {r["scenario"]: {"delay": r["delay"], "delay_sd": r["delay_sd"], "teleports": r["teleports"],
                           "violations": r["violations"]} for r in rows}
     return {"per_scenario": by, "delay": float(np.mean([v["delay"] for v in by.values()]))}
@@ -199,7 +207,7 @@ def _warm_start(config: TrainConfig, model, export, evaluations: Path) -> dict:
         t = time.perf_counter()
         new = record(config.network, tuple(config.scenarios), config.warm_start, seeds[r * n:(r + 1) * n],
                      scales[r * n:(r + 1) * n], config.delta_time_s, config.reward, config.gamma, jobs=config.n_envs,
-                     driver=policy if r else None, layout=config.features)
+                     driver=policy if r else None, layout=config.features, input_lag_s=config.input_lag_s)
         recorded_s += time.perf_counter() - t
         demos += new
         fitted = fit(model, demos, config.warm_start_epochs, seed=config.seed + r, layout=LAYOUTS[config.features])
@@ -247,6 +255,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
             saved = json.loads((out / "config.json").read_text())
             trained_on = saved.get("features", "phase-features-v1")
             held = float(saved.get("discharge_hold_s", 0.0))
+            lag = int(saved.get("input_lag_s", 0))
         except (ValueError, TypeError, AttributeError):
             raise InputError(f"{out / 'config.json'}: not a run configuration") from None
         if trained_on != config.features:
@@ -255,6 +264,9 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         if held != config.discharge_hold_s:
             raise InputError(f"{out}: the run was trained with discharge hold {held:g} s; resume it with "
                              f"--discharge-hold {held:g}")
+        if lag != config.input_lag_s:
+            raise InputError(f"{out}: the run was trained with an input lag of {lag} s; resume it with "
+                             f"--input-lag {lag}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), default=str, indent=2) + "\n")
     (out / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
@@ -263,7 +275,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     source = (str(Path(config.network).expanduser().resolve()) if str(config.network).endswith(".sumocfg")
               else str(network.folder))
     draw = EpisodeDraw(source, tuple(config.scenarios), tuple(config.demand_scale), config.seed,
-                       config.delta_time_s, config.reward, config.features, config.discharge_hold_s)
+                       config.delta_time_s, config.reward, config.features, config.discharge_hold_s, config.input_lag_s)
     env = SharedSignalVecEnv(draw, config.n_envs)
     model = _model(config, env, checkpoint if resume else None)
     evaluations = out / "evaluations.jsonl"
@@ -273,7 +285,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     def export(path: Path) -> Path:
         return export_policy(model, path, inters, config.delta_time_s,
                              {"network": network.name, "scenarios": list(config.scenarios),
-                              "timesteps": int(model.num_timesteps), "discharge_hold_s": config.discharge_hold_s},
+                              "timesteps": int(model.num_timesteps), "discharge_hold_s": config.discharge_hold_s,
+                              "input_lag_s": config.input_lag_s},
                              layout=LAYOUTS[config.features])
 
     if config.warm_start and not resume:

@@ -63,6 +63,11 @@ class PolicyFile:
         self.discharge_hold_s = float(meta.get("discharge_hold_s", 0.0))
         if not self.discharge_hold_s >= 0:
             raise InputError(f"{path}: discharge hold {self.discharge_hold_s!r} s is not 0 or more seconds")
+        #: trained for detector readings this many whole seconds old (a central system's input lag; 0: none). The
+        #: lag is the deployment's, not the policy's: ``rl`` does not add it (evaluate with ``--input-lag``).
+        self.input_lag_s = meta.get("input_lag_s", 0)
+        if isinstance(self.input_lag_s, bool) or not isinstance(self.input_lag_s, int) or self.input_lag_s < 0:
+            raise InputError(f"{path}: input lag {self.input_lag_s!r} is not a whole number of seconds, 0 or more")
 
     def logits(self, features: np.ndarray) -> np.ndarray:
         """The actor's action logits for one feature vector (or a batch, one per row)."""
