@@ -132,6 +132,24 @@ def uses_learned_policy(name: str) -> bool:
     return split_controller(controller)[0] == LEARNED or LEARNED in overrides.values()
 
 
+def input_lag_note(network: NetworkSpec, controllers: list[str], policy_file: Path | None, input_lag_s: int) -> str:
+    """A line to show when the learned policy runs with another input lag than it was trained for ("" otherwise):
+    the lag is the deployment's, so ``rl`` does not add it itself.
+
+    :param network: the network (whose ``rl-policy.npz`` is the default policy).
+    :param controllers: controller names of the command.
+    :param policy_file: the policy file given, or None.
+    :param input_lag_s: the command's input lag, whole seconds.
+    """
+    if not any(uses_learned_policy(c) for c in controllers):
+        return ""
+    trained = PolicyFile(policy_file_for(network, policy_file)).input_lag_s
+    if trained == input_lag_s:
+        return ""
+    return (f"note: the learned policy was trained for an input lag of {trained} s and runs with {input_lag_s} s here "
+            f"(--input-lag {trained} runs it as trained)")
+
+
 def check_input_lag(controllers: list[str], input_lag_s: int) -> None:
     """Refuse an input lag that is not a whole number of seconds, or one given to SUMO's own controllers (they read
     their detectors inside SUMO).

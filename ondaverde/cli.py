@@ -339,12 +339,19 @@ def _add_bench_commands(sub) -> None:
     add_replay_bench(bsub)
 
 
+def _note(line: str) -> None:
+    """Show a note (on stderr: --json output stays clean)."""
+    if line:
+        print(line, file=sys.stderr)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from envs.runner import check_controller, run_episode
+    from envs.runner import check_controller, input_lag_note, run_episode
     from ondaverde.netargs import resolve_network
 
     check_controller(args.controller)
     network, scenario = resolve_network(args)
+    _note(input_lag_note(network, [args.controller], args.policy, args.input_lag))
     spec = network.scenario(scenario)
     from tqdm import tqdm
 
@@ -369,13 +376,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from envs.runner import check_controller
+    from envs.runner import check_controller, input_lag_note
     from ondaverde.netargs import resolve_network
     from training.evaluate import evaluate, format_table, plot_delay, summarise
 
     for c in args.controllers:
         check_controller(c)
     network, scenario = resolve_network(args)
+    loop_lag = 1 if args.through == "virtual" else args.input_lag  # (the field loop's second of latency)
+    _note(input_lag_note(network, args.controllers, args.policy, loop_lag))
     scenarios = args.scenarios or [scenario]
     records = evaluate(network, scenarios, args.controllers, args.seeds, args.jobs, policy_file=args.policy,
                        through=args.through, input_lag_s=args.input_lag, by_light=args.by_light)

@@ -126,6 +126,11 @@ def test_what_a_policy_was_trained_with_is_kept_in_its_file_and_run_at_the_curb(
     proc = ondaverde("simulate", "--network", network, "--controller", "rl", "--policy", str(out / "policy-final.npz"),
                      "--seed", "900001", "--json", *lag)
     assert json.loads(proc.stdout)["delay"] == pytest.approx(summary["final"]["delay"])
+    assert "note" not in proc.stderr
+    if lag:  # run without the lag it was trained for: said, once
+        proc = ondaverde("simulate", "--network", network, "--controller", "rl", "--policy",
+                         str(out / "policy-final.npz"), "--seed", "900001", "--end", "60", "--json")
+        assert proc.returncode == 0 and proc.stderr.count("trained for an input lag of 1 s") == 1, proc.stderr
 
 
 def test_training_runs_on_a_sumocfg_with_no_code(tmp_path):
