@@ -113,7 +113,7 @@ def test_rl_without_a_policy_file_says_how_to_get_one():
 
 @pytest.mark.parametrize("option, network", [({"delta_time_s": 2.0}, "single"),  # a shorter decision interval
                                               ({"discharge_hold_s": 2.0}, "grid"),  # the discharge hold
-                                              ({"input_lag_s": 1}, "grid")])  # a central system's input lag
+                                              ({"input_lag_s": 1}, "single")])  # a central system's input lag
 def test_what_a_policy_was_trained_with_is_kept_in_its_file_and_run_at_the_curb(tmp_path, option, network):
     out = tmp_path / "run2"
     config = TrainConfig(network=network, scenarios=("base",), timesteps=64, n_envs=2, n_steps=32,
