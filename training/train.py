@@ -123,9 +123,11 @@ class TrainConfig:
             raise InputError(f"discount gamma {self.gamma} must be above 0 and at most 1")
         if not 0 <= self.discharge_hold_s <= 10:
             raise InputError(f"discharge hold {self.discharge_hold_s} s must be 0 (none) to 10 seconds")
-        if isinstance(self.input_lag_s, bool) or not isinstance(self.input_lag_s, int) \
-                or not 0 <= self.input_lag_s <= 10:
-            raise InputError(f"input lag {self.input_lag_s!r} must be a whole number of seconds, 0 (none) to 10")
+        from envs.simulation import check_input_lag_s
+
+        check_input_lag_s(self.input_lag_s)
+        if self.input_lag_s > 10:
+            raise InputError(f"input lag {self.input_lag_s} s must be at most 10 seconds")
         if not (self.delta_time_s >= 1 and float(self.delta_time_s).is_integer()):
             raise InputError(f"decision interval {self.delta_time_s} s must be a whole number of seconds, at least 1")
         low, high = self.demand_scale
