@@ -110,8 +110,9 @@ def _add_train_command(sub) -> None:
                        description="Train a signal-timing policy shared by all traffic lights of a network, over "
                                    "several SUMO processes, through the core's phase machine and safety monitor. "
                                    "Every --eval-every decisions the policy is exported and measured with the "
-                                   "delay metric on held-out seeds; the best and the final policy are kept in the "
-                                   "run folder (load either with --controller rl --policy FILE).")
+                                   "delay metric on held-out seeds and drawn in the run folder's learning-curve.png; "
+                                   "the best and the final policy are kept in the run folder (load either with "
+                                   "--controller rl --policy FILE).")
     p.add_argument("--network", default="miraflores",
                    help="network name, folder with network.yaml, or a .sumocfg (default: miraflores)")
     p.add_argument("--scenario", type=_names, default=None, dest="scenarios",

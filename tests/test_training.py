@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
+from controller.errors import InputError
 from controller.policies.learned import PolicyFile
+from training.learning_curve import read_evaluations
 from training.train import TrainConfig, train
 
 pytestmark = pytest.mark.sumo
@@ -43,6 +45,20 @@ def test_a_run_folder_holds_config_versions_logs_checkpoint_and_policies(run):
     assert summary["violations"] == 0
     assert PolicyFile(out / "policy-final.npz").meta["network"] == "single"
     assert PolicyFile(out / "policy-final.npz").layout.name == config.features == "phase-features-v2"
+
+
+def test_the_learning_curve_holds_every_evaluation_and_the_final_one(run, tmp_path):
+    config, summary = run
+    records = read_evaluations(config.out / "evaluations.jsonl")
+    assert [r["timesteps"] for r in records] == sorted(r["timesteps"] for r in records)
+    assert any(not r.get("final") and r["timesteps"] >= 64 for r in records)  # the periodic evaluation
+    assert records[-1]["final"] and records[-1]["delay"] == summary["final"]["delay"]
+    assert records[-1]["timesteps"] == summary["timesteps"]
+    assert (config.out / "learning-curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = tmp_path / "evaluations.jsonl"
+    bad.write_text((config.out / "evaluations.jsonl").read_text() + '{"timesteps": 5}\n')
+    with pytest.raises(InputError, match=rf"evaluations.jsonl:{len(records) + 1}: not an evaluation record"):
+        read_evaluations(bad)
 
 
 def test_the_trained_policy_runs_as_the_rl_controller(run):

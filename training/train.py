@@ -4,7 +4,7 @@ Read top to bottom: the configuration is :class:`TrainConfig`; :func:`train` bui
 SUMO processes, every light a slot), the model, and a callback that every ``eval_every_steps`` exports the policy
 as the core runs it and measures it with the project's delay metric on held-out seeds (never trained on),
 keeping the best. The run folder holds the configuration, versions, TensorBoard logs, checkpoints (resumable),
-the evaluations and the final policy with its evaluation.
+the evaluations (``evaluations.jsonl``, drawn as ``learning-curve.png``) and the final policy with its evaluation.
 """
 
 from __future__ import annotations
@@ -228,6 +228,14 @@ def _warm_start(config: TrainConfig, model, export, evaluations: Path) -> dict:
     return result
 
 
+def _write_learning_curve(out: Path, network: str) -> None:
+    """Redraw ``learning-curve.png`` in the run folder from its ``evaluations.jsonl``."""
+    from training.learning_curve import plot_learning_curve, read_evaluations
+
+    plot_learning_curve(read_evaluations(out / "evaluations.jsonl"), out / "learning-curve.png",
+                        f"{network}: {out.name}, held-out seeds")
+
+
 def train(config: TrainConfig, resume: bool = False) -> dict:
     """Train, evaluate periodically, export; return the final summary (also in ``final.json``)."""
     import torch
@@ -293,6 +301,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
 
     if config.warm_start and not resume:
         warm = _warm_start(config, model, export, evaluations)
+        _write_learning_curve(out, network.name)
         if warm["evaluation"]["delay"] < best:
             best = warm["evaluation"]["delay"]
             shutil.copyfile(out / "policy-warm-start.npz", out / "policy-best.npz")
@@ -321,6 +330,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
                 result.update(timesteps=int(self.num_timesteps), wall_s=round(time.perf_counter() - start, 1))
                 with evaluations.open("a") as f:
                     f.write(json.dumps(result) + "\n")
+                _write_learning_curve(out, network.name)
                 self.logger.record("eval/delay", result["delay"])
                 if result["delay"] < best:
                     best = result["delay"]
@@ -349,6 +359,10 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         final = json.loads((out / "warm_start.json").read_text())["evaluation"]
     else:
         final = evaluate_policy_file(config, export(out / "policy-final.npz"))
+        with evaluations.open("a") as f:
+            f.write(json.dumps({**final, "timesteps": int(model.num_timesteps), "wall_s": round(wall, 1),
+                                "final": True}) + "\n")
+    _write_learning_curve(out, network.name)
     if final["delay"] < best:  # the final policy is a candidate like any periodic one
         shutil.copyfile(out / "policy-final.npz", out / "policy-best.npz")
         (out / "best.json").write_text(json.dumps({**final, "timesteps": int(model.num_timesteps),
