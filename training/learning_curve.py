@@ -35,7 +35,8 @@ def read_evaluations(path: Path) -> list[dict]:
 
 def plot_learning_curve(records: list[dict], path: Path, title: str) -> Path:
     """Write the curve: one line per scenario and their mean (delay, seconds per scheduled vehicle) against the
-    decisions trained when each evaluation was made; the warm start and the final policy are marked.
+    decisions trained when each evaluation was made; the final policy is marked, and so is the warm start (in
+    words only, off the scale, when two or more evaluations after it exist).
 
     :param records: evaluation records as :func:`read_evaluations` returns them (at least one).
     :param path: PNG file to write.
@@ -48,6 +49,12 @@ def plot_learning_curve(records: list[dict], path: Path, title: str) -> Path:
     import matplotlib.pyplot as plt
 
     records = sorted(records, key=lambda r: (r["timesteps"], bool(r.get("final"))))
+    trained = [r for r in records if not r.get("warm_start")]
+    if len(trained) >= 2:  # the warm start is often far above: leave it off the scale, so later steps can be read
+        warm = [r for r in records if r.get("warm_start")]
+        records = trained
+    else:
+        warm = []
     xs = [r["timesteps"] / 1e6 for r in records]
     scenarios = list(dict.fromkeys(s for r in records for s in r["per_scenario"]))
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -60,6 +67,12 @@ def plot_learning_curve(records: list[dict], path: Path, title: str) -> Path:
             label = "warm start" if r.get("warm_start") else "final"
             ax.annotate(f"{label} {r['delay']:.1f} s", (x, r["delay"]), textcoords="offset points",
                         xytext=(4, 6), fontsize=8)
+    if warm:
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high + 0.1 * (high - low))  # room for the line of text
+        ax.text(0.01, 0.98, "warm start (0 decisions): " + ", ".join(
+            f"{s} {v['delay']:.1f}" for s, v in warm[-1]["per_scenario"].items()) + f" s, mean {warm[-1]['delay']:.1f} s",
+            transform=ax.transAxes, va="top", fontsize=8)
     ax.set_xlabel("decisions trained (millions)")
     ax.set_ylabel("held-out delay per scheduled vehicle (s)")
     ax.set_title(title)
