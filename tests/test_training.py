@@ -56,9 +56,10 @@ def test_the_learning_curve_holds_every_evaluation_and_the_final_one(run, tmp_pa
     assert records[-1]["timesteps"] == summary["timesteps"]
     assert (config.out / "learning-curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = tmp_path / "evaluations.jsonl"
-    bad.write_text((config.out / "evaluations.jsonl").read_text() + '{"timesteps": 5}\n')
-    with pytest.raises(InputError, match=rf"evaluations.jsonl:{len(records) + 1}: not an evaluation record"):
-        read_evaluations(bad)
+    for line in ('{"timesteps": 5}', '{"timesteps": 5, "delay": 1, "per_scenario": {"base": {}}}', "[1]", "{"):
+        bad.write_text((config.out / "evaluations.jsonl").read_text() + line + "\n")
+        with pytest.raises(InputError, match=rf"evaluations.jsonl:{len(records) + 1}: not an evaluation record"):
+            read_evaluations(bad)
 
 
 def test_the_trained_policy_runs_as_the_rl_controller(run):

@@ -25,10 +25,10 @@ def read_evaluations(path: Path) -> list[dict]:
         try:
             record = json.loads(line)
             float(record["timesteps"]), float(record["delay"])
-            dict(record["per_scenario"])
+            [float(v["delay"]) for v in dict(record["per_scenario"]).values()]
         except (ValueError, TypeError, KeyError):
             raise InputError(f"{path}:{number}: not an evaluation record "
-                             f"(needs timesteps, delay and per_scenario)") from None
+                             f"(needs timesteps, delay and per_scenario delays)") from None
         records.append(record)
     return records
 
