@@ -70,9 +70,9 @@ def plot_learning_curve(records: list[dict], path: Path, title: str) -> Path:
     if warm:
         low, high = ax.get_ylim()
         ax.set_ylim(low, high + 0.1 * (high - low))  # room for the line of text
-        ax.text(0.01, 0.98, "warm start (0 decisions): " + ", ".join(
-            f"{s} {v['delay']:.1f}" for s, v in warm[-1]["per_scenario"].items()) + f" s, mean {warm[-1]['delay']:.1f} s",
-            transform=ax.transAxes, va="top", fontsize=8)
+        per_scenario = ", ".join(f"{s} {v['delay']:.1f}" for s, v in warm[-1]["per_scenario"].items())
+        ax.text(0.01, 0.98, f"warm start (0 decisions): {per_scenario} s, mean {warm[-1]['delay']:.1f} s",
+                transform=ax.transAxes, va="top", fontsize=8)
     ax.set_xlabel("decisions trained (millions)")
     ax.set_ylabel("held-out delay per scheduled vehicle (s)")
     ax.set_title(title)
