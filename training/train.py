@@ -221,19 +221,20 @@ def _warm_start(config: TrainConfig, model, export, evaluations: Path) -> dict:
               "fit_wall_s": round(time.perf_counter() - start - recorded_s, 1)}
     evaluation = evaluate_policy_file(config, policy)
     evaluation.update(timesteps=0, wall_s=round(time.perf_counter() - start, 1), warm_start=True)
-    with evaluations.open("a") as f:
-        f.write(json.dumps(evaluation) + "\n")
+    _record_evaluation(evaluations, evaluation)
     result["evaluation"] = evaluation
     (config.out / "warm_start.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
-def _write_learning_curve(out: Path, network: str) -> None:
-    """Redraw ``learning-curve.png`` in the run folder from its ``evaluations.jsonl``."""
+def _record_evaluation(evaluations: Path, record: dict) -> None:
+    """Append one evaluation to ``evaluations.jsonl`` and redraw ``learning-curve.png`` beside it."""
     from training.learning_curve import plot_learning_curve, read_evaluations
 
-    plot_learning_curve(read_evaluations(out / "evaluations.jsonl"), out / "learning-curve.png",
-                        f"{network}: {out.name}, held-out seeds")
+    with evaluations.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+    plot_learning_curve(read_evaluations(evaluations), evaluations.parent / "learning-curve.png",
+                        f"run {evaluations.parent.name}: policy on held-out seeds")
 
 
 def train(config: TrainConfig, resume: bool = False) -> dict:
@@ -301,7 +302,6 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
 
     if config.warm_start and not resume:
         warm = _warm_start(config, model, export, evaluations)
-        _write_learning_curve(out, network.name)
         if warm["evaluation"]["delay"] < best:
             best = warm["evaluation"]["delay"]
             shutil.copyfile(out / "policy-warm-start.npz", out / "policy-best.npz")
@@ -328,9 +328,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
                 model.save(checkpoint)
                 result = evaluate_policy_file(config, export(out / "policy-latest.npz"))
                 result.update(timesteps=int(self.num_timesteps), wall_s=round(time.perf_counter() - start, 1))
-                with evaluations.open("a") as f:
-                    f.write(json.dumps(result) + "\n")
-                _write_learning_curve(out, network.name)
+                _record_evaluation(evaluations, result)
                 self.logger.record("eval/delay", result["delay"])
                 if result["delay"] < best:
                     best = result["delay"]
@@ -359,10 +357,8 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         final = json.loads((out / "warm_start.json").read_text())["evaluation"]
     else:
         final = evaluate_policy_file(config, export(out / "policy-final.npz"))
-        with evaluations.open("a") as f:
-            f.write(json.dumps({**final, "timesteps": int(model.num_timesteps), "wall_s": round(wall, 1),
-                                "final": True}) + "\n")
-    _write_learning_curve(out, network.name)
+        _record_evaluation(evaluations, {**final, "timesteps": int(model.num_timesteps), "wall_s": round(wall, 1),
+                                         "final": True})
     if final["delay"] < best:  # the final policy is a candidate like any periodic one
         shutil.copyfile(out / "policy-final.npz", out / "policy-best.npz")
         (out / "best.json").write_text(json.dumps({**final, "timesteps": int(model.num_timesteps),
